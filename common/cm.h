@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * common: the helpers every module shares and that know nothing of models:
+ * per-thread error messages, the log sink, growable buffers and time.
+ */
+#ifndef MODELFS_CM_H
+#define MODELFS_CM_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CM_ERR_MAX 512
+
+/*
+ * Records a message for the calling thread and returns rc unchanged, so that
+ * a failure reads `return cm_err_set(-ENOENT, "no version '%s'", name);`.
+ * The message stays until the next cm_err_set() or cm_err_clear() on the
+ * same thread.
+ */
+int cm_err_set(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Prefixes the current message with "<prefix>: " and returns rc. */
+int cm_err_wrap(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The calling thread's last message; "" when none. Borrowed. */
+const char *cm_err_msg(void);
+
+/* Forgets the calling thread's message. */
+void cm_err_clear(void);
+
+/* A message for rc: the thread's message when set, strerror(-rc) otherwise. */
+const char *cm_err_describe(int rc);
+
+enum cm_log_level { CM_LOG_DEBUG, CM_LOG_INFO, CM_LOG_WARN, CM_LOG_ERROR };
+
+/* Lines below `level` are dropped; `json` switches to one JSON object a line. */
+void cm_log_setup(enum cm_log_level level, int json);
+
+/*
+ * Writes one line to stderr: `ts level module msg`. Safe from any thread;
+ * a line is written with a single write(2) so lines never interleave.
+ */
+void cm_log(enum cm_log_level level, const char *module, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void cm_log_v(enum cm_log_level level, const char *module, const char *fmt, va_list ap);
+
+/* A growable byte buffer, always NUL-terminated when len > 0 or after use. */
+struct cm_buf {
+	char *data;
+	size_t len;
+	size_t cap;
+};
+
+/* Appends; returns 0 or -ENOMEM (the buffer is unchanged on failure). */
+int cm_buf_append(struct cm_buf *b, const void *data, size_t len);
+int cm_buf_printf(struct cm_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void cm_buf_reset(struct cm_buf *b);
+void cm_buf_free(struct cm_buf *b);
+
+/* Microseconds since the epoch (CLOCK_REALTIME). */
+int64_t cm_time_now_us(void);
+
+/* Formats `us` as RFC 3339 UTC with microseconds: 2026-11-26T12:00:00.000000Z. */
+#define CM_TIME_RFC3339_LEN 32
+void cm_time_format(int64_t us, char out[CM_TIME_RFC3339_LEN]);
+
+/*
+ * Parses RFC 3339 (`YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`) into microseconds
+ * since the epoch. Returns 0 or -EINVAL with a message.
+ */
+int cm_time_parse(const char *s, int64_t *out);
+
+/* Copies src into dst of size n, always terminating; returns -E2BIG if cut. */
+int cm_strlcpy(char *dst, const char *src, size_t n);
+
+/* Wipes and frees; both accept NULL. */
+void cm_free(void *p);
+
+#endif

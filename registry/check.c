@@ -1,0 +1,382 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Disk against db: the reconcile that runs at every open (cheap: one small
+ * file a model, full rewrite only where a crash left a model behind) and
+ * fsck, which compares everything and optionally repairs.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "reg_i.h"
+
+static int64_t disk_event_id(int root_fd, const char *model)
+{
+	char *data = NULL;
+	json_t *doc;
+	int64_t id = -1;
+
+	{
+		int mfd = -1;
+
+		if (st_openat_dir(root_fd, model, &mfd) < 0)
+			return -1;
+		st_read_file(mfd, REG_METADATA_FILE, REG_META_MAX * 4, &data, NULL);
+		close(mfd);
+	}
+	if (!data)
+		return -1;
+	doc = json_loads(data, 0, NULL);
+	free(data);
+	if (json_is_integer(json_object_get(doc, "event_id")))
+		id = json_integer_value(json_object_get(doc, "event_id"));
+	json_decref(doc);
+	return id;
+}
+
+int reg_reconcile(struct reg_store *st)
+{
+	struct reg_model *models = NULL;
+	struct reg_conn *c = &st->writer;
+	size_t n = 0;
+	int rc;
+
+	rc = reg_model_list(st, NULL, 0, &models, &n);
+	if (rc < 0)
+		return rc;
+	pthread_mutex_lock(&c->mu);
+	for (size_t i = 0; i < n; i++) {
+		sqlite3_stmt *s = db_stmt(c, REG_SQL_MODEL_LAST_EVENT);
+		int64_t last = 0;
+
+		if (!s) {
+			rc = -EIO;
+			break;
+		}
+		db_bind_text(s, 1, models[i].name);
+		if (sqlite3_step(s) == SQLITE_ROW)
+			last = sqlite3_column_int64(s, 0);
+		sqlite3_reset(s);
+		if (disk_event_id(st->root_fd, models[i].name) == last)
+			continue;
+		rc = reg_materialize(st, c, models[i].name, NULL, MAT_ALIASES | MAT_VERSIONS);
+		if (rc < 0)
+			break;
+	}
+	pthread_mutex_unlock(&c->mu);
+	free(models);
+	return rc;
+}
+
+static const char *const kind_names[] = {
+	[REG_FSCK_MISSING_FILE] = "missing-file",
+	[REG_FSCK_EXTRA_FILE] = "extra-file",
+	[REG_FSCK_DIGEST] = "digest-mismatch",
+	[REG_FSCK_SIZE] = "size-mismatch",
+	[REG_FSCK_MODE] = "writable-sealed-file",
+	[REG_FSCK_MISSING_DIR] = "missing-directory",
+	[REG_FSCK_EXTRA_DIR] = "unknown-directory",
+	[REG_FSCK_ALIAS_STALE] = "stale-alias",
+	[REG_FSCK_ALIAS_DANGLING] = "dangling-symlink",
+	[REG_FSCK_ALIAS_MISSING] = "missing-alias",
+	[REG_FSCK_METADATA] = "metadata-differs",
+};
+
+const char *reg_fsck_kind_name(enum reg_fsck_kind kind)
+{
+	if ((size_t)kind < sizeof(kind_names) / sizeof(kind_names[0]) && kind_names[kind])
+		return kind_names[kind];
+	return "unknown";
+}
+
+struct fsck {
+	struct reg_store *st;
+	int repair, hash;
+	reg_fsck_cb cb;
+	void *ctx;
+	int left;       /* problems not repaired */
+	int model_dirty; /* a problem a full materialize repairs */
+};
+
+static void report(struct fsck *f, enum reg_fsck_kind kind, int repairable, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void report(struct fsck *f, enum reg_fsck_kind kind, int repairable, const char *fmt, ...)
+{
+	char where[PATH_MAX + 64];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(where, sizeof(where), fmt, ap);
+	va_end(ap);
+	if (repairable && f->repair)
+		f->model_dirty = 1;
+	else
+		f->left++;
+	if (f->cb)
+		f->cb(f->ctx, kind, where, NULL, repairable && f->repair);
+}
+
+static int file_same(int dirfd, const char *name, const char *want)
+{
+	char *have = NULL;
+	int same = st_read_file(dirfd, name, REG_META_MAX * 4, &have, NULL) == 0 &&
+		   !strcmp(have, want);
+
+	free(have);
+	return same;
+}
+
+static int in_versions(struct reg_version *v, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(v[i].name, name))
+			return 1;
+	return 0;
+}
+
+static void check_sealed_files(struct fsck *f, struct reg_conn *c, int vfd, const char *model,
+			       const struct reg_version *v)
+{
+	struct reg_file *disk = NULL;
+	sqlite3_stmt *s = db_stmt(c, REG_SQL_FILE_LIST);
+	size_t nd = 0;
+
+	if (!s)
+		return;
+	sqlite3_bind_int64(s, 1, v->id);
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		const char *path = (const char *)sqlite3_column_text(s, 0);
+		int64_t size = sqlite3_column_int64(s, 1);
+		const char *sha = (const char *)sqlite3_column_text(s, 2);
+		struct stat sb;
+		int fd = -1;
+
+		if (st_openat_path(vfd, path, O_RDONLY, 0, &fd) < 0) {
+			report(f, REG_FSCK_MISSING_FILE, 0, "%s/%s/%s", model, v->name, path);
+			continue;
+		}
+		if (fstat(fd, &sb) == 0) {
+			if (sb.st_size != size)
+				report(f, REG_FSCK_SIZE, 0, "%s/%s/%s", model, v->name, path);
+			else if (f->hash) {
+				char got[65];
+
+				if (reg_digest_fd(fd, got, NULL) == 0 && strcmp(got, sha))
+					report(f, REG_FSCK_DIGEST, 0, "%s/%s/%s", model, v->name, path);
+			}
+			if (sb.st_mode & 0222)
+				report(f, REG_FSCK_MODE, 1, "%s/%s/%s", model, v->name, path);
+		}
+		close(fd);
+	}
+	sqlite3_reset(s);
+	/* Files on disk the seal did not record. */
+	if (st_list_files(vfd, &disk, &nd) == 0) {
+		for (size_t i = 0; i < nd; i++) {
+			sqlite3_stmt *q = NULL;
+			int known = 0;
+
+			if (sqlite3_prepare_v2(c->db, "SELECT 1 FROM files WHERE version_id = ?1 AND "
+					       "path = ?2", -1, &q, NULL) == SQLITE_OK) {
+				sqlite3_bind_int64(q, 1, v->id);
+				db_bind_text(q, 2, disk[i].path);
+				known = sqlite3_step(q) == SQLITE_ROW;
+			}
+			sqlite3_finalize(q);
+			if (!known)
+				report(f, REG_FSCK_EXTRA_FILE, 0, "%s/%s/%s", model, v->name, disk[i].path);
+		}
+	}
+	reg_files_free(disk, nd);
+}
+
+static int check_model(struct fsck *f, struct reg_conn *c, const char *model, int64_t mid)
+{
+	struct reg_version *vers = NULL;
+	struct reg_alias *al = NULL;
+	size_t nv = 0, na = 0;
+	char *text = NULL;
+	struct dirent *de;
+	DIR *d = NULL;
+	int mfd = -1, dfd;
+	int rc;
+
+	f->model_dirty = 0;
+	rc = reg_versions_all(c, mid, model, &vers, &nv);
+	if (rc == 0)
+		rc = mat_aliases(c, mid, &al, &na);
+	if (rc < 0)
+		goto done;
+	if (st_openat_dir(f->st->root_fd, model, &mfd) < 0) {
+		report(f, REG_FSCK_MISSING_DIR, 1, "%s", model);
+		goto repair;
+	}
+	for (size_t i = 0; i < nv; i++) {
+		int vfd = -1;
+
+		if (st_openat_dir(mfd, vers[i].name, &vfd) < 0) {
+			report(f, REG_FSCK_MISSING_DIR, vers[i].state == REG_DRAFT, "%s/%s", model,
+			       vers[i].name);
+			continue;
+		}
+		if (mat_version_text(c, model, &vers[i], &text) == 0 &&
+		    !file_same(vfd, REG_METADATA_FILE, text))
+			report(f, REG_FSCK_METADATA, 1, "%s/%s/%s", model, vers[i].name,
+			       REG_METADATA_FILE);
+		free(text);
+		text = NULL;
+		if (vers[i].state != REG_DRAFT)
+			check_sealed_files(f, c, vfd, model, &vers[i]);
+		close(vfd);
+	}
+	for (size_t i = 0; i < na; i++) {
+		char target[PATH_MAX];
+		ssize_t len = readlinkat(mfd, al[i].name, target, sizeof(target) - 1);
+
+		if (len < 0) {
+			report(f, REG_FSCK_ALIAS_MISSING, 1, "%s/%s", model, al[i].name);
+			continue;
+		}
+		target[len] = '\0';
+		if (strcmp(target, al[i].version))
+			report(f, REG_FSCK_ALIAS_STALE, 1, "%s/%s", model, al[i].name);
+	}
+	dfd = dup(mfd);
+	d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	while (d && (de = readdir(d)) != NULL) {
+		struct stat sb;
+		int known = 0;
+
+		if (de->d_name[0] == '.' || !strcmp(de->d_name, REG_METADATA_FILE))
+			continue;
+		if (fstatat(mfd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (S_ISLNK(sb.st_mode)) {
+			for (size_t i = 0; i < na; i++)
+				known |= !strcmp(al[i].name, de->d_name);
+			if (!known)
+				report(f, REG_FSCK_ALIAS_DANGLING, 1, "%s/%s", model, de->d_name);
+		} else if (S_ISDIR(sb.st_mode) && !in_versions(vers, nv, de->d_name)) {
+			int ok = reg_name_version_check(de->d_name) == 0;
+
+			report(f, REG_FSCK_EXTRA_DIR, ok, "%s/%s", model, de->d_name);
+			if (ok && f->repair) {
+				/* Adoption takes the writer: do it after this model's pass. */
+				f->model_dirty |= 2;
+			}
+		}
+	}
+	if (mat_model_text(c, model, &text) == 0 && !file_same(mfd, REG_METADATA_FILE, text)) {
+		/* Only a generated file that is out of date; the event id says why. */
+		report(f, REG_FSCK_METADATA, 1, "%s/%s", model, REG_METADATA_FILE);
+	}
+repair:
+	if (f->repair && (f->model_dirty & 1))
+		rc = reg_materialize(f->st, c, model, NULL, MAT_ALIASES | MAT_VERSIONS);
+done:
+	if (d)
+		closedir(d);
+	if (mfd >= 0)
+		close(mfd);
+	free(text);
+	free(vers);
+	free(al);
+	return rc;
+}
+
+/* Adopts version directories of `model` that the db does not know. */
+static int adopt_extra_versions(struct reg_store *st, const char *model)
+{
+	struct dirent *de;
+	DIR *d;
+	int mfd = -1, dfd;
+	int rc = st_openat_dir(st->root_fd, model, &mfd);
+
+	if (rc < 0)
+		return rc;
+	dfd = dup(mfd);
+	d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	while (d && (de = readdir(d)) != NULL) {
+		struct reg_version v;
+		struct stat sb;
+
+		if (de->d_name[0] == '.' || reg_name_version_check(de->d_name) < 0)
+			continue;
+		if (fstatat(mfd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(sb.st_mode))
+			continue;
+		if (reg_version_get(st, model, de->d_name, &v) == 0)
+			continue;
+		rc = adopt_version_dir(st, model, de->d_name);
+		if (rc < 0)
+			break;
+	}
+	if (d)
+		closedir(d);
+	close(mfd);
+	cm_err_clear();
+	return rc;
+}
+
+int reg_store_fsck(struct reg_store *st, int repair, int hash, reg_fsck_cb cb, void *ctx)
+{
+	struct fsck f = { .st = st, .repair = repair, .hash = hash, .cb = cb, .ctx = ctx };
+	struct reg_model *models = NULL;
+	struct dirent *de;
+	size_t n = 0;
+	DIR *d;
+	int dfd;
+	int rc;
+
+	if (repair && !st->writer.db)
+		return cm_err_set(-EROFS, "repair needs the store opened for writing");
+	rc = reg_model_list(st, NULL, 0, &models, &n);
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		struct reg_conn *c = repair ? &st->writer : db_read_begin(st);
+		int adopt;
+
+		if (repair)
+			pthread_mutex_lock(&c->mu);
+		rc = check_model(&f, c, models[i].name, models[i].id);
+		adopt = f.model_dirty & 2;
+		if (repair)
+			pthread_mutex_unlock(&c->mu);
+		else
+			db_read_end(c);
+		if (rc == 0 && adopt)
+			rc = adopt_extra_versions(st, models[i].name);
+	}
+	/* Model directories the db does not know. */
+	dfd = dup(st->root_fd);
+	d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	while (rc == 0 && d && (de = readdir(d)) != NULL) {
+		struct stat sb;
+		int known = 0;
+
+		if (de->d_name[0] == '.' || reg_name_model_check(de->d_name) < 0)
+			continue;
+		if (fstatat(st->root_fd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISDIR(sb.st_mode))
+			continue;
+		for (size_t i = 0; i < n; i++)
+			known |= !strcmp(models[i].name, de->d_name);
+		if (known)
+			continue;
+		f.model_dirty = 0;
+		report(&f, REG_FSCK_EXTRA_DIR, 1, "%s", de->d_name);
+		if (repair)
+			rc = adopt_model_dir(st, de->d_name, NULL);
+	}
+	if (d)
+		closedir(d);
+	cm_err_clear();
+	free(models);
+	return rc < 0 ? rc : f.left;
+}

@@ -1,0 +1,305 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The SQLite layer: connections, migrations, prepared statements and the
+ * mapping of SQLite result codes to -errno.
+ *
+ * Threading model. A store has one writer connection and REG_READERS reader
+ * connections, each guarded by its own mutex; a connection and its prepared
+ * statements are only ever used by the thread holding that mutex. Every
+ * write runs on the writer inside BEGIN IMMEDIATE, and the writer's mutex
+ * stays held after COMMIT until the disk view (symlinks, metadata files) has
+ * been brought in step, so disk changes happen in commit order. Reads take
+ * any free reader; WAL lets them run beside the writer and each sees the
+ * last committed state. SQLite itself runs in multi-thread mode
+ * (SQLITE_OPEN_NOMUTEX): our mutexes do the serialising.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "reg_i.h"
+
+extern const char *const reg_migrations[];
+extern const char *const reg_migrations_names[];
+extern const unsigned reg_migrations_count;
+
+static const char *const sql_text[REG_SQL_COUNT] = {
+#define X(id, sql) [REG_SQL_##id] = sql,
+	REG_SQL_LIST(X)
+#undef X
+};
+
+int db_err(struct reg_conn *c, int src, const char *what)
+{
+	const char *msg = c && c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(src);
+	int rc;
+
+	switch (src & 0xff) {
+	case SQLITE_CONSTRAINT:
+		rc = (src == SQLITE_CONSTRAINT_UNIQUE || src == SQLITE_CONSTRAINT_PRIMARYKEY) ? -EEXIST
+											: -EINVAL;
+		break;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		rc = -EBUSY;
+		break;
+	case SQLITE_FULL:
+		rc = -ENOSPC;
+		break;
+	case SQLITE_NOMEM:
+		rc = -ENOMEM;
+		break;
+	case SQLITE_READONLY:
+		rc = -EROFS;
+		break;
+	case SQLITE_CANTOPEN:
+		rc = -ENOENT;
+		break;
+	case SQLITE_PERM:
+	case SQLITE_AUTH:
+		rc = -EACCES;
+		break;
+	default:
+		rc = -EIO;
+		break;
+	}
+	return cm_err_set(rc, "%s: %s (sqlite %d)", what, msg, src);
+}
+
+static int conn_exec(struct reg_conn *c, const char *sql, const char *what)
+{
+	char *emsg = NULL;
+	int src = sqlite3_exec(c->db, sql, NULL, NULL, &emsg);
+
+	sqlite3_free(emsg);
+	if (src != SQLITE_OK)
+		return db_err(c, src, what);
+	return 0;
+}
+
+int db_migrate(sqlite3 *db)
+{
+	struct reg_conn c = { .db = db };
+	sqlite3_stmt *s = NULL;
+	int version = 0;
+	int rc = 0;
+
+	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL) != SQLITE_OK)
+		return db_err(&c, sqlite3_errcode(db), "reading the schema version");
+	if (sqlite3_step(s) == SQLITE_ROW)
+		version = sqlite3_column_int(s, 0);
+	sqlite3_finalize(s);
+	if (version > (int)reg_migrations_count)
+		return cm_err_set(-EPROTO, "the store's schema (version %d) is newer than this modelfs "
+				  "understands (%u); upgrade modelfs", version, reg_migrations_count);
+	for (unsigned i = (unsigned)version; i < reg_migrations_count; i++) {
+		char pragma[64];
+
+		rc = conn_exec(&c, "BEGIN IMMEDIATE", "starting a migration");
+		if (rc < 0)
+			return rc;
+		rc = conn_exec(&c, reg_migrations[i], reg_migrations_names[i]);
+		if (rc == 0) {
+			snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %u", i + 1);
+			rc = conn_exec(&c, pragma, "recording the schema version");
+		}
+		if (rc == 0)
+			rc = conn_exec(&c, "COMMIT", "committing a migration");
+		if (rc < 0) {
+			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+			return rc;
+		}
+	}
+	return 0;
+}
+
+static int conn_open(struct reg_conn *c, const char *path, int readonly)
+{
+	int flags = (readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
+		    SQLITE_OPEN_NOMUTEX;
+	int src;
+	int rc;
+
+	pthread_mutex_init(&c->mu, NULL);
+	src = sqlite3_open_v2(path, &c->db, flags, NULL);
+	if (src != SQLITE_OK)
+		return db_err(c, src, "opening the registry database");
+	sqlite3_extended_result_codes(c->db, 1);
+	sqlite3_busy_timeout(c->db, 10000);
+	if (!readonly) {
+		rc = conn_exec(c, "PRAGMA journal_mode = WAL", "enabling WAL");
+		if (rc < 0)
+			return rc;
+	}
+	/* FULL: a committed transaction survives power loss, not only a crash. */
+	rc = conn_exec(c, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;", "setting pragmas");
+	if (rc < 0)
+		return rc;
+	return 0;
+}
+
+static void conn_close(struct reg_conn *c)
+{
+	for (int i = 0; i < REG_SQL_COUNT; i++) {
+		sqlite3_finalize(c->stmt[i]);
+		c->stmt[i] = NULL;
+	}
+	if (c->db) {
+		sqlite3_close(c->db);
+		c->db = NULL;
+		pthread_mutex_destroy(&c->mu);
+	}
+}
+
+int db_open(struct reg_store *st, const char *path, int readonly)
+{
+	int rc;
+
+	if (!readonly) {
+		rc = conn_open(&st->writer, path, 0);
+		if (rc < 0)
+			return rc;
+		rc = db_migrate(st->writer.db);
+		if (rc < 0)
+			return rc;
+	}
+	for (int i = 0; i < REG_READERS; i++) {
+		rc = conn_open(&st->readers[i], path, 1);
+		if (rc < 0)
+			return rc;
+	}
+	if (readonly) {
+		/* A read-only open of a db written by a newer schema is refused too. */
+		sqlite3_stmt *s = NULL;
+		int version = 0;
+
+		if (sqlite3_prepare_v2(st->readers[0].db, "PRAGMA user_version", -1, &s, NULL) ==
+			    SQLITE_OK &&
+		    sqlite3_step(s) == SQLITE_ROW)
+			version = sqlite3_column_int(s, 0);
+		sqlite3_finalize(s);
+		if (version != (int)reg_migrations_count)
+			return cm_err_set(-EPROTO, "the store's schema is at version %d, this modelfs "
+					  "needs %u; open it once read-write to migrate",
+					  version, reg_migrations_count);
+	}
+	return 0;
+}
+
+void db_close(struct reg_store *st)
+{
+	if (st->writer.db)
+		sqlite3_wal_checkpoint_v2(st->writer.db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+	for (int i = 0; i < REG_READERS; i++)
+		conn_close(&st->readers[i]);
+	conn_close(&st->writer);
+}
+
+struct reg_conn *db_read_begin(struct reg_store *st)
+{
+	unsigned start = atomic_fetch_add(&st->next_reader, 1);
+
+	for (unsigned i = 0; i < REG_READERS; i++) {
+		struct reg_conn *c = &st->readers[(start + i) % REG_READERS];
+
+		if (pthread_mutex_trylock(&c->mu) == 0)
+			return c;
+	}
+	struct reg_conn *c = &st->readers[start % REG_READERS];
+
+	pthread_mutex_lock(&c->mu);
+	return c;
+}
+
+void db_read_end(struct reg_conn *c)
+{
+	if (c)
+		pthread_mutex_unlock(&c->mu);
+}
+
+int db_write_begin(struct reg_store *st, struct reg_conn **out)
+{
+	struct reg_conn *c = &st->writer;
+	int rc;
+
+	if (!c->db)
+		return cm_err_set(-EROFS, "the store is open read-only");
+	pthread_mutex_lock(&c->mu);
+	rc = conn_exec(c, "BEGIN IMMEDIATE", "starting a transaction");
+	if (rc < 0) {
+		pthread_mutex_unlock(&c->mu);
+		return rc;
+	}
+	*out = c;
+	return 0;
+}
+
+int db_write_commit(struct reg_conn *c)
+{
+	return conn_exec(c, "COMMIT", "committing");
+}
+
+void db_write_abort(struct reg_conn *c)
+{
+	if (!c)
+		return;
+	if (!sqlite3_get_autocommit(c->db))
+		sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+	pthread_mutex_unlock(&c->mu);
+}
+
+void db_write_end(struct reg_conn *c)
+{
+	if (c)
+		pthread_mutex_unlock(&c->mu);
+}
+
+sqlite3_stmt *db_stmt(struct reg_conn *c, enum reg_sql id)
+{
+	sqlite3_stmt *s = c->stmt[id];
+
+	if (!s) {
+		if (sqlite3_prepare_v3(c->db, sql_text[id], -1, SQLITE_PREPARE_PERSISTENT, &s, NULL) !=
+		    SQLITE_OK) {
+			db_err(c, sqlite3_errcode(c->db), "preparing a statement");
+			return NULL;
+		}
+		c->stmt[id] = s;
+	} else {
+		sqlite3_reset(s);
+		sqlite3_clear_bindings(s);
+	}
+	return s;
+}
+
+int db_exec_stmt(struct reg_conn *c, sqlite3_stmt *s, const char *what)
+{
+	int src = sqlite3_step(s);
+	int rc = 0;
+
+	if (src != SQLITE_DONE && src != SQLITE_ROW)
+		rc = db_err(c, src, what);
+	sqlite3_reset(s);
+	return rc;
+}
+
+void db_col_text(sqlite3_stmt *s, int col, char *dst, size_t n)
+{
+	const unsigned char *t = sqlite3_column_text(s, col);
+
+	cm_strlcpy(dst, t ? (const char *)t : "", n);
+}
+
+char *db_col_strdup(sqlite3_stmt *s, int col)
+{
+	const unsigned char *t = sqlite3_column_text(s, col);
+
+	return t ? strdup((const char *)t) : NULL;
+}
+
+int db_bind_text(sqlite3_stmt *s, int i, const char *v)
+{
+	if (!v)
+		return sqlite3_bind_null(s, i);
+	return sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
+}

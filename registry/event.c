@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Reading the append-only event log: history, filters and counts. */
+#include <errno.h>
+#include <string.h>
+
+#include "reg_i.h"
+
+static json_t *text_or_null(sqlite3_stmt *s, int col)
+{
+	const unsigned char *t = sqlite3_column_text(s, col);
+
+	return t ? json_string((const char *)t) : json_null();
+}
+
+/* before/after hold a version name or a JSON document (metadata, policy). */
+static json_t *value_column(sqlite3_stmt *s, int col)
+{
+	const unsigned char *t = sqlite3_column_text(s, col);
+	json_t *j;
+
+	if (!t)
+		return json_null();
+	if (t[0] == '{' && (j = json_loads((const char *)t, 0, NULL)))
+		return j;
+	return json_string((const char *)t);
+}
+
+int reg_event_list(struct reg_store *st, const char *model, const struct reg_event_filter *f,
+		   json_t **out)
+{
+	struct reg_conn *c = db_read_begin(st);
+	json_t *arr = json_array();
+	sqlite3_stmt *s;
+	int rc = 0;
+	int src;
+
+	if (!arr) {
+		rc = cm_err_set(-ENOMEM, "out of memory");
+		goto done;
+	}
+	if (model) {
+		int64_t mid;
+
+		rc = reg_model_id(c, model, &mid);
+		if (rc == -ENOENT) {
+			/* A deleted model still has its history. */
+			rc = 0;
+		}
+		if (rc < 0)
+			goto done;
+	}
+	DB_STMT(c, EVENT_LIST, s);
+	db_bind_text(s, 1, model);
+	db_bind_text(s, 2, f && f->kind && f->kind[0] ? f->kind : NULL);
+	sqlite3_bind_int64(s, 3, f ? f->since_us : 0);
+	sqlite3_bind_int64(s, 4, f ? f->until_us : 0);
+	sqlite3_bind_int64(s, 5, f ? f->after_id : 0);
+	sqlite3_bind_int64(s, 6, f && f->limit ? (int64_t)f->limit : -1);
+	while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+		char ts[CM_TIME_RFC3339_LEN];
+		const unsigned char *d = sqlite3_column_text(s, 10);
+		json_t *ev;
+
+		cm_time_format(sqlite3_column_int64(s, 1), ts);
+		ev = json_object();
+		json_object_set_new(ev, "id", json_integer(sqlite3_column_int64(s, 0)));
+		json_object_set_new(ev, "ts", json_string(ts));
+		json_object_set_new(ev, "model", text_or_null(s, 2));
+		json_object_set_new(ev, "version", text_or_null(s, 3));
+		json_object_set_new(ev, "alias", text_or_null(s, 4));
+		json_object_set_new(ev, "kind", text_or_null(s, 5));
+		json_object_set_new(ev, "channel", text_or_null(s, 6));
+		json_object_set_new(ev, "actor", text_or_null(s, 7));
+		json_object_set_new(ev, "before", value_column(s, 8));
+		json_object_set_new(ev, "after", value_column(s, 9));
+		json_object_set_new(ev, "detail",
+				    d ? json_loads((const char *)d, 0, NULL) : json_object());
+		if (json_array_append_new(arr, ev) < 0) {
+			rc = cm_err_set(-ENOMEM, "out of memory");
+			break;
+		}
+	}
+	if (rc == 0 && src != SQLITE_DONE)
+		rc = db_err(c, src, "reading the event log");
+	sqlite3_reset(s);
+	if (rc == 0) {
+		*out = arr;
+		arr = NULL;
+	}
+done:
+	json_decref(arr);
+	db_read_end(c);
+	return rc;
+}
+
+int reg_event_count(struct reg_store *st, int64_t *out)
+{
+	struct reg_conn *c = db_read_begin(st);
+	sqlite3_stmt *s;
+	int rc = 0;
+
+	DB_STMT(c, EVENT_COUNT, s);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		*out = sqlite3_column_int64(s, 0);
+	else
+		rc = db_err(c, sqlite3_errcode(c->db), "counting events");
+	sqlite3_reset(s);
+done:
+	db_read_end(c);
+	return rc;
+}

@@ -1,0 +1,408 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The disk view of the db: alias symlinks, each version's metadata.json and
+ * the generated <model>/metadata.json. It is written after the db commits,
+ * with the writer connection still held so that disk changes follow commit
+ * order. <model>/metadata.json is written last and carries the id of the
+ * model's latest event: when it matches the log at open, everything before
+ * it reached the disk; when not, the model is rewritten in full.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "reg_i.h"
+
+/* The version's record as written to disk: stored fields plus its names. */
+static json_t *record_for_disk(json_t *rec, const char *model, const char *version)
+{
+	json_t *r = json_deep_copy(rec);
+
+	if (!r)
+		return NULL;
+	json_object_del(r, "deployed_to");
+	if (!json_object_get(r, "model_name"))
+		json_object_set_new(r, "model_name", json_string(model));
+	if (!json_object_get(r, "version"))
+		json_object_set_new(r, "version", json_string(version));
+	return r;
+}
+
+/* Writes name in dirfd when its bytes differ; returns 1 if written, 0 if same. */
+static int write_if_changed(int dirfd, const char *name, const char *data, mode_t mode)
+{
+	size_t len = strlen(data);
+	char *old = NULL;
+	size_t olen = 0;
+	struct stat sb;
+	int same;
+	int rc;
+
+	same = st_read_file(dirfd, name, REG_META_MAX * 2, &old, &olen) == 0 && olen == len &&
+	       !memcmp(old, data, len);
+	free(old);
+	if (same) {
+		if (fstatat(dirfd, name, &sb, AT_SYMLINK_NOFOLLOW) == 0 && (sb.st_mode & 07777) != mode)
+			fchmodat(dirfd, name, mode, 0);
+		return 0;
+	}
+	rc = st_write_atomic(dirfd, name, data, len, mode);
+	return rc < 0 ? rc : 1;
+}
+
+/* JSON text with a final newline, as the files on disk hold it. */
+static char *dump_line(json_t *j)
+{
+	char *text = json_dumps(j, JSON_INDENT(2));
+	size_t len;
+	char *t2;
+
+	if (!text)
+		return NULL;
+	len = strlen(text);
+	t2 = realloc(text, len + 2);
+	if (!t2) {
+		free(text);
+		return NULL;
+	}
+	memcpy(t2 + len, "\n", 2);
+	return t2;
+}
+
+int mat_version_text(struct reg_conn *c, const char *model, const struct reg_version *v,
+		     char **out)
+{
+	json_t *rec = NULL, *r;
+	int rc = reg_record_load(c, v->id, &rec);
+
+	if (rc < 0)
+		return rc;
+	r = record_for_disk(rec, model, v->name);
+	json_decref(rec);
+	*out = r ? dump_line(r) : NULL;
+	json_decref(r);
+	return *out ? 0 : cm_err_set(-ENOMEM, "out of memory");
+}
+
+static int version_file_write(struct reg_conn *c, int mfd, const struct reg_version *v,
+			      const char *model)
+{
+	char *text = NULL;
+	int vfd = -1;
+	int rc;
+
+	rc = mat_version_text(c, model, v, &text);
+	if (rc < 0)
+		return rc;
+	if (mkdirat(mfd, v->name, 0755) < 0 && errno != EEXIST) {
+		rc = cm_err_set(-errno, "creating version directory '%s/%s': %s", model, v->name,
+				strerror(errno));
+		goto done;
+	}
+	rc = st_openat_dir(mfd, v->name, &vfd);
+	if (rc < 0)
+		goto done;
+	rc = write_if_changed(vfd, REG_METADATA_FILE, text, v->state == REG_DRAFT ? 0644 : 0444);
+	if (rc > 0)
+		rc = st_fsync_dir(vfd);
+done:
+	if (vfd >= 0)
+		close(vfd);
+	free(text);
+	return rc;
+}
+
+/* Sealed content is read-only on disk too; put back write bits someone added. */
+static int sealed_modes(struct reg_conn *c, int mfd, const struct reg_version *v)
+{
+	sqlite3_stmt *s;
+	int vfd = -1;
+	int rc;
+
+	rc = st_openat_dir(mfd, v->name, &vfd);
+	if (rc < 0)
+		return rc;
+	DB_STMT(c, FILE_LIST, s);
+	sqlite3_bind_int64(s, 1, v->id);
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		const char *path = (const char *)sqlite3_column_text(s, 0);
+		int fd = -1;
+		struct stat sb;
+
+		if (st_openat_path(vfd, path, O_RDONLY, 0, &fd) < 0)
+			continue; /* missing content is fsck's to report */
+		if (fstat(fd, &sb) == 0 && (sb.st_mode & 0222))
+			fchmod(fd, sb.st_mode & 07555);
+		close(fd);
+	}
+	sqlite3_reset(s);
+done:
+	close(vfd);
+	return rc;
+}
+
+static int alias_is_db(struct reg_alias *a, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(a[i].name, name))
+			return 1;
+	return 0;
+}
+
+static int aliases_write(int mfd, struct reg_alias *a, size_t n)
+{
+	int changed = 0;
+	DIR *d;
+	struct dirent *de;
+	int dfd;
+	int rc = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		char cur[PATH_MAX];
+		ssize_t len = readlinkat(mfd, a[i].name, cur, sizeof(cur) - 1);
+
+		if (len >= 0) {
+			cur[len] = '\0';
+			if (!strcmp(cur, a[i].version))
+				continue;
+		}
+		rc = st_symlink_atomic(mfd, a[i].name, a[i].version);
+		if (rc < 0)
+			return rc;
+		changed = 1;
+	}
+	/* Symlinks the db does not know are aliases that were removed. */
+	dfd = dup(mfd);
+	if (dfd < 0)
+		return cm_err_set(-errno, "dup: %s", strerror(errno));
+	d = fdopendir(dfd);
+	if (!d) {
+		close(dfd);
+		return cm_err_set(-errno, "listing a model directory: %s", strerror(errno));
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_type != DT_LNK || alias_is_db(a, n, de->d_name))
+			continue;
+		if (unlinkat(mfd, de->d_name, 0) == 0)
+			changed = 1;
+	}
+	closedir(d);
+	return changed;
+}
+
+static json_t *model_document(struct reg_conn *c, const char *model, int64_t mid,
+			      struct reg_alias *aliases, size_t na, struct reg_version *vers,
+			      size_t nv)
+{
+	json_t *doc = NULL;
+	json_t *jal = json_object();
+	json_t *jvers = json_array();
+	json_t *deployed = json_array();
+	const char *current = NULL;
+	sqlite3_stmt *s;
+	int64_t last = 0;
+	int rc = 0;
+
+	for (size_t i = 0; i < na; i++) {
+		json_object_set_new(jal, aliases[i].name, json_string(aliases[i].version));
+		if (!strcmp(aliases[i].name, "current"))
+			current = aliases[i].version;
+	}
+	for (size_t i = 0; i < nv; i++) {
+		char ts[CM_TIME_RFC3339_LEN];
+		json_t *jv = json_object();
+
+		cm_time_format(vers[i].created_us, ts);
+		json_object_set_new(jv, "name", json_string(vers[i].name));
+		json_object_set_new(jv, "state", json_string(reg_state_name(vers[i].state)));
+		json_object_set_new(jv, "created_at", json_string(ts));
+		json_object_set_new(jv, "validation_status",
+				    vers[i].validation_status[0] ? json_string(vers[i].validation_status)
+								 : json_null());
+		json_array_append_new(jvers, jv);
+		if (current && !strcmp(vers[i].name, current)) {
+			json_t *rec = NULL;
+
+			if (reg_record_load(c, vers[i].id, &rec) == 0) {
+				doc = record_for_disk(rec, model, vers[i].name);
+				json_decref(rec);
+			}
+		}
+	}
+	if (!doc)
+		doc = json_object();
+	if (!doc)
+		goto done;
+	if (current)
+		for (size_t i = 0; i < na; i++)
+			if (!strcmp(aliases[i].version, current))
+				json_array_append_new(deployed, json_string(aliases[i].name));
+	json_object_set_new(doc, "model_name", json_string(model));
+	json_object_set_new(doc, "deployed_to", deployed);
+	deployed = NULL;
+	for (size_t i = 0; i < na; i++)
+		if (!strcmp(aliases[i].name, "canary") && aliases[i].percent >= 0)
+			json_object_set_new(doc, "canary_traffic_percent",
+					    json_integer(aliases[i].percent));
+	json_object_set_new(doc, "aliases", jal);
+	json_object_set_new(doc, "versions", jvers);
+	jal = jvers = NULL;
+	DB_STMT(c, MODEL_LAST_EVENT, s);
+	db_bind_text(s, 1, model);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		last = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	json_object_set_new(doc, "event_id", json_integer(last));
+	(void)mid;
+done:
+	if (rc < 0) {
+		json_decref(doc);
+		doc = NULL;
+	}
+	json_decref(jal);
+	json_decref(jvers);
+	json_decref(deployed);
+	return doc;
+}
+
+int mat_aliases(struct reg_conn *c, int64_t mid, struct reg_alias **out, size_t *n)
+{
+	struct reg_alias *a = NULL;
+	size_t cnt = 0, cap = 0;
+	sqlite3_stmt *s;
+	int rc = 0;
+
+	DB_STMT(c, ALIAS_LIST, s);
+	sqlite3_bind_int64(s, 1, mid);
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		if (cnt == cap) {
+			struct reg_alias *na;
+
+			cap = cap ? cap * 2 : 4;
+			na = realloc(a, cap * sizeof(*a));
+			if (!na) {
+				rc = cm_err_set(-ENOMEM, "out of memory");
+				break;
+			}
+			a = na;
+		}
+		db_col_text(s, 0, a[cnt].name, sizeof(a[cnt].name));
+		db_col_text(s, 1, a[cnt].version, sizeof(a[cnt].version));
+		a[cnt].percent = sqlite3_column_type(s, 2) == SQLITE_NULL ? -1 : sqlite3_column_int(s, 2);
+		a[cnt].updated_us = sqlite3_column_int64(s, 3);
+		cnt++;
+	}
+	sqlite3_reset(s);
+	if (rc == 0) {
+		*out = a;
+		*n = cnt;
+		a = NULL;
+	}
+done:
+	free(a);
+	return rc;
+}
+
+int mat_model_text(struct reg_conn *c, const char *model, char **out)
+{
+	struct reg_alias *aliases = NULL;
+	struct reg_version *vers = NULL;
+	size_t na = 0, nv = 0;
+	json_t *doc = NULL;
+	int64_t mid;
+	int rc;
+
+	rc = reg_model_id(c, model, &mid);
+	if (rc == 0)
+		rc = mat_aliases(c, mid, &aliases, &na);
+	if (rc == 0)
+		rc = reg_versions_all(c, mid, model, &vers, &nv);
+	if (rc == 0) {
+		doc = model_document(c, model, mid, aliases, na, vers, nv);
+		*out = doc ? dump_line(doc) : NULL;
+		if (!*out)
+			rc = cm_err_set(-ENOMEM, "out of memory");
+	}
+	json_decref(doc);
+	free(aliases);
+	free(vers);
+	return rc;
+}
+
+int reg_materialize(struct reg_store *st, struct reg_conn *c, const char *model,
+		    const char *version, unsigned what)
+{
+	struct reg_alias *aliases = NULL;
+	struct reg_version *vers = NULL;
+	size_t na = 0, nv = 0;
+	json_t *doc = NULL;
+	char *text = NULL;
+	int mfd = -1;
+	int64_t mid;
+	int dirty = 0;
+	int rc;
+
+	rc = reg_model_id(c, model, &mid);
+	if (rc < 0)
+		goto done;
+	if (mkdirat(st->root_fd, model, 0755) == 0) {
+		dirty = 1;
+		st_fsync_dir(st->root_fd);
+	} else if (errno != EEXIST) {
+		rc = cm_err_set(-errno, "creating model directory '%s': %s", model, strerror(errno));
+		goto done;
+	}
+	rc = st_openat_dir(st->root_fd, model, &mfd);
+	if (rc < 0)
+		goto done;
+	rc = mat_aliases(c, mid, &aliases, &na);
+	if (rc < 0)
+		goto done;
+	rc = reg_versions_all(c, mid, model, &vers, &nv);
+	if (rc < 0)
+		goto done;
+	for (size_t i = 0; i < nv; i++) {
+		if (!(what & MAT_VERSIONS) && (!version || strcmp(version, vers[i].name)))
+			continue;
+		if (vers[i].state != REG_DRAFT && faccessat(mfd, vers[i].name, F_OK, AT_SYMLINK_NOFOLLOW))
+			continue; /* sealed content lost: fsck reports it, nothing to write into */
+		rc = version_file_write(c, mfd, &vers[i], model);
+		if (rc < 0)
+			goto done;
+		dirty |= rc > 0;
+		if ((what & MAT_VERSIONS) && vers[i].state != REG_DRAFT)
+			sealed_modes(c, mfd, &vers[i]);
+	}
+	if (what & MAT_ALIASES) {
+		rc = aliases_write(mfd, aliases, na);
+		if (rc < 0)
+			goto done;
+		dirty |= rc > 0;
+	}
+	doc = model_document(c, model, mid, aliases, na, vers, nv);
+	text = doc ? dump_line(doc) : NULL;
+	if (!text) {
+		rc = cm_err_set(-ENOMEM, "out of memory building %s/metadata.json", model);
+		goto done;
+	}
+	rc = write_if_changed(mfd, REG_METADATA_FILE, text, 0644);
+	if (rc < 0)
+		goto done;
+	dirty |= rc > 0;
+	rc = dirty ? st_fsync_dir(mfd) : 0;
+done:
+	if (rc < 0)
+		reg_disk_error(st, cm_err_wrap(rc, "updating the disk view of '%s'", model));
+	free(text);
+	json_decref(doc);
+	free(aliases);
+	free(vers);
+	if (mfd >= 0)
+		close(mfd);
+	return rc;
+}

@@ -1,0 +1,244 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Models, and the helpers every registry call shares: ids, events, records. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "reg_i.h"
+
+int reg_model_id(struct reg_conn *c, const char *model, int64_t *id)
+{
+	sqlite3_stmt *s;
+	int rc = 0;
+	int src;
+
+	DB_STMT(c, MODEL_GET, s);
+	db_bind_text(s, 1, model);
+	src = sqlite3_step(s);
+	if (src == SQLITE_ROW)
+		*id = sqlite3_column_int64(s, 0);
+	else if (src == SQLITE_DONE)
+		rc = cm_err_set(-ENOENT, "no model '%s'", model);
+	else
+		rc = db_err(c, src, "looking up a model");
+	sqlite3_reset(s);
+done:
+	return rc;
+}
+
+int reg_event_add(struct reg_conn *c, const struct reg_actor *who, const char *kind,
+		  const char *model, const char *version, const char *alias, const char *before,
+		  const char *after, json_t *detail)
+{
+	sqlite3_stmt *s;
+	char *d = NULL;
+	int rc = 0;
+
+	if (detail) {
+		d = json_dumps(detail, JSON_COMPACT);
+		if (!d)
+			return cm_err_set(-ENOMEM, "out of memory writing an event");
+	}
+	DB_STMT(c, EVENT_INSERT, s);
+	sqlite3_bind_int64(s, 1, cm_time_now_us());
+	db_bind_text(s, 2, model);
+	db_bind_text(s, 3, version);
+	db_bind_text(s, 4, alias);
+	db_bind_text(s, 5, kind);
+	db_bind_text(s, 6, who && who->channel ? who->channel : "internal");
+	db_bind_text(s, 7, who && who->name ? who->name : "modelfs");
+	db_bind_text(s, 8, before);
+	db_bind_text(s, 9, after);
+	db_bind_text(s, 10, d);
+	rc = db_exec_stmt(c, s, "recording an event");
+done:
+	free(d);
+	return rc;
+}
+
+int reg_record_load(struct reg_conn *c, int64_t vid, json_t **out)
+{
+	json_error_t jerr;
+	sqlite3_stmt *s;
+	json_t *rec;
+	int rc = 0;
+
+	DB_STMT(c, VERSION_META_GET, s);
+	sqlite3_bind_int64(s, 1, vid);
+	if (sqlite3_step(s) != SQLITE_ROW) {
+		rc = db_err(c, sqlite3_errcode(c->db), "loading a metadata record");
+		sqlite3_reset(s);
+		goto done;
+	}
+	rec = json_loads((const char *)sqlite3_column_text(s, 0), 0, &jerr);
+	sqlite3_reset(s);
+	if (!rec) {
+		rc = cm_err_set(-EIO, "stored metadata record is not JSON: %s", jerr.text);
+		goto done;
+	}
+	*out = rec;
+done:
+	return rc;
+}
+
+static void model_row(sqlite3_stmt *s, struct reg_model *m)
+{
+	m->id = sqlite3_column_int64(s, 0);
+	db_col_text(s, 1, m->name, sizeof(m->name));
+	m->created_us = sqlite3_column_int64(s, 2);
+}
+
+int reg_model_create(struct reg_store *st, const struct reg_actor *who, const char *name,
+		     struct reg_model *out)
+{
+	struct reg_conn *c = NULL;
+	struct reg_model m = { 0 };
+	sqlite3_stmt *s;
+	int rc;
+
+	rc = reg_name_model_check(name);
+	if (rc < 0)
+		return rc;
+	rc = db_write_begin(st, &c);
+	if (rc < 0)
+		return rc;
+	DB_STMT(c, MODEL_INSERT, s);
+	m.created_us = cm_time_now_us();
+	db_bind_text(s, 1, name);
+	sqlite3_bind_int64(s, 2, m.created_us);
+	rc = db_exec_stmt(c, s, "creating a model");
+	if (rc == -EEXIST)
+		rc = cm_err_set(-EEXIST, "model '%s' already exists", name);
+	if (rc < 0)
+		goto done;
+	m.id = sqlite3_last_insert_rowid(c->db);
+	cm_strlcpy(m.name, name, sizeof(m.name));
+	rc = reg_event_add(c, who, "model.create", name, NULL, NULL, NULL, NULL, NULL);
+	if (rc < 0)
+		goto done;
+	rc = db_write_commit(c);
+	if (rc < 0)
+		goto done;
+	reg_materialize(st, c, name, NULL, 0);
+	db_write_end(c);
+	c = NULL;
+	if (out)
+		*out = m;
+done:
+	db_write_abort(c);
+	return rc;
+}
+
+int reg_model_get(struct reg_store *st, const char *name, struct reg_model *out)
+{
+	struct reg_conn *c = db_read_begin(st);
+	sqlite3_stmt *s;
+	int rc = 0;
+	int src;
+
+	DB_STMT(c, MODEL_GET, s);
+	db_bind_text(s, 1, name);
+	src = sqlite3_step(s);
+	if (src == SQLITE_ROW)
+		model_row(s, out);
+	else if (src == SQLITE_DONE)
+		rc = cm_err_set(-ENOENT, "no model '%s'", name);
+	else
+		rc = db_err(c, src, "reading a model");
+	sqlite3_reset(s);
+done:
+	db_read_end(c);
+	return rc;
+}
+
+int reg_model_list(struct reg_store *st, const char *after, size_t limit,
+		   struct reg_model **out, size_t *n)
+{
+	struct reg_conn *c = db_read_begin(st);
+	struct reg_model *v = NULL;
+	size_t cnt = 0, cap = 0;
+	sqlite3_stmt *s;
+	int rc = 0;
+	int src;
+
+	DB_STMT(c, MODEL_LIST, s);
+	db_bind_text(s, 1, after ? after : "");
+	sqlite3_bind_int64(s, 2, limit ? (int64_t)limit : -1);
+	while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+		if (cnt == cap) {
+			struct reg_model *nv;
+
+			cap = cap ? cap * 2 : 16;
+			nv = realloc(v, cap * sizeof(*v));
+			if (!nv) {
+				rc = cm_err_set(-ENOMEM, "out of memory listing models");
+				break;
+			}
+			v = nv;
+		}
+		model_row(s, &v[cnt++]);
+	}
+	if (rc == 0 && src != SQLITE_DONE)
+		rc = db_err(c, src, "listing models");
+	sqlite3_reset(s);
+	if (rc == 0) {
+		*out = v;
+		*n = cnt;
+		v = NULL;
+	}
+done:
+	free(v);
+	db_read_end(c);
+	return rc;
+}
+
+int reg_model_delete(struct reg_store *st, const struct reg_actor *who, const char *name)
+{
+	struct reg_conn *c = NULL;
+	sqlite3_stmt *s;
+	int64_t id;
+	int rc;
+
+	rc = db_write_begin(st, &c);
+	if (rc < 0)
+		return rc;
+	rc = reg_model_id(c, name, &id);
+	if (rc < 0)
+		goto done;
+	DB_STMT(c, VERSION_COUNT, s);
+	sqlite3_bind_int64(s, 1, id);
+	if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_int64(s, 0) > 0)
+		rc = cm_err_set(-ENOTEMPTY, "model '%s' has versions and cannot be removed", name);
+	sqlite3_reset(s);
+	if (rc < 0)
+		goto done;
+	DB_STMT(c, MODEL_DELETE, s);
+	sqlite3_bind_int64(s, 1, id);
+	rc = db_exec_stmt(c, s, "removing a model");
+	if (rc == 0)
+		rc = reg_event_add(c, who, "model.delete", name, NULL, NULL, NULL, NULL, NULL);
+	if (rc == 0)
+		rc = db_write_commit(c);
+	if (rc < 0)
+		goto done;
+	/* The generated metadata.json goes first, so the directory can go. */
+	{
+		int fd = -1;
+
+		if (st_openat_dir(st->root_fd, name, &fd) == 0) {
+			unlinkat(fd, REG_METADATA_FILE, 0);
+			close(fd);
+		}
+	}
+	if (unlinkat(st->root_fd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+		reg_disk_error(st, cm_err_set(-errno, "removing model directory '%s': %s", name,
+					      strerror(errno)));
+	st_fsync_dir(st->root_fd);
+	db_write_end(c);
+	c = NULL;
+done:
+	db_write_abort(c);
+	return rc;
+}

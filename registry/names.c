@@ -1,0 +1,129 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Name rules: models are DNS labels, versions and aliases are safe file names. */
+#include <errno.h>
+#include <limits.h>
+#include <string.h>
+
+#include "reg_i.h"
+
+static const char *const reserved[] = { REG_METADATA_FILE, REG_META_DIR, NULL };
+static const char *const protected_aliases[] = { "current", "canary", NULL };
+
+static int in_list(const char *const *list, const char *s)
+{
+	for (size_t i = 0; list[i]; i++)
+		if (!strcmp(list[i], s))
+			return 1;
+	return 0;
+}
+
+int reg_alias_is_protected(const char *alias)
+{
+	return in_list(protected_aliases, alias);
+}
+
+int reg_name_model_check(const char *name)
+{
+	size_t len = strlen(name);
+
+	if (len == 0)
+		return cm_err_set(-EINVAL, "model name is empty");
+	if (len > 63)
+		return cm_err_set(-EINVAL, "model name '%.63s…' is longer than 63 characters", name);
+	for (size_t i = 0; i < len; i++) {
+		char c = name[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
+			return cm_err_set(-EINVAL, "model name '%s' may only hold lowercase letters, "
+					  "digits and '-' (it becomes a Kubernetes name)", name);
+	}
+	if (name[0] == '-' || name[len - 1] == '-')
+		return cm_err_set(-EINVAL, "model name '%s' must start and end with a letter or digit",
+				  name);
+	return 0;
+}
+
+/* Shared by versions and aliases: ^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$. */
+static int file_name_check(const char *what, const char *name)
+{
+	size_t len = strlen(name);
+
+	if (len == 0)
+		return cm_err_set(-EINVAL, "%s name is empty", what);
+	if (len > 63)
+		return cm_err_set(-EINVAL, "%s name '%.63s…' is longer than 63 characters", what, name);
+	if (!((name[0] >= 'a' && name[0] <= 'z') || (name[0] >= 'A' && name[0] <= 'Z') ||
+	      (name[0] >= '0' && name[0] <= '9')))
+		return cm_err_set(-EINVAL, "%s name '%s' must start with a letter or digit", what, name);
+	for (size_t i = 1; i < len; i++) {
+		char c = name[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == '-'))
+			return cm_err_set(-EINVAL, "%s name '%s' may only hold letters, digits, '.', '_' "
+					  "and '-'", what, name);
+	}
+	if (in_list(reserved, name))
+		return cm_err_set(-EINVAL, "'%s' is reserved and cannot be a %s name", name, what);
+	return 0;
+}
+
+int reg_name_version_check(const char *name)
+{
+	int rc = file_name_check("version", name);
+
+	if (rc < 0)
+		return rc;
+	if (reg_alias_is_protected(name))
+		return cm_err_set(-EINVAL, "'%s' is an alias name and cannot be a version name", name);
+	return 0;
+}
+
+int reg_name_alias_check(const char *name)
+{
+	return file_name_check("alias", name);
+}
+
+int reg_path_check(const char *path)
+{
+	size_t len = strlen(path);
+	const char *p = path;
+
+	if (len == 0)
+		return cm_err_set(-EINVAL, "file path is empty");
+	if (len >= PATH_MAX)
+		return cm_err_set(-ENAMETOOLONG, "file path is longer than %d bytes", PATH_MAX - 1);
+	if (path[0] == '/')
+		return cm_err_set(-EINVAL, "file path '%s' must be relative to the version", path);
+	while (*p) {
+		const char *slash = strchr(p, '/');
+		size_t n = slash ? (size_t)(slash - p) : strlen(p);
+
+		if (n == 0)
+			return cm_err_set(-EINVAL, "file path '%s' has an empty component", path);
+		if (n > NAME_MAX)
+			return cm_err_set(-ENAMETOOLONG, "a component of '%s' is longer than %d bytes",
+					  path, NAME_MAX);
+		if ((n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+			return cm_err_set(-EINVAL, "file path '%s' may not contain '.' or '..'", path);
+		if (!slash)
+			break;
+		p = slash + 1;
+		if (!*p)
+			return cm_err_set(-EINVAL, "file path '%s' ends with '/'", path);
+	}
+	return 0;
+}
+
+const char *reg_state_name(enum reg_state s)
+{
+	switch (s) {
+	case REG_DRAFT:
+		return "draft";
+	case REG_SEALED:
+		return "sealed";
+	case REG_ARCHIVED:
+		return "archived";
+	}
+	return "unknown";
+}

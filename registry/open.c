@@ -1,0 +1,183 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Opening and closing a store: the .modelfs/ directory, the single-writer
+ * lock, the database, adoption of an existing tree and the reconcile that
+ * heals a crash between a commit and its disk update.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "reg_i.h"
+
+int reg_store_exists(const char *path)
+{
+	char db[4096];
+	struct stat sb;
+
+	if ((size_t)snprintf(db, sizeof(db), "%s/%s/%s", path, REG_META_DIR, REG_DB_NAME) >= sizeof(db))
+		return cm_err_set(-ENAMETOOLONG, "store path is too long");
+	if (stat(db, &sb) == 0)
+		return 1;
+	if (errno == ENOENT)
+		return 0;
+	return cm_err_set(-errno, "checking '%s': %s", db, strerror(errno));
+}
+
+static int take_lock(struct reg_store *st)
+{
+	char pid[32];
+	char other[32] = "";
+	int fd;
+	int n;
+
+	fd = openat(st->meta_fd, REG_LOCK_NAME, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0)
+		return cm_err_set(-errno, "opening the store lock: %s", strerror(errno));
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int e = errno;
+
+		n = (int)pread(fd, other, sizeof(other) - 1, 0);
+		other[n > 0 ? n : 0] = '\0';
+		other[strcspn(other, "\n")] = '\0';
+		close(fd);
+		if (e == EWOULDBLOCK)
+			return cm_err_set(-EBUSY, "the store '%s' is in use by another modelfs process%s%s%s",
+					  st->path, other[0] ? " (pid " : "", other, other[0] ? ")" : "");
+		return cm_err_set(-e, "locking the store: %s", strerror(e));
+	}
+	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
+		/* The pid is only for the message above; the flock is what counts. */
+	}
+	st->lock_fd = fd;
+	return 0;
+}
+
+int reg_store_open(const char *path, unsigned flags, struct reg_store **out)
+{
+	struct reg_store *st;
+	char db[4096];
+	int existed;
+	int rc;
+
+	if (!path || !path[0])
+		return cm_err_set(-EINVAL, "no store directory given");
+	st = calloc(1, sizeof(*st));
+	if (!st)
+		return cm_err_set(-ENOMEM, "out of memory");
+	st->root_fd = st->meta_fd = st->lock_fd = -1;
+	st->flags = flags;
+	pthread_mutex_init(&st->live_mu, NULL);
+	st->path = strdup(path);
+	if (!st->path) {
+		rc = cm_err_set(-ENOMEM, "out of memory");
+		goto fail;
+	}
+	st->root_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (st->root_fd < 0) {
+		rc = cm_err_set(-errno, "opening the store '%s': %s", path, strerror(errno));
+		goto fail;
+	}
+	existed = reg_store_exists(path);
+	if (existed < 0) {
+		rc = existed;
+		goto fail;
+	}
+	if (!existed && !(flags & REG_OPEN_CREATE)) {
+		rc = cm_err_set(-ENOENT, "'%s' is not a modelfs store (no %s/%s; run 'modelfs init %s')",
+				path, REG_META_DIR, REG_DB_NAME, path);
+		goto fail;
+	}
+	if (!existed && (flags & REG_OPEN_READONLY)) {
+		rc = cm_err_set(-EINVAL, "cannot create a store read-only");
+		goto fail;
+	}
+	if (mkdirat(st->root_fd, REG_META_DIR, 0755) < 0 && errno != EEXIST) {
+		rc = cm_err_set(-errno, "creating '%s/%s': %s", path, REG_META_DIR, strerror(errno));
+		goto fail;
+	}
+	rc = st_openat_dir(st->root_fd, REG_META_DIR, &st->meta_fd);
+	if (rc < 0)
+		goto fail;
+	if (flags & REG_OPEN_LOCK) {
+		rc = take_lock(st);
+		if (rc < 0)
+			goto fail;
+	}
+	/*
+	 * SQLite names its files by path; this is the one place a path string is
+	 * built, from the directory the operator gave us.
+	 */
+	if ((size_t)snprintf(db, sizeof(db), "%s/%s/%s", path, REG_META_DIR, REG_DB_NAME) >= sizeof(db)) {
+		rc = cm_err_set(-ENAMETOOLONG, "store path is too long");
+		goto fail;
+	}
+	rc = db_open(st, db, !!(flags & REG_OPEN_READONLY));
+	if (rc < 0)
+		goto fail;
+	if (!existed) {
+		st_fsync_dir(st->meta_fd);
+		st_fsync_dir(st->root_fd);
+		rc = reg_adopt(st);
+		if (rc < 0)
+			goto fail;
+	}
+	if (!(flags & (REG_OPEN_READONLY | REG_OPEN_NO_RECONCILE))) {
+		rc = reg_reconcile(st);
+		if (rc < 0)
+			goto fail;
+	}
+	*out = st;
+	return 0;
+fail:
+	reg_store_close(st);
+	return rc;
+}
+
+void reg_store_close(struct reg_store *st)
+{
+	if (!st)
+		return;
+	db_close(st);
+	if (st->lock_fd >= 0)
+		close(st->lock_fd); /* releases the flock */
+	if (st->meta_fd >= 0)
+		close(st->meta_fd);
+	if (st->root_fd >= 0)
+		close(st->root_fd);
+	pthread_mutex_destroy(&st->live_mu);
+	free(st->live);
+	free(st->path);
+	free(st);
+}
+
+int reg_store_fd(const struct reg_store *st)
+{
+	return st->root_fd;
+}
+
+void reg_disk_error(struct reg_store *st, int rc)
+{
+	st->disk_errors++;
+	snprintf(st->disk_error, sizeof(st->disk_error), "%s", cm_err_describe(rc));
+}
+
+int64_t reg_store_disk_errors(struct reg_store *st, char *msg, size_t n)
+{
+	int64_t count;
+
+	if (!st->writer.db)
+		return 0;
+	pthread_mutex_lock(&st->writer.mu);
+	count = st->disk_errors;
+	if (msg && n)
+		snprintf(msg, n, "%s", st->disk_error);
+	pthread_mutex_unlock(&st->writer.mu);
+	return count;
+}

@@ -1,0 +1,350 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * registry: the core of modelfs. A store is a directory (the model volume)
+ * with models, versions, files and alias symlinks on disk and the metadata,
+ * policy and event log in .modelfs/registry.db. The FUSE view and the REST
+ * API are thin adapters over these calls; nothing here knows of either.
+ *
+ * Conventions: functions return 0 (or a count) on success and -errno on
+ * failure, with detail in cm_err_msg(). `**out` parameters are owned by the
+ * caller and untouched on failure. All functions are safe to call from many
+ * threads at once on one store (see the threading model in registry/db.c).
+ */
+#ifndef MODELFS_REG_H
+#define MODELFS_REG_H
+
+#include <jansson.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define REG_NAME_MAX 64 /* names are at most 63 bytes, plus NUL */
+#define REG_META_MAX (1024 * 1024) /* largest metadata record, in bytes of JSON */
+
+struct reg_store;
+
+enum reg_state { REG_DRAFT = 0, REG_SEALED = 1, REG_ARCHIVED = 2 };
+
+/* Who did something, recorded on every event. Both strings are borrowed. */
+struct reg_actor {
+	const char *channel; /* "fs", "api", "git", "cli", "import" */
+	const char *name;    /* "uid=1000,gid=1000" or a token's name */
+};
+
+struct reg_model {
+	int64_t id;
+	char name[REG_NAME_MAX];
+	int64_t created_us;
+};
+
+struct reg_version {
+	int64_t id;
+	char model[REG_NAME_MAX];
+	char name[REG_NAME_MAX];
+	int64_t seq;
+	enum reg_state state;
+	int64_t created_us;
+	int64_t sealed_us;      /* 0 while a draft */
+	int64_t total_size;     /* content bytes; 0 while a draft */
+	char digest[65];        /* content digest; "" while a draft */
+	char validation_status[16]; /* "" when unset */
+};
+
+struct reg_alias {
+	char name[REG_NAME_MAX];
+	char version[REG_NAME_MAX];
+	int percent;            /* -1 when the alias has no traffic percent */
+	int64_t updated_us;
+};
+
+struct reg_file {
+	char *path;             /* relative to the version directory */
+	int64_t size;
+	char sha256[65];        /* "" for draft files */
+	mode_t mode;
+};
+
+/* ---- store ---- */
+
+enum reg_open_flags {
+	REG_OPEN_CREATE = 1 << 0,   /* create .modelfs/ and the db when missing */
+	REG_OPEN_LOCK = 1 << 1,     /* take the store's exclusive writer lock */
+	REG_OPEN_READONLY = 1 << 2, /* no writes at all: no reconcile, no import */
+	REG_OPEN_NO_RECONCILE = 1 << 3, /* skip the disk/db reconcile at open */
+};
+
+/*
+ * Opens the store at `path`. With REG_OPEN_CREATE a directory without
+ * .modelfs/ is initialised; a tree in the ADR layout found there is adopted
+ * (models, versions, hashed files, metadata.json records, alias symlinks),
+ * as one import event. Unless READONLY or NO_RECONCILE, the disk is then
+ * reconciled with the db (alias symlinks, metadata files, sealed file modes,
+ * version directories created but not yet recorded).
+ * With REG_OPEN_LOCK, fails with -EBUSY when another process holds the lock.
+ * Returns 0 and *out, or -errno.
+ */
+int reg_store_open(const char *path, unsigned flags, struct reg_store **out);
+
+/* Closes the store (checkpoints the WAL, releases the lock). Accepts NULL. */
+void reg_store_close(struct reg_store *st);
+
+/* The store's root directory fd, borrowed; valid until reg_store_close(). */
+int reg_store_fd(const struct reg_store *st);
+
+/*
+ * How many times the disk view (symlinks, metadata files) could not be
+ * brought in step after a commit since the store was opened; the last
+ * message goes to msg. The db stays the truth; reconcile heals the disk.
+ */
+int64_t reg_store_disk_errors(struct reg_store *st, char *msg, size_t n);
+
+/* Whether `path` already holds a store (.modelfs/registry.db): 1, 0, -errno. */
+int reg_store_exists(const char *path);
+
+/* ---- names ---- */
+
+/* Each returns 0 or -EINVAL with a message saying what is wrong. */
+int reg_name_model_check(const char *name);
+int reg_name_version_check(const char *name);
+int reg_name_alias_check(const char *name);
+/* A file path inside a version: relative, no "." / ".." / empty parts, no NUL. */
+int reg_path_check(const char *path);
+/* 1 when `alias` is protected by the model's policy (current, canary). */
+int reg_alias_is_protected(const char *alias);
+const char *reg_state_name(enum reg_state s);
+
+/* ---- models ---- */
+
+int reg_model_create(struct reg_store *st, const struct reg_actor *who, const char *name,
+		     struct reg_model *out);
+int reg_model_get(struct reg_store *st, const char *name, struct reg_model *out);
+/*
+ * Lists models ordered by name, after `after` (NULL for the start), at most
+ * `limit` (0 for all). *out is an array of *n models; free with free().
+ */
+int reg_model_list(struct reg_store *st, const char *after, size_t limit,
+		   struct reg_model **out, size_t *n);
+/* Removes a model that has no versions. -ENOTEMPTY otherwise. */
+int reg_model_delete(struct reg_store *st, const struct reg_actor *who, const char *name);
+
+/* ---- versions ---- */
+
+/*
+ * Creates a draft version. `name` NULL (or "") picks v<N+1>, N being the
+ * number of versions the model has had. `metadata` (borrowed, may be NULL)
+ * becomes the record; it is validated first.
+ */
+int reg_version_create(struct reg_store *st, const struct reg_actor *who, const char *model,
+		       const char *name, json_t *metadata, struct reg_version *out);
+int reg_version_get(struct reg_store *st, const char *model, const char *name,
+		    struct reg_version *out);
+
+struct reg_version_filter {
+	int state;                     /* -1 for any, else enum reg_state */
+	const char *validation_status; /* NULL for any */
+	int64_t after_seq;             /* cursor: only versions with seq > this */
+	size_t limit;                  /* 0 for all */
+};
+/* Lists a model's versions in creation order. Free *out with free(). */
+int reg_version_list(struct reg_store *st, const char *model, const struct reg_version_filter *f,
+		     struct reg_version **out, size_t *n);
+
+/*
+ * The version's metadata record with `deployed_to` derived from the aliases
+ * (and `model_name`/`version` filled in). *out is a new reference.
+ */
+int reg_version_metadata_get(struct reg_store *st, const char *model, const char *version,
+			     json_t **out);
+/*
+ * Replaces the whole record (borrowed). For a draft any valid record is taken;
+ * for a sealed version only the fields that later steps fill in may differ
+ * (validation_status, validation_metrics, production_metrics, notes): a
+ * change to another field fails with -EROFS naming the field.
+ */
+int reg_version_metadata_set(struct reg_store *st, const struct reg_actor *who,
+			     const char *model, const char *version, json_t *record);
+/* Applies a JSON merge patch (RFC 7386, borrowed) under the same rules. */
+int reg_version_metadata_patch(struct reg_store *st, const struct reg_actor *who,
+			       const char *model, const char *version, json_t *patch);
+
+/*
+ * Seals a draft: fsyncs and hashes every file, records sizes and SHA-256,
+ * makes the files read-only on disk. Idempotent (a sealed version returns 0).
+ * -EBUSY while a file of the version is open for writing. Sealing a large
+ * version hashes outside the store's locks; other calls go on meanwhile.
+ */
+int reg_version_seal(struct reg_store *st, const struct reg_actor *who, const char *model,
+		     const char *version, struct reg_version *out);
+/* Marks a sealed version archived. Aliases may not point at it (-EBUSY). */
+int reg_version_archive(struct reg_store *st, const struct reg_actor *who, const char *model,
+			const char *version);
+/*
+ * Deletes a draft version and its files. -EBUSY if an alias points at it,
+ * -EROFS if it is sealed (archive it instead).
+ */
+int reg_version_delete(struct reg_store *st, const struct reg_actor *who, const char *model,
+		       const char *version);
+
+/*
+ * The version's content files (not metadata.json), sorted by path: from the
+ * db for sealed versions (with digests), from disk for drafts. Free with
+ * reg_files_free().
+ */
+int reg_version_files(struct reg_store *st, const char *model, const char *version,
+		      struct reg_file **out, size_t *n);
+void reg_files_free(struct reg_file *files, size_t n);
+
+/* Progress of reg_version_verify(): called after each file. */
+typedef void (*reg_verify_cb)(void *ctx, const char *model, const char *version,
+			      const struct reg_file *f, int ok, int64_t bytes_done);
+/*
+ * Re-hashes a sealed version's files against the recorded digests. Returns
+ * the number of files that are missing or differ (0 when all match), or
+ * -errno; -EINVAL for a draft.
+ */
+int reg_version_verify(struct reg_store *st, const char *model, const char *version,
+		       reg_verify_cb cb, void *ctx);
+
+/*
+ * Begins/ends a write into a draft version (a file open for writing, an
+ * upload). While any write is open, sealing fails with -EBUSY; once sealing
+ * has begun, begin fails with -EROFS. `*vid` identifies the version for end.
+ */
+int reg_write_begin(struct reg_store *st, const char *model, const char *version, int64_t *vid);
+void reg_write_end(struct reg_store *st, int64_t vid);
+
+/*
+ * Opens the version's directory (O_DIRECTORY|O_PATH-free, read) for the
+ * front ends' file I/O, which then goes through openat() on this fd with
+ * each component checked by reg_path_check(). Caller closes *fd.
+ */
+int reg_version_dir_open(struct reg_store *st, const char *model, const char *version, int *fd);
+
+/* ---- aliases and policy ---- */
+
+struct reg_alias_opts {
+	const char *expected;   /* CAS: NULL skips the check; "" expects unset */
+	int percent;            /* -1 keeps (or leaves unset); 0-100 sets */
+	int force;              /* skip the policy (the caller checks the role) */
+	const char *reason;     /* recorded with the event; required with force */
+	json_t *failed_gates;   /* optional array: failed gates are appended */
+};
+
+/*
+ * Points `alias` at `version` of the same model. A draft target is sealed
+ * first; an archived one is refused. `current` and `canary` pass the model's
+ * policy unless force: a refusal returns -EPERM naming the failed gates and
+ * is recorded as an event. A CAS mismatch returns -ESTALE. The db commits
+ * first; the symlink and <model>/metadata.json follow atomically.
+ */
+int reg_alias_set(struct reg_store *st, const struct reg_actor *who, const char *model,
+		  const char *alias, const char *version, struct reg_alias_opts *opts,
+		  struct reg_alias *out);
+/* Removes an alias; -ENOENT when unset. `expected` as for reg_alias_set. */
+int reg_alias_delete(struct reg_store *st, const struct reg_actor *who, const char *model,
+		     const char *alias, const char *expected);
+int reg_alias_get(struct reg_store *st, const char *model, const char *alias,
+		  struct reg_alias *out);
+/* Free *out with free(). */
+int reg_alias_list(struct reg_store *st, const char *model, struct reg_alias **out, size_t *n);
+/* The alias's value at time `at_us`, from the event log; -ENOENT if unset then. */
+int reg_alias_at(struct reg_store *st, const char *model, const char *alias, int64_t at_us,
+		 struct reg_alias *out);
+/*
+ * Points `alias` back at the version it pointed at before its latest
+ * change (from the event log). Not gated: that version held the alias
+ * before. -ENOENT when there is no earlier version.
+ */
+int reg_alias_rollback(struct reg_store *st, const struct reg_actor *who, const char *model,
+		       const char *alias, struct reg_alias *out);
+/* canary → current, canary cleared, in one transaction; gated as current. */
+int reg_canary_promote(struct reg_store *st, const struct reg_actor *who, const char *model,
+		       struct reg_alias_opts *opts, struct reg_alias *out);
+
+/*
+ * The model's promotion policy (a new reference). Shape:
+ *   {"validation_status": "passed",                     (null: no gate)
+ *    "metrics": {"performance_metrics.accuracy": {"min": 0.85},
+ *                "validation_metrics.latency_ms": {"max": 100}},
+ *    "max_total_size": 104857600,
+ *    "required_fields": ["git_commit", "training_data.start_date"]}
+ */
+int reg_policy_get(struct reg_store *st, const char *model, json_t **out);
+/* Validates and stores a policy (borrowed); -EINVAL with the reason. */
+int reg_policy_set(struct reg_store *st, const struct reg_actor *who, const char *model,
+		   json_t *policy);
+/* Checks a policy document without storing it. */
+int reg_policy_check(json_t *policy);
+/*
+ * Evaluates `policy` against a record and a content size; appends one string
+ * per failed gate to `failed` (may be NULL). Returns the number of failures.
+ */
+int reg_policy_eval(json_t *policy, json_t *record, int64_t total_size, json_t *failed);
+
+/* ---- events and lineage ---- */
+
+struct reg_event_filter {
+	const char *kind;  /* exact kind or prefix ending in '.', NULL for all */
+	int64_t since_us;  /* 0: no bound */
+	int64_t until_us;  /* 0: no bound */
+	int64_t after_id;  /* cursor */
+	size_t limit;      /* 0 for all */
+};
+/*
+ * A model's events (or every model's when model is NULL), oldest first, as a
+ * JSON array of {id, ts, kind, model, version, alias, channel, actor,
+ * before, after, detail}. *out is a new reference.
+ */
+int reg_event_list(struct reg_store *st, const char *model, const struct reg_event_filter *f,
+		   json_t **out);
+/* Total number of events in the log (for tests and metrics). */
+int reg_event_count(struct reg_store *st, int64_t *out);
+
+/*
+ * A version's lineage: {model, version, git_commit, training_notebook,
+ * training_data, training_data_hash, hyperparameters, performance_metrics,
+ * parent_version, digest, state}. *out is a new reference.
+ */
+int reg_lineage_get(struct reg_store *st, const char *model, const char *version, json_t **out);
+/*
+ * Reverse lineage: versions whose git_commit starts with `commit_prefix`
+ * (at least 4 hex digits) or whose training_data_hash equals `data_hash`
+ * (give one). *out is a JSON array of {model, version, git_commit,
+ * training_data_hash, state}.
+ */
+int reg_lineage_find(struct reg_store *st, const char *commit_prefix, const char *data_hash,
+		     json_t **out);
+
+/* ---- checks ---- */
+
+enum reg_fsck_kind {
+	REG_FSCK_MISSING_FILE,     /* recorded file absent on disk */
+	REG_FSCK_EXTRA_FILE,       /* file in a sealed version not recorded */
+	REG_FSCK_DIGEST,           /* content differs from the recorded digest */
+	REG_FSCK_SIZE,             /* size differs */
+	REG_FSCK_MODE,             /* sealed file is writable on disk */
+	REG_FSCK_MISSING_DIR,      /* version or model directory absent */
+	REG_FSCK_EXTRA_DIR,        /* directory the db does not know */
+	REG_FSCK_ALIAS_STALE,      /* symlink on disk differs from the db */
+	REG_FSCK_ALIAS_DANGLING,   /* symlink whose target is not a sealed version */
+	REG_FSCK_ALIAS_MISSING,    /* alias in the db without its symlink */
+	REG_FSCK_METADATA,         /* materialised metadata.json differs from the db */
+};
+typedef void (*reg_fsck_cb)(void *ctx, enum reg_fsck_kind kind, const char *where,
+			    const char *detail, int repaired);
+/*
+ * Compares disk with the db. With `repair`, fixes what the db is the truth
+ * for (symlinks, metadata files, modes) and adopts unknown directories as
+ * drafts; content that differs from its digest cannot be repaired. `hash`
+ * re-hashes sealed files (slow); without it sizes are compared. Returns the
+ * number of problems left (not repaired), or -errno.
+ */
+int reg_store_fsck(struct reg_store *st, int repair, int hash, reg_fsck_cb cb, void *ctx);
+const char *reg_fsck_kind_name(enum reg_fsck_kind kind);
+
+/* ---- digests ---- */
+
+/* SHA-256 of everything readable from fd (from offset 0), as 64 hex chars. */
+int reg_digest_fd(int fd, char out[65], int64_t *size);
+int reg_digest_mem(const void *data, size_t len, char out[65]);
+
+#endif

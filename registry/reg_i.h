@@ -1,0 +1,221 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* registry internals: the store struct, db access, disk helpers. */
+#ifndef MODELFS_REG_I_H
+#define MODELFS_REG_I_H
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+
+#include "cm.h"
+#include "reg.h"
+
+#define REG_META_DIR ".modelfs"
+#define REG_DB_NAME "registry.db"
+#define REG_LOCK_NAME "lock"
+#define REG_METADATA_FILE "metadata.json"
+#define REG_READERS 4
+
+/* Every statement the registry runs, prepared once per connection. */
+#define REG_SQL_LIST(X) \
+	X(MODEL_INSERT, "INSERT INTO models(name, created_at) VALUES (?1, ?2)") \
+	X(MODEL_GET, "SELECT id, name, created_at FROM models WHERE name = ?1") \
+	X(MODEL_LIST, "SELECT id, name, created_at FROM models WHERE name > ?1 ORDER BY name LIMIT ?2") \
+	X(MODEL_DELETE, "DELETE FROM models WHERE id = ?1") \
+	X(MODEL_POLICY_GET, "SELECT policy FROM models WHERE id = ?1") \
+	X(MODEL_POLICY_SET, "UPDATE models SET policy = ?2 WHERE id = ?1") \
+	X(MODEL_LAST_EVENT, "SELECT coalesce(max(id), 0) FROM events WHERE model = ?1") \
+	X(VERSION_INSERT, "INSERT INTO versions(model_id, name, seq, state, created_at, metadata, " \
+		"git_commit, training_data_hash, validation_status, parent_version) " \
+		"VALUES (?1, ?2, ?3, 'draft', ?4, ?5, ?6, ?7, ?8, ?9)") \
+	X(VERSION_GET, "SELECT v.id, v.name, v.seq, v.state, v.created_at, v.sealed_at, " \
+		"v.total_size, v.digest, v.validation_status FROM versions v " \
+		"WHERE v.model_id = ?1 AND v.name = ?2") \
+	X(VERSION_MAX_SEQ, "SELECT coalesce(max(seq), 0) FROM versions WHERE model_id = ?1") \
+	X(VERSION_LIST, "SELECT v.id, v.name, v.seq, v.state, v.created_at, v.sealed_at, " \
+		"v.total_size, v.digest, v.validation_status FROM versions v " \
+		"WHERE v.model_id = ?1 AND v.seq > ?2 AND (?3 IS NULL OR v.state = ?3) " \
+		"AND (?4 IS NULL OR v.validation_status = ?4) ORDER BY v.seq LIMIT ?5") \
+	X(VERSION_COUNT, "SELECT count(*) FROM versions WHERE model_id = ?1") \
+	X(VERSION_META_GET, "SELECT metadata FROM versions WHERE id = ?1") \
+	X(VERSION_META_SET, "UPDATE versions SET metadata = ?2, git_commit = ?3, " \
+		"training_data_hash = ?4, validation_status = ?5, parent_version = ?6 WHERE id = ?1") \
+	X(VERSION_SEAL, "UPDATE versions SET state = 'sealed', sealed_at = ?2, total_size = ?3, " \
+		"digest = ?4 WHERE id = ?1 AND state = 'draft'") \
+	X(VERSION_STATE_SET, "UPDATE versions SET state = ?2 WHERE id = ?1") \
+	X(VERSION_DELETE, "DELETE FROM versions WHERE id = ?1") \
+	X(FILE_INSERT, "INSERT INTO files(version_id, path, size, sha256, mode) VALUES (?1, ?2, ?3, ?4, ?5)") \
+	X(FILE_LIST, "SELECT path, size, sha256, mode FROM files WHERE version_id = ?1 ORDER BY path") \
+	X(ALIAS_UPSERT, "INSERT INTO aliases(model_id, name, version_id, percent, updated_at) " \
+		"VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(model_id, name) DO UPDATE SET " \
+		"version_id = excluded.version_id, percent = excluded.percent, updated_at = excluded.updated_at") \
+	X(ALIAS_GET, "SELECT a.name, v.name, a.percent, a.updated_at FROM aliases a " \
+		"JOIN versions v ON v.id = a.version_id WHERE a.model_id = ?1 AND a.name = ?2") \
+	X(ALIAS_LIST, "SELECT a.name, v.name, a.percent, a.updated_at FROM aliases a " \
+		"JOIN versions v ON v.id = a.version_id WHERE a.model_id = ?1 ORDER BY a.name") \
+	X(ALIAS_DELETE, "DELETE FROM aliases WHERE model_id = ?1 AND name = ?2") \
+	X(ALIAS_BY_VERSION, "SELECT name FROM aliases WHERE version_id = ?1 ORDER BY name") \
+	X(EVENT_INSERT, "INSERT INTO events(ts, model, version, alias, kind, channel, actor, " \
+		"before, after, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)") \
+	X(EVENT_LAST_ALIAS, "SELECT before, after FROM events WHERE model = ?1 AND alias = ?2 " \
+		"AND kind IN ('alias.set', 'alias.delete') ORDER BY id DESC LIMIT 1") \
+	X(EVENT_ALIAS_AT, "SELECT after, ts, detail FROM events WHERE model = ?1 AND alias = ?2 " \
+		"AND kind IN ('alias.set', 'alias.delete') AND ts <= ?3 ORDER BY ts DESC, id DESC LIMIT 1") \
+	X(EVENT_COUNT, "SELECT count(*) FROM events") \
+	X(EVENT_LIST, "SELECT id, ts, model, version, alias, kind, channel, actor, before, after, detail " \
+		"FROM events WHERE (?1 IS NULL OR model = ?1) " \
+		"AND (?2 IS NULL OR kind = ?2 OR (substr(?2, -1) = '.' AND substr(kind, 1, length(?2)) = ?2)) " \
+		"AND (?3 = 0 OR ts >= ?3) AND (?4 = 0 OR ts <= ?4) AND id > ?5 ORDER BY id LIMIT ?6") \
+	X(LINEAGE_COMMIT, "SELECT m.name, v.name, v.git_commit, v.training_data_hash, v.state " \
+		"FROM versions v JOIN models m ON m.id = v.model_id " \
+		"WHERE v.git_commit >= ?1 AND v.git_commit < ?2 ORDER BY m.name, v.seq") \
+	X(LINEAGE_HASH, "SELECT m.name, v.name, v.git_commit, v.training_data_hash, v.state " \
+		"FROM versions v JOIN models m ON m.id = v.model_id " \
+		"WHERE v.training_data_hash = ?1 ORDER BY m.name, v.seq")
+
+enum reg_sql {
+#define X(id, sql) REG_SQL_##id,
+	REG_SQL_LIST(X)
+#undef X
+	REG_SQL_COUNT
+};
+
+/* One SQLite connection, its statements, and the mutex that owns both. */
+struct reg_conn {
+	sqlite3 *db;
+	pthread_mutex_t mu;
+	sqlite3_stmt *stmt[REG_SQL_COUNT];
+};
+
+/* In-memory state of a version being written or sealed. */
+struct reg_live {
+	int64_t vid;
+	int writers;
+	int sealing;
+};
+
+struct reg_store {
+	char *path;
+	int root_fd;
+	int meta_fd;
+	int lock_fd;
+	unsigned flags;
+	/* The one writer connection; its mutex also orders disk changes. */
+	struct reg_conn writer;
+	struct reg_conn readers[REG_READERS];
+	atomic_uint next_reader;
+	pthread_mutex_t live_mu;
+	struct reg_live *live;
+	size_t live_n, live_cap;
+	/* Disk updates that failed after their commit (guarded by writer.mu). */
+	int64_t disk_errors;
+	char disk_error[256];
+};
+
+/* ---- db.c ---- */
+int db_open(struct reg_store *st, const char *path, int readonly);
+void db_close(struct reg_store *st);
+/* Locks a reader connection; release with db_read_end(). */
+struct reg_conn *db_read_begin(struct reg_store *st);
+void db_read_end(struct reg_conn *c);
+/* Locks the writer and begins an IMMEDIATE transaction. */
+int db_write_begin(struct reg_store *st, struct reg_conn **out);
+/* Commits; the writer stays locked so that disk changes follow in order. */
+int db_write_commit(struct reg_conn *c);
+/* Rolls back (if a transaction is open) and unlocks. Accepts NULL. */
+void db_write_abort(struct reg_conn *c);
+/* Unlocks the writer after a commit. */
+void db_write_end(struct reg_conn *c);
+/* The reset statement `id` on c. */
+sqlite3_stmt *db_stmt(struct reg_conn *c, enum reg_sql id);
+/* Maps a SQLite result to -errno with a message about `what`. */
+int db_err(struct reg_conn *c, int src, const char *what);
+/* Steps a statement expecting SQLITE_DONE; returns 0 or -errno. */
+int db_exec_stmt(struct reg_conn *c, sqlite3_stmt *s, const char *what);
+/* Copies a text column into a fixed buffer ("" for NULL). */
+void db_col_text(sqlite3_stmt *s, int col, char *dst, size_t n);
+/* A text column as a new string (NULL for NULL). */
+char *db_col_strdup(sqlite3_stmt *s, int col);
+/* Binds NULL for a NULL string. */
+int db_bind_text(sqlite3_stmt *s, int i, const char *v);
+int db_migrate(sqlite3 *db);
+
+/* ---- store.c (disk) ---- */
+int st_openat_dir(int dirfd, const char *name, int *out);
+/* Opens a relative path (components checked) below dirfd without following symlinks. */
+int st_openat_path(int dirfd, const char *path, int flags, mode_t mode, int *out);
+int st_fsync_dir(int dirfd);
+/* temp + write + fsync + rename over `name`; the caller fsyncs dirfd after. */
+int st_write_atomic(int dirfd, const char *name, const void *data, size_t len, mode_t mode);
+/* temp symlink + rename over `name`; the caller fsyncs dirfd after. */
+int st_symlink_atomic(int dirfd, const char *name, const char *target);
+/* Reads a whole small file; -E2BIG past max. *out NUL-terminated, free(). */
+int st_read_file(int dirfd, const char *name, size_t max, char **out, size_t *len);
+/* Removes `name` below dirfd recursively. */
+int st_remove_tree(int dirfd, const char *name);
+/* Lists regular files below dirfd (relative paths, sorted), skipping top-level metadata.json. */
+int st_list_files(int dirfd, struct reg_file **out, size_t *n);
+
+/* ---- internal registry helpers (reg.c) ---- */
+int reg_model_id(struct reg_conn *c, const char *model, int64_t *id);
+int reg_version_row(struct reg_conn *c, int64_t model_id, const char *model, const char *name,
+		    struct reg_version *out);
+int reg_event_add(struct reg_conn *c, const struct reg_actor *who, const char *kind,
+		  const char *model, const char *version, const char *alias, const char *before,
+		  const char *after, json_t *detail);
+
+
+int reg_reconcile(struct reg_store *st);
+int reg_adopt(struct reg_store *st);
+
+/* ---- meta.c ---- */
+/* Validates a record against the version metadata schema. */
+int meta_check(json_t *record, const char *model, const char *version);
+/* 1 if `field` may change after sealing. */
+int meta_field_mutable(const char *field);
+/* Applies an RFC 7386 merge patch to a copy of target; *out new reference. */
+int meta_merge_patch(json_t *target, json_t *patch, json_t **out);
+/* Looks up a dotted path ("performance_metrics.accuracy"); borrowed or NULL. */
+json_t *meta_path_get(json_t *record, const char *path);
+
+#endif
+
+/* Prepares statement `id` into s, or jumps to done with rc set. */
+#define DB_STMT(c, id, s)                               \
+	do {                                            \
+		(s) = db_stmt((c), REG_SQL_##id);       \
+		if (!(s)) {                             \
+			rc = -EIO;                      \
+			goto done;                      \
+		}                                       \
+	} while (0)
+
+/* What reg_model_materialize() rewrites besides <model>/metadata.json. */
+enum {
+	MAT_ALIASES = 1 << 0,  /* alias symlinks (and removal of stale ones) */
+	MAT_VERSIONS = 1 << 1, /* every version directory, metadata.json and sealed modes */
+};
+int reg_materialize(struct reg_store *st, struct reg_conn *c, const char *model,
+		    const char *version, unsigned what);
+/* The exact bytes of a version's / a model's metadata.json; free(*out). */
+int mat_version_text(struct reg_conn *c, const char *model, const struct reg_version *v,
+		     char **out);
+int mat_model_text(struct reg_conn *c, const char *model, char **out);
+/* A model's aliases from the db; free(*out). */
+int mat_aliases(struct reg_conn *c, int64_t mid, struct reg_alias **out, size_t *n);
+/* Adopts one directory of the store root as a model (sealed versions). */
+int adopt_model_dir(struct reg_store *st, const char *name, json_t *report);
+/* Adopts one directory inside a known model as a draft version. */
+int adopt_version_dir(struct reg_store *st, const char *model, const char *name);
+/* Sealing steps shared with adoption (version.c). */
+int ver_seal_files(int vfd, struct reg_file *files, size_t n, int64_t *total);
+int ver_sync_dirs(int vfd, struct reg_file *files, size_t n);
+int ver_digest(struct reg_file *files, size_t n, char out[65]);
+/* Records a failure to bring the disk in step after a commit; reconcile heals it. */
+void reg_disk_error(struct reg_store *st, int rc);
+/* Lists a model's versions on connection c (filter may be NULL). free(*out). */
+int reg_versions_query(struct reg_conn *c, int64_t mid, const char *model,
+		       const struct reg_version_filter *f, struct reg_version **out, size_t *n);
+#define reg_versions_all(c, mid, model, out, n) reg_versions_query(c, mid, model, NULL, out, n)
+/* Loads a version's stored record (new reference). */
+int reg_record_load(struct reg_conn *c, int64_t vid, json_t **out);
