@@ -74,6 +74,36 @@ int cm_time_parse(const char *s, int64_t *out);
 /* Copies src into dst of size n, always terminating; returns -E2BIG if cut. */
 int cm_strlcpy(char *dst, const char *src, size_t n);
 
+/*
+ * Configuration from one table: each option has a flag (--name), an
+ * environment variable, a default, limits and help text. Precedence: default,
+ * then environment, then flag. String values are borrowed from argv, the
+ * environment or the table, never copied.
+ */
+enum cm_opt_type { CM_OPT_STRING, CM_OPT_INT, CM_OPT_BOOL };
+
+struct cm_opt {
+	const char *name;      /* flag without dashes: "store" for --store */
+	const char *env;       /* "MODELFS_STORE", or NULL */
+	enum cm_opt_type type;
+	size_t offset;         /* offsetof() the field: const char *, long long or int */
+	const char *def;       /* default as text, or NULL */
+	long long min, max;    /* limits for CM_OPT_INT */
+	const char *metavar;   /* "DIR", "HOST:PORT" */
+	const char *help;
+};
+
+/*
+ * Fills cfg from defaults, the environment and argv[1..argc-1]. Returns 0 or
+ * -EINVAL with a message naming the option (unknown flag, missing value,
+ * number out of range).
+ */
+int cm_config_parse(const struct cm_opt *opts, size_t n, void *cfg, int argc, char **argv);
+/* Prints one line per option: flag, env, default, help. */
+void cm_config_help(const struct cm_opt *opts, size_t n, void *out_file);
+/* Prints the effective value of each option and where it came from. */
+void cm_config_dump(const struct cm_opt *opts, size_t n, const void *cfg, void *out_file);
+
 /* Wipes and frees; both accept NULL. */
 void cm_free(void *p);
 

@@ -45,6 +45,15 @@ static int digits(const char *s, int n, int *out)
 	return 0;
 }
 
+/* Days in month mo (1-12) of year y; timegm() would roll Feb 30 into March. */
+static int month_days(int y, int mo)
+{
+	static const int days[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+	int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+
+	return mo == 2 && leap ? 29 : days[mo - 1];
+}
+
 int cm_time_parse(const char *s, int64_t *out)
 {
 	int y, mo, d, h, mi, sec;
@@ -59,7 +68,7 @@ int cm_time_parse(const char *s, int64_t *out)
 	    digits(s + 11, 2, &h) || s[13] != ':' || digits(s + 14, 2, &mi) || s[16] != ':' ||
 	    digits(s + 17, 2, &sec))
 		goto bad;
-	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+	if (mo < 1 || mo > 12 || d < 1 || d > month_days(y, mo) || h > 23 || mi > 59 || sec > 60)
 		goto bad;
 	p = s + 19;
 	if (*p == '.') {

@@ -191,13 +191,13 @@ int adopt_model_dir(struct reg_store *st, const char *name, json_t *report)
 	struct dirent *de;
 	DIR *d = NULL;
 	int mfd = -1, dfd;
-	int64_t mid;
+	int64_t mid, seq = 1;
 	int rc;
 
 	rc = st_openat_dir(st->root_fd, name, &mfd);
 	if (rc < 0)
 		goto done;
-	dfd = dup(mfd);
+	dfd = openat(mfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	d = dfd >= 0 ? fdopendir(dfd) : NULL;
 	if (!d) {
 		rc = cm_err_set(-errno, "listing '%s': %s", name, strerror(errno));
@@ -292,14 +292,23 @@ int adopt_model_dir(struct reg_store *st, const char *name, json_t *report)
 		goto done;
 	jv = json_array();
 	ja = json_object();
-	for (size_t i = 0, seq = 1; i < vers.n; i++) {
+	{
+		sqlite3_stmt *s;
+
+		DB_STMT(c, VERSION_MAX_SEQ, s);
+		sqlite3_bind_int64(s, 1, mid);
+		if (sqlite3_step(s) == SQLITE_ROW)
+			seq = sqlite3_column_int64(s, 0) + 1;
+		sqlite3_reset(s);
+	}
+	for (size_t i = 0; i < vers.n; i++) {
 		struct reg_version existing;
 
 		if (!ad[i].ok)
 			continue;
 		if (reg_version_row(c, mid, name, ad[i].name, &existing) == 0)
 			continue; /* already recorded */
-		rc = record_version(c, mid, name, (int64_t)seq++, &ad[i]);
+		rc = record_version(c, mid, name, seq++, &ad[i]);
 		if (rc < 0)
 			goto done;
 		json_array_append_new(jv, json_string(ad[i].name));
@@ -328,6 +337,16 @@ int adopt_model_dir(struct reg_store *st, const char *name, json_t *report)
 		if (rc < 0)
 			goto done;
 		json_object_set_new(ja, links.v[i], json_string(v.name));
+	}
+	{
+		sqlite3_stmt *s;
+
+		DB_STMT(c, MODEL_COUNTER_SET, s);
+		sqlite3_bind_int64(s, 1, mid);
+		sqlite3_bind_int64(s, 2, seq - 1);
+		rc = db_exec_stmt(c, s, "counting versions");
+		if (rc < 0)
+			goto done;
 	}
 	detail = json_pack("{sOsOsO}", "versions", jv, "aliases", ja, "notes", notes);
 	rc = reg_event_add(c, &import_actor, "import", name, NULL, NULL, NULL, NULL, detail);
@@ -378,12 +397,52 @@ int adopt_version_dir(struct reg_store *st, const char *model, const char *name)
 	return rc;
 }
 
+/* Adoption runs until it has finished once: a crash half way resumes at the next open. */
+int reg_adopt_pending(struct reg_store *st)
+{
+	struct reg_conn *c = db_read_begin(st);
+	sqlite3_stmt *s;
+	int rc = 1;
+
+	DB_STMT(c, INFO_GET, s);
+	db_bind_text(s, 1, "adopted");
+	if (sqlite3_step(s) == SQLITE_ROW)
+		rc = 0;
+	sqlite3_reset(s);
+done:
+	db_read_end(c);
+	return rc;
+}
+
+static int adopt_mark_done(struct reg_store *st)
+{
+	struct reg_conn *c = NULL;
+	sqlite3_stmt *s;
+	int rc = db_write_begin(st, &c);
+
+	if (rc < 0)
+		return rc;
+	DB_STMT(c, INFO_SET, s);
+	db_bind_text(s, 1, "adopted");
+	db_bind_text(s, 2, "1");
+	rc = db_exec_stmt(c, s, "recording the adoption");
+	if (rc == 0)
+		rc = db_write_commit(c);
+done:
+	if (rc == 0) {
+		db_write_end(c);
+		c = NULL;
+	}
+	db_write_abort(c);
+	return rc;
+}
+
 int reg_adopt(struct reg_store *st)
 {
 	struct name_list models = { 0 };
 	struct dirent *de;
 	DIR *d;
-	int dfd = dup(st->root_fd);
+	int dfd = openat(st->root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	int rc = 0;
 
 	d = dfd >= 0 ? fdopendir(dfd) : NULL;
@@ -409,5 +468,7 @@ int reg_adopt(struct reg_store *st)
 	for (size_t i = 0; rc == 0 && i < models.n; i++)
 		rc = adopt_model_dir(st, models.v[i], NULL);
 	names_free(&models);
+	if (rc == 0)
+		rc = adopt_mark_done(st);
 	return rc;
 }

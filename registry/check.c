@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Disk against db: the reconcile that runs at every open (cheap: one small
- * file a model, full rewrite only where a crash left a model behind) and
- * fsck, which compares everything and optionally repairs.
+ * file a model, full rewrite only where a crash left a model behind, and the
+ * removal of what a crash left of deleted versions and models) and fsck,
+ * which compares everything and optionally repairs.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -40,6 +41,155 @@ static int64_t disk_event_id(int root_fd, const char *model)
 	return id;
 }
 
+/*
+ * Finishes deletes a crash interrupted. reg_version_delete commits, removes
+ * the directory, then rewrites <model>/metadata.json; a version deleted after
+ * the event id that file holds (`since`) and not created again may still have
+ * all or part of its directory. Older deletes completed on disk: a directory
+ * under such a name is someone else's, left alone for fsck to report.
+ */
+static void finish_deletes(struct reg_store *st, struct reg_conn *c, const char *model,
+			   int64_t mid, int64_t since)
+{
+	sqlite3_stmt *s = db_stmt(c, REG_SQL_EVENT_DELETED_SINCE);
+	int mfd = -1;
+	int removed = 0;
+
+	if (!s || st_openat_dir(st->root_fd, model, &mfd) < 0)
+		return;
+	db_bind_text(s, 1, model);
+	sqlite3_bind_int64(s, 2, since);
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		char name[REG_NAME_MAX];
+		struct reg_version v;
+		int rc;
+
+		db_col_text(s, 0, name, sizeof(name));
+		if (reg_name_version_check(name) < 0 ||
+		    reg_version_row(c, mid, model, name, &v) != -ENOENT ||
+		    faccessat(mfd, name, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		rc = st_remove_tree(mfd, name);
+		if (rc < 0)
+			reg_disk_error(st, cm_err_wrap(rc, "finishing the delete of %s/%s", model, name));
+		removed = 1;
+	}
+	sqlite3_reset(s);
+	if (removed)
+		st_fsync_dir(mfd);
+	close(mfd);
+	cm_err_clear();
+}
+
+/* 1 when the last event that made or removed the model is its delete. */
+static int model_deleted(struct reg_conn *c, const char *model)
+{
+	sqlite3_stmt *s = db_stmt(c, REG_SQL_EVENT_LAST_MODEL);
+	int deleted = 0;
+
+	if (!s)
+		return 0;
+	db_bind_text(s, 1, model);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		deleted = !strcmp((const char *)sqlite3_column_text(s, 0), "model.delete");
+	sqlite3_reset(s);
+	return deleted;
+}
+
+/*
+ * Removes what a crash left of a deleted model's directory: our generated
+ * metadata.json and temporary files of atomic writes. Anything else in it is
+ * someone's content: then nothing is touched and fsck reports the directory.
+ */
+static int remove_model_remains(struct reg_store *st, const char *model)
+{
+	struct dirent *de;
+	DIR *d;
+	int mfd = -1, dfd;
+	int pass;
+	int rc = st_openat_dir(st->root_fd, model, &mfd);
+
+	if (rc < 0)
+		return rc;
+	dfd = openat(mfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	if (!d) {
+		rc = cm_err_set(-errno, "listing '%s': %s", model, strerror(errno));
+		if (dfd >= 0)
+			close(dfd);
+		close(mfd);
+		return rc;
+	}
+	/* Pass 0 checks that everything is ours, pass 1 removes it. */
+	for (pass = 0; rc == 0 && pass < 2; pass++) {
+		rewinddir(d);
+		while (rc == 0 && (de = readdir(d)) != NULL) {
+			int ours;
+
+			if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+				continue;
+			if (!strcmp(de->d_name, REG_METADATA_FILE))
+				ours = disk_event_id(st->root_fd, model) >= 0;
+			else
+				ours = de->d_name[0] == '.' && strstr(de->d_name, ".tmp-") &&
+				       de->d_type != DT_DIR;
+			if (!ours)
+				rc = -ENOTEMPTY;
+			else if (pass == 1 && unlinkat(mfd, de->d_name, 0) < 0 && errno != ENOENT)
+				rc = cm_err_set(-errno, "removing '%s/%s': %s", model, de->d_name,
+						strerror(errno));
+		}
+	}
+	closedir(d);
+	close(mfd);
+	if (rc == 0 && unlinkat(st->root_fd, model, AT_REMOVEDIR) < 0 && errno != ENOENT)
+		rc = cm_err_set(-errno, "removing model directory '%s': %s", model, strerror(errno));
+	return rc;
+}
+
+/*
+ * Finishes model deletes a crash interrupted: reg_model_delete commits, then
+ * removes <model>/metadata.json and the directory. Looks only at directories
+ * the db does not know whose model's last event is its delete.
+ */
+static void finish_model_deletes(struct reg_store *st, struct reg_conn *c,
+				 const struct reg_model *models, size_t n)
+{
+	struct dirent *de;
+	DIR *d;
+	int dfd = openat(st->root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int removed = 0;
+
+	d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	if (!d) {
+		if (dfd >= 0)
+			close(dfd);
+		return;
+	}
+	while ((de = readdir(d)) != NULL) {
+		struct stat sb;
+		int known = 0;
+		int rc;
+
+		if (de->d_name[0] == '.' || reg_name_model_check(de->d_name) < 0)
+			continue;
+		for (size_t i = 0; i < n && !known; i++)
+			known = !strcmp(models[i].name, de->d_name);
+		if (known || fstatat(st->root_fd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISDIR(sb.st_mode) || !model_deleted(c, de->d_name))
+			continue;
+		rc = remove_model_remains(st, de->d_name);
+		if (rc < 0 && rc != -ENOTEMPTY)
+			reg_disk_error(st, cm_err_wrap(rc, "finishing the delete of model '%s'",
+						       de->d_name));
+		removed |= rc == 0;
+	}
+	closedir(d);
+	if (removed)
+		st_fsync_dir(st->root_fd);
+	cm_err_clear();
+}
+
 int reg_reconcile(struct reg_store *st)
 {
 	struct reg_model *models = NULL;
@@ -53,7 +203,7 @@ int reg_reconcile(struct reg_store *st)
 	pthread_mutex_lock(&c->mu);
 	for (size_t i = 0; i < n; i++) {
 		sqlite3_stmt *s = db_stmt(c, REG_SQL_MODEL_LAST_EVENT);
-		int64_t last = 0;
+		int64_t last = 0, disk;
 
 		if (!s) {
 			rc = -EIO;
@@ -63,12 +213,16 @@ int reg_reconcile(struct reg_store *st)
 		if (sqlite3_step(s) == SQLITE_ROW)
 			last = sqlite3_column_int64(s, 0);
 		sqlite3_reset(s);
-		if (disk_event_id(st->root_fd, models[i].name) == last)
+		disk = disk_event_id(st->root_fd, models[i].name);
+		if (disk == last)
 			continue;
+		finish_deletes(st, c, models[i].name, models[i].id, disk);
 		rc = reg_materialize(st, c, models[i].name, NULL, MAT_ALIASES | MAT_VERSIONS);
 		if (rc < 0)
 			break;
 	}
+	if (rc == 0)
+		finish_model_deletes(st, c, models, n);
 	pthread_mutex_unlock(&c->mu);
 	free(models);
 	return rc;
@@ -115,7 +269,7 @@ static void report(struct fsck *f, enum reg_fsck_kind kind, int repairable, cons
 	vsnprintf(where, sizeof(where), fmt, ap);
 	va_end(ap);
 	if (repairable && f->repair)
-		f->model_dirty = 1;
+		f->model_dirty |= 1;
 	else
 		f->left++;
 	if (f->cb)
@@ -247,7 +401,7 @@ static int check_model(struct fsck *f, struct reg_conn *c, const char *model, in
 		if (strcmp(target, al[i].version))
 			report(f, REG_FSCK_ALIAS_STALE, 1, "%s/%s", model, al[i].name);
 	}
-	dfd = dup(mfd);
+	dfd = openat(mfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	d = dfd >= 0 ? fdopendir(dfd) : NULL;
 	while (d && (de = readdir(d)) != NULL) {
 		struct stat sb;
@@ -260,8 +414,17 @@ static int check_model(struct fsck *f, struct reg_conn *c, const char *model, in
 		if (S_ISLNK(sb.st_mode)) {
 			for (size_t i = 0; i < na; i++)
 				known |= !strcmp(al[i].name, de->d_name);
-			if (!known)
-				report(f, REG_FSCK_ALIAS_DANGLING, 1, "%s/%s", model, de->d_name);
+			if (!known) {
+				char target[PATH_MAX];
+				ssize_t len = readlinkat(mfd, de->d_name, target, sizeof(target) - 1);
+				int ours;
+
+				target[len > 0 ? len : 0] = '\0';
+				/* A removed alias is ours to clear; a foreign link is the operator's. */
+				ours = len > 0 && reg_name_alias_check(de->d_name) == 0 &&
+				       reg_name_version_check(target) == 0;
+				report(f, REG_FSCK_ALIAS_DANGLING, ours, "%s/%s", model, de->d_name);
+			}
 		} else if (S_ISDIR(sb.st_mode) && !in_versions(vers, nv, de->d_name)) {
 			int ok = reg_name_version_check(de->d_name) == 0;
 
@@ -300,7 +463,7 @@ static int adopt_extra_versions(struct reg_store *st, const char *model)
 
 	if (rc < 0)
 		return rc;
-	dfd = dup(mfd);
+	dfd = openat(mfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	d = dfd >= 0 ? fdopendir(dfd) : NULL;
 	while (d && (de = readdir(d)) != NULL) {
 		struct reg_version v;
@@ -354,7 +517,7 @@ int reg_store_fsck(struct reg_store *st, int repair, int hash, reg_fsck_cb cb, v
 			rc = adopt_extra_versions(st, models[i].name);
 	}
 	/* Model directories the db does not know. */
-	dfd = dup(st->root_fd);
+	dfd = openat(st->root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	d = dfd >= 0 ? fdopendir(dfd) : NULL;
 	while (rc == 0 && d && (de = readdir(d)) != NULL) {
 		struct stat sb;

@@ -155,6 +155,7 @@ int db_open(struct reg_store *st, const char *path, int readonly)
 {
 	int rc;
 
+	st->writer.st = st;
 	if (!readonly) {
 		rc = conn_open(&st->writer, path, 0);
 		if (rc < 0)
@@ -239,19 +240,80 @@ int db_write_commit(struct reg_conn *c)
 	return conn_exec(c, "COMMIT", "committing");
 }
 
+static char *dup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+static void notes_free(struct reg_note *n)
+{
+	while (n) {
+		struct reg_note *next = n->next;
+
+		free(n->kind);
+		free(n->channel);
+		free(n->model);
+		free(n->version);
+		free(n->alias);
+		free(n);
+		n = next;
+	}
+}
+
+void db_note(struct reg_conn *c, const char *kind, const char *channel, const char *model,
+	     const char *version, const char *alias)
+{
+	struct reg_note *n;
+
+	if (!c->st || !c->st->hook)
+		return;
+	n = calloc(1, sizeof(*n));
+	if (!n)
+		return; /* the hook is advisory: caches then expire by their timeouts */
+	n->kind = dup_or_null(kind);
+	n->channel = dup_or_null(channel);
+	n->model = dup_or_null(model);
+	n->version = dup_or_null(version);
+	n->alias = dup_or_null(alias);
+	if (!c->notes_tail)
+		c->notes_tail = &c->notes;
+	*c->notes_tail = n;
+	c->notes_tail = &n->next;
+}
+
 void db_write_abort(struct reg_conn *c)
 {
 	if (!c)
 		return;
 	if (!sqlite3_get_autocommit(c->db))
 		sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+	notes_free(c->notes);
+	c->notes = NULL;
+	c->notes_tail = NULL;
 	pthread_mutex_unlock(&c->mu);
 }
 
 void db_write_end(struct reg_conn *c)
 {
-	if (c)
-		pthread_mutex_unlock(&c->mu);
+	struct reg_note *notes;
+	reg_change_cb hook;
+	void *ctx;
+
+	if (!c)
+		return;
+	notes = c->notes;
+	c->notes = NULL;
+	c->notes_tail = NULL;
+	hook = c->st ? c->st->hook : NULL;
+	ctx = c->st ? c->st->hook_ctx : NULL;
+	pthread_mutex_unlock(&c->mu);
+	for (struct reg_note *n = notes; n && hook; n = n->next) {
+		struct reg_change ch = { .kind = n->kind, .channel = n->channel, .model = n->model,
+					 .version = n->version, .alias = n->alias };
+
+		hook(ctx, &ch);
+	}
+	notes_free(notes);
 }
 
 sqlite3_stmt *db_stmt(struct reg_conn *c, enum reg_sql id)

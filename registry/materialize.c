@@ -177,16 +177,31 @@ static int aliases_write(int mfd, struct reg_alias *a, size_t n)
 		changed = 1;
 	}
 	/* Symlinks the db does not know are aliases that were removed. */
-	dfd = dup(mfd);
+	dfd = openat(mfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
-		return cm_err_set(-errno, "dup: %s", strerror(errno));
+		return cm_err_set(-errno, "reopening a directory: %s", strerror(errno));
 	d = fdopendir(dfd);
 	if (!d) {
 		close(dfd);
 		return cm_err_set(-errno, "listing a model directory: %s", strerror(errno));
 	}
 	while ((de = readdir(d)) != NULL) {
+		char target[PATH_MAX];
+		ssize_t len;
+
 		if (de->d_type != DT_LNK || alias_is_db(a, n, de->d_name))
+			continue;
+		/* A temporary link of an atomic rename that a crash left behind. */
+		if (de->d_name[0] == '.' && strstr(de->d_name, ".tmp-")) {
+			unlinkat(mfd, de->d_name, 0);
+			continue;
+		}
+		/* Only our own kind of link (alias -> version name); foreign ones stay. */
+		len = readlinkat(mfd, de->d_name, target, sizeof(target) - 1);
+		if (len < 0)
+			continue;
+		target[len] = '\0';
+		if (reg_name_alias_check(de->d_name) < 0 || reg_name_version_check(target) < 0)
 			continue;
 		if (unlinkat(mfd, de->d_name, 0) == 0)
 			changed = 1;

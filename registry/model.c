@@ -53,6 +53,8 @@ int reg_event_add(struct reg_conn *c, const struct reg_actor *who, const char *k
 	db_bind_text(s, 9, after);
 	db_bind_text(s, 10, d);
 	rc = db_exec_stmt(c, s, "recording an event");
+	if (rc == 0)
+		db_note(c, kind, who && who->channel ? who->channel : "internal", model, version, alias);
 done:
 	free(d);
 	return rc;

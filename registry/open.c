@@ -74,6 +74,7 @@ int reg_store_open(const char *path, unsigned flags, struct reg_store **out)
 	st->root_fd = st->meta_fd = st->lock_fd = -1;
 	st->flags = flags;
 	pthread_mutex_init(&st->live_mu, NULL);
+	pthread_cond_init(&st->live_cv, NULL);
 	st->path = strdup(path);
 	if (!st->path) {
 		rc = cm_err_set(-ENOMEM, "out of memory");
@@ -124,6 +125,8 @@ int reg_store_open(const char *path, unsigned flags, struct reg_store **out)
 	if (!existed) {
 		st_fsync_dir(st->meta_fd);
 		st_fsync_dir(st->root_fd);
+	}
+	if (!(flags & REG_OPEN_READONLY) && reg_adopt_pending(st) == 1) {
 		rc = reg_adopt(st);
 		if (rc < 0)
 			goto fail;
@@ -152,6 +155,7 @@ void reg_store_close(struct reg_store *st)
 	if (st->root_fd >= 0)
 		close(st->root_fd);
 	pthread_mutex_destroy(&st->live_mu);
+	pthread_cond_destroy(&st->live_cv);
 	free(st->live);
 	free(st->path);
 	free(st);
@@ -160,6 +164,12 @@ void reg_store_close(struct reg_store *st)
 int reg_store_fd(const struct reg_store *st)
 {
 	return st->root_fd;
+}
+
+void reg_store_set_hook(struct reg_store *st, reg_change_cb cb, void *ctx)
+{
+	st->hook = cb;
+	st->hook_ctx = ctx;
 }
 
 void reg_disk_error(struct reg_store *st, int rc)

@@ -34,8 +34,12 @@ int reg_policy_check(json_t *policy)
 					  "metrics, max_total_size, required_fields)", key);
 	}
 	v = json_object_get(policy, "validation_status");
-	if (v && !json_is_null(v) && !json_is_string(v))
-		return cm_err_set(-EINVAL, "policy field 'validation_status' must be a string or null");
+	if (v && !json_is_null(v) &&
+	    (!json_is_string(v) || (strcmp(json_string_value(v), "passed") &&
+				    strcmp(json_string_value(v), "pending") &&
+				    strcmp(json_string_value(v), "failed"))))
+		return cm_err_set(-EINVAL, "policy field 'validation_status' must be one of passed, "
+				  "pending, failed, or null");
 	v = json_object_get(policy, "max_total_size");
 	if (v && !json_is_null(v) && (!json_is_integer(v) || json_integer_value(v) < 0))
 		return cm_err_set(-EINVAL, "policy field 'max_total_size' must be a non-negative "

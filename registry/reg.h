@@ -76,9 +76,11 @@ enum reg_open_flags {
  * Opens the store at `path`. With REG_OPEN_CREATE a directory without
  * .modelfs/ is initialised; a tree in the ADR layout found there is adopted
  * (models, versions, hashed files, metadata.json records, alias symlinks),
- * as one import event. Unless READONLY or NO_RECONCILE, the disk is then
+ * as one import event per model (an adoption cut short by a crash resumes at
+ * the next open). Unless READONLY or NO_RECONCILE, the disk is then
  * reconciled with the db (alias symlinks, metadata files, sealed file modes,
- * version directories created but not yet recorded).
+ * deletes a crash interrupted); directories the db does not know are left to
+ * fsck --repair and import.
  * With REG_OPEN_LOCK, fails with -EBUSY when another process holds the lock.
  * Returns 0 and *out, or -errno.
  */
@@ -96,6 +98,23 @@ int reg_store_fd(const struct reg_store *st);
  * message goes to msg. The db stays the truth; reconcile heals the disk.
  */
 int64_t reg_store_disk_errors(struct reg_store *st, char *msg, size_t n);
+
+/* A committed change, as told to the change hook. Strings are borrowed for the call. */
+struct reg_change {
+	const char *kind;    /* the event kind: "alias.set", "version.seal", ... */
+	const char *channel; /* the channel that made it: "fs", "api", "git", "cli" */
+	const char *model;
+	const char *version; /* NULL when the change is not about one version */
+	const char *alias;   /* NULL when the change is not about an alias */
+};
+typedef void (*reg_change_cb)(void *ctx, const struct reg_change *c);
+
+/*
+ * Calls cb after every committed change, from the thread that made it, after
+ * the store's locks are released (cb may call back into the registry). Set
+ * it before other threads use the store; NULL removes it.
+ */
+void reg_store_set_hook(struct reg_store *st, reg_change_cb cb, void *ctx);
 
 /* Whether `path` already holds a store (.modelfs/registry.db): 1, 0, -errno. */
 int reg_store_exists(const char *path);
@@ -130,7 +149,8 @@ int reg_model_delete(struct reg_store *st, const struct reg_actor *who, const ch
 
 /*
  * Creates a draft version. `name` NULL (or "") picks v<N+1>, N being the
- * number of versions the model has had. `metadata` (borrowed, may be NULL)
+ * number of versions the model has had (deleted ones count: names are never
+ * reused), skipping names already taken. `metadata` (borrowed, may be NULL)
  * becomes the record; it is validated first.
  */
 int reg_version_create(struct reg_store *st, const struct reg_actor *who, const char *model,
@@ -170,7 +190,8 @@ int reg_version_metadata_patch(struct reg_store *st, const struct reg_actor *who
  * Seals a draft: fsyncs and hashes every file, records sizes and SHA-256,
  * makes the files read-only on disk. Idempotent (a sealed version returns 0).
  * -EBUSY while a file of the version is open for writing. Sealing a large
- * version hashes outside the store's locks; other calls go on meanwhile.
+ * version hashes outside the store's locks; other calls go on meanwhile, and
+ * a second seal of the same version waits for the first.
  */
 int reg_version_seal(struct reg_store *st, const struct reg_actor *who, const char *model,
 		     const char *version, struct reg_version *out);

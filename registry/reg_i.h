@@ -31,7 +31,12 @@
 	X(VERSION_GET, "SELECT v.id, v.name, v.seq, v.state, v.created_at, v.sealed_at, " \
 		"v.total_size, v.digest, v.validation_status FROM versions v " \
 		"WHERE v.model_id = ?1 AND v.name = ?2") \
-	X(VERSION_MAX_SEQ, "SELECT coalesce(max(seq), 0) FROM versions WHERE model_id = ?1") \
+	X(VERSION_MAX_SEQ, "SELECT max(coalesce((SELECT max(seq) FROM versions WHERE model_id = ?1), 0), " \
+		"(SELECT version_counter FROM models WHERE id = ?1))") \
+	X(MODEL_COUNTER_SET, "UPDATE models SET version_counter = max(version_counter, ?2) WHERE id = ?1") \
+	X(INFO_GET, "SELECT value FROM store_info WHERE key = ?1") \
+	X(INFO_SET, "INSERT INTO store_info(key, value) VALUES (?1, ?2) " \
+		"ON CONFLICT(key) DO UPDATE SET value = excluded.value") \
 	X(VERSION_LIST, "SELECT v.id, v.name, v.seq, v.state, v.created_at, v.sealed_at, " \
 		"v.total_size, v.digest, v.validation_status FROM versions v " \
 		"WHERE v.model_id = ?1 AND v.seq > ?2 AND (?3 IS NULL OR v.state = ?3) " \
@@ -62,6 +67,10 @@
 	X(EVENT_ALIAS_AT, "SELECT after, ts, detail FROM events WHERE model = ?1 AND alias = ?2 " \
 		"AND kind IN ('alias.set', 'alias.delete') AND ts <= ?3 ORDER BY ts DESC, id DESC LIMIT 1") \
 	X(EVENT_COUNT, "SELECT count(*) FROM events") \
+	X(EVENT_DELETED_SINCE, "SELECT DISTINCT version FROM events WHERE model = ?1 " \
+		"AND kind = 'version.delete' AND id > ?2") \
+	X(EVENT_LAST_MODEL, "SELECT kind FROM events WHERE model = ?1 " \
+		"AND kind IN ('model.create', 'import', 'model.delete') ORDER BY id DESC LIMIT 1") \
 	X(EVENT_LIST, "SELECT id, ts, model, version, alias, kind, channel, actor, before, after, detail " \
 		"FROM events WHERE (?1 IS NULL OR model = ?1) " \
 		"AND (?2 IS NULL OR kind = ?2 OR (substr(?2, -1) = '.' AND substr(kind, 1, length(?2)) = ?2)) " \
@@ -80,11 +89,19 @@ enum reg_sql {
 	REG_SQL_COUNT
 };
 
+/* A change waiting for its transaction's end before the hook hears of it. */
+struct reg_note {
+	struct reg_note *next;
+	char *kind, *channel, *model, *version, *alias;
+};
+
 /* One SQLite connection, its statements, and the mutex that owns both. */
 struct reg_conn {
 	sqlite3 *db;
 	pthread_mutex_t mu;
 	sqlite3_stmt *stmt[REG_SQL_COUNT];
+	struct reg_store *st;
+	struct reg_note *notes, **notes_tail; /* writer only: this transaction's changes */
 };
 
 /* In-memory state of a version being written or sealed. */
@@ -105,8 +122,11 @@ struct reg_store {
 	struct reg_conn readers[REG_READERS];
 	atomic_uint next_reader;
 	pthread_mutex_t live_mu;
+	pthread_cond_t live_cv;     /* signalled when a seal ends */
 	struct reg_live *live;
 	size_t live_n, live_cap;
+	reg_change_cb hook;
+	void *hook_ctx;
 	/* Disk updates that failed after their commit (guarded by writer.mu). */
 	int64_t disk_errors;
 	char disk_error[256];
@@ -124,8 +144,11 @@ int db_write_begin(struct reg_store *st, struct reg_conn **out);
 int db_write_commit(struct reg_conn *c);
 /* Rolls back (if a transaction is open) and unlocks. Accepts NULL. */
 void db_write_abort(struct reg_conn *c);
-/* Unlocks the writer after a commit. */
+/* Unlocks the writer after a commit, then tells the hook of the changes. */
 void db_write_end(struct reg_conn *c);
+/* Queues a change for the hook (called by reg_event_add inside the transaction). */
+void db_note(struct reg_conn *c, const char *kind, const char *channel, const char *model,
+	     const char *version, const char *alias);
 /* The reset statement `id` on c. */
 sqlite3_stmt *db_stmt(struct reg_conn *c, enum reg_sql id);
 /* Maps a SQLite result to -errno with a message about `what`. */
@@ -167,6 +190,8 @@ int reg_event_add(struct reg_conn *c, const struct reg_actor *who, const char *k
 
 int reg_reconcile(struct reg_store *st);
 int reg_adopt(struct reg_store *st);
+/* 1 while the first-open adoption has not finished. */
+int reg_adopt_pending(struct reg_store *st);
 
 /* ---- meta.c ---- */
 /* Validates a record against the version metadata schema. */

@@ -193,11 +193,11 @@ static int remove_below(int dirfd)
 {
 	DIR *d;
 	struct dirent *de;
-	int fd = dup(dirfd);
+	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	int rc = 0;
 
 	if (fd < 0)
-		return cm_err_set(-errno, "dup: %s", strerror(errno));
+		return cm_err_set(-errno, "reopening a directory: %s", strerror(errno));
 	d = fdopendir(fd);
 	if (!d) {
 		close(fd);
@@ -266,13 +266,13 @@ static int list_walk(int dirfd, const char *prefix, struct file_list *l, int dep
 {
 	DIR *d;
 	struct dirent *de;
-	int fd = dup(dirfd);
+	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	int rc = 0;
 
 	if (depth > 64)
 		return cm_err_set(-ELOOP, "directories nested deeper than 64 under '%s'", prefix);
 	if (fd < 0)
-		return cm_err_set(-errno, "dup: %s", strerror(errno));
+		return cm_err_set(-errno, "reopening a directory: %s", strerror(errno));
 	d = fdopendir(fd);
 	if (!d) {
 		close(fd);

@@ -220,6 +220,12 @@ int reg_version_create(struct reg_store *st, const struct reg_actor *who, const 
 		rc = cm_err_set(-EEXIST, "version '%s' of model '%s' already exists", name, model);
 	if (rc < 0)
 		goto done;
+	DB_STMT(c, MODEL_COUNTER_SET, s);
+	sqlite3_bind_int64(s, 1, mid);
+	sqlite3_bind_int64(s, 2, seq);
+	rc = db_exec_stmt(c, s, "counting versions");
+	if (rc < 0)
+		goto done;
 	rc = reg_event_add(c, who, "version.create", model, name, NULL, NULL, NULL, NULL);
 	if (rc < 0)
 		goto done;
@@ -644,7 +650,7 @@ int reg_version_seal(struct reg_store *st, const struct reg_actor *who, const ch
 	char digest[65];
 	size_t n = 0;
 	int64_t total = 0, mid;
-	int marked = 0;
+	int marked = 0, waited = 0;
 	int vfd = -1;
 	sqlite3_stmt *s;
 	int rc;
@@ -658,19 +664,25 @@ int reg_version_seal(struct reg_store *st, const struct reg_actor *who, const ch
 		return 0;
 	}
 	pthread_mutex_lock(&st->live_mu);
-	l = live_find(st, v.id, 1);
+	/* Another seal of this version is hashing: wait for it, then look again. */
+	while ((l = live_find(st, v.id, 1)) && l->sealing) {
+		pthread_cond_wait(&st->live_cv, &st->live_mu);
+		waited = 1;
+	}
 	if (!l)
 		rc = cm_err_set(-ENOMEM, "out of memory");
+	else if (waited)
+		rc = 1;
 	else if (l->writers > 0)
 		rc = cm_err_set(-EBUSY, "version %s/%s has %d file(s) open for writing; close them "
 				"before sealing", model, version, l->writers);
-	else if (l->sealing)
-		rc = cm_err_set(-EBUSY, "version %s/%s is already being sealed", model, version);
 	else
 		l->sealing = marked = 1;
 	if (l && !marked)
 		live_drop_if_idle(st, l);
 	pthread_mutex_unlock(&st->live_mu);
+	if (rc == 1)
+		return reg_version_seal(st, who, model, version, out);
 	if (rc < 0)
 		return rc;
 
@@ -739,6 +751,7 @@ done:
 			l->sealing = 0;
 			live_drop_if_idle(st, l);
 		}
+		pthread_cond_broadcast(&st->live_cv);
 		pthread_mutex_unlock(&st->live_mu);
 	}
 	if (rc < 0 && files && vfd >= 0) {

@@ -1,0 +1,278 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Offline store commands: init, import, fsck, verify. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "cm.h"
+#include "reg.h"
+
+
+static int fail(const char *what, int rc)
+{
+	fprintf(stderr, "modelfs %s: %s\n", what, cm_err_describe(rc));
+	return CLI_ERROR;
+}
+
+static void summary(struct reg_store *st)
+{
+	struct reg_model *models = NULL;
+	size_t n = 0;
+
+	if (reg_model_list(st, NULL, 0, &models, &n) < 0)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		struct reg_version *v = NULL;
+		struct reg_alias *a = NULL;
+		size_t nv = 0, na = 0;
+
+		reg_version_list(st, models[i].name, NULL, &v, &nv);
+		reg_alias_list(st, models[i].name, &a, &na);
+		printf("%s: %zu version%s", models[i].name, nv, nv == 1 ? "" : "s");
+		for (size_t j = 0; j < na; j++)
+			printf(", %s -> %s", a[j].name, a[j].version);
+		printf("\n");
+		free(v);
+		free(a);
+	}
+	free(models);
+}
+
+int cli_init(int argc, char **argv)
+{
+	struct reg_store *st = NULL;
+	int exists;
+	int rc;
+
+	if (argc != 2) {
+		fprintf(stderr, "usage: modelfs init STORE\n");
+		return CLI_ERROR;
+	}
+	exists = reg_store_exists(argv[1]);
+	if (exists < 0)
+		return fail("init", exists);
+	rc = reg_store_open(argv[1], REG_OPEN_CREATE | REG_OPEN_LOCK, &st);
+	if (rc < 0)
+		return fail("init", rc);
+	printf("%s store %s\n", exists ? "opened existing" : "initialised", argv[1]);
+	summary(st);
+	reg_store_close(st);
+	return CLI_OK;
+}
+
+static void print_problem(void *ctx, enum reg_fsck_kind kind, const char *where,
+			  const char *detail, int repaired)
+{
+	int *count = ctx;
+
+	(*count)++;
+	printf("%-22s %s%s%s%s\n", reg_fsck_kind_name(kind), where, detail ? ": " : "",
+	       detail ? detail : "", repaired ? " (repaired)" : "");
+}
+
+int cli_import(int argc, char **argv)
+{
+	struct reg_store *st = NULL;
+	int count = 0;
+	int rc;
+
+	if (argc != 2) {
+		fprintf(stderr, "usage: modelfs import STORE\n");
+		return CLI_ERROR;
+	}
+	rc = reg_store_open(argv[1], REG_OPEN_CREATE | REG_OPEN_LOCK, &st);
+	if (rc < 0)
+		return fail("import", rc);
+	rc = reg_store_fsck(st, 1, 0, print_problem, &count);
+	if (rc < 0) {
+		reg_store_close(st);
+		return fail("import", rc);
+	}
+	summary(st);
+	reg_store_close(st);
+	return rc > 0 ? CLI_PROBLEMS : CLI_OK;
+}
+
+int cli_fsck(int argc, char **argv)
+{
+	struct reg_store *st = NULL;
+	const char *path = NULL;
+	int repair = 0, hash = 1;
+	int count = 0;
+	int rc;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--repair"))
+			repair = 1;
+		else if (!strcmp(argv[i], "--no-hash"))
+			hash = 0;
+		else if (argv[i][0] == '-' || path) {
+			fprintf(stderr, "usage: modelfs fsck STORE [--repair] [--no-hash]\n");
+			return CLI_ERROR;
+		} else
+			path = argv[i];
+	}
+	if (!path) {
+		fprintf(stderr, "usage: modelfs fsck STORE [--repair] [--no-hash]\n");
+		return CLI_ERROR;
+	}
+	/* Read-only checks run beside a serving daemon; repairs need the lock. */
+	rc = reg_store_open(path, repair ? REG_OPEN_LOCK : REG_OPEN_READONLY, &st);
+	if (rc < 0)
+		return fail("fsck", rc);
+	rc = reg_store_fsck(st, repair, hash, print_problem, &count);
+	reg_store_close(st);
+	if (rc < 0)
+		return fail("fsck", rc);
+	if (rc == 0)
+		printf("clean: %d problem%s found%s\n", count, count == 1 ? "" : "s",
+		       count ? ", all repaired" : "");
+	else
+		printf("%d problem%s left\n", rc, rc == 1 ? "" : "s");
+	return rc > 0 ? CLI_PROBLEMS : CLI_OK;
+}
+
+struct progress {
+	int tty;
+	int64_t total;
+	int64_t base;
+	int bad;
+};
+
+static void verify_cb(void *ctx, const char *model, const char *version, const struct reg_file *f,
+		      int ok, int64_t bytes_done)
+{
+	struct progress *p = ctx;
+
+	if (!ok) {
+		if (p->tty)
+			fprintf(stderr, "\r\033[K");
+		printf("MISMATCH %s/%s/%s\n", model, version, f->path);
+		p->bad++;
+	} else if (!p->tty) {
+		printf("ok %s/%s/%s %s\n", model, version, f->path, f->sha256);
+	}
+	if (p->tty && p->total > 0) {
+		int64_t done = p->base + bytes_done;
+		int pct = (int)(done * 100 / p->total);
+		int bar = pct * 30 / 100;
+
+		fprintf(stderr, "\r[%.*s%*s] %3d%% %s/%s", bar, "==============================",
+			30 - bar, "", pct, model, version);
+	}
+}
+
+/* Collects (model, version) pairs to verify. */
+static int verify_targets(struct reg_store *st, const char *spec, char (**out)[2][64], size_t *n)
+{
+	struct reg_model *models = NULL;
+	size_t nm = 0, cnt = 0, cap = 0;
+	char (*t)[2][64] = NULL;
+	char model[64] = "", version[64] = "";
+	int rc = 0;
+
+	if (spec) {
+		const char *slash = strchr(spec, '/');
+
+		if (slash) {
+			snprintf(model, sizeof(model), "%.*s", (int)(slash - spec), spec);
+			snprintf(version, sizeof(version), "%s", slash + 1);
+		} else {
+			snprintf(model, sizeof(model), "%s", spec);
+		}
+	}
+	if (model[0]) {
+		nm = 1;
+		models = calloc(1, sizeof(*models));
+		if (!models)
+			return -ENOMEM;
+		rc = reg_model_get(st, model, &models[0]);
+	} else {
+		rc = reg_model_list(st, NULL, 0, &models, &nm);
+	}
+	for (size_t i = 0; rc == 0 && i < nm; i++) {
+		struct reg_version *v = NULL;
+		size_t nv = 0;
+
+		if (version[0]) {
+			v = calloc(1, sizeof(*v));
+			nv = 1;
+			rc = v ? reg_version_get(st, models[i].name, version, v) : -ENOMEM;
+		} else {
+			struct reg_version_filter f = { .state = REG_SEALED };
+
+			rc = reg_version_list(st, models[i].name, &f, &v, &nv);
+		}
+		for (size_t j = 0; rc == 0 && j < nv; j++) {
+			if (cnt == cap) {
+				void *nt;
+
+				cap = cap ? cap * 2 : 64;
+				nt = realloc(t, cap * sizeof(*t));
+				if (!nt) {
+					rc = -ENOMEM;
+					break;
+				}
+				t = nt;
+			}
+			snprintf(t[cnt][0], 64, "%s", models[i].name);
+			snprintf(t[cnt][1], 64, "%s", v[j].name);
+			cnt++;
+		}
+		free(v);
+	}
+	free(models);
+	if (rc < 0) {
+		free(t);
+		return rc;
+	}
+	*out = t;
+	*n = cnt;
+	return 0;
+}
+
+int cli_verify(int argc, char **argv)
+{
+	struct progress p = { .tty = isatty(STDERR_FILENO) };
+	struct reg_store *st = NULL;
+	char (*targets)[2][64] = NULL;
+	size_t n = 0;
+	int rc;
+
+	if (argc < 2 || argc > 3) {
+		fprintf(stderr, "usage: modelfs verify STORE [MODEL[/VERSION]]\n");
+		return CLI_ERROR;
+	}
+	rc = reg_store_open(argv[1], REG_OPEN_READONLY, &st);
+	if (rc < 0)
+		return fail("verify", rc);
+	rc = verify_targets(st, argc == 3 ? argv[2] : NULL, &targets, &n);
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		struct reg_version v;
+
+		if (reg_version_get(st, targets[i][0], targets[i][1], &v) == 0)
+			p.total += v.total_size;
+	}
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		struct reg_version v;
+
+		rc = reg_version_get(st, targets[i][0], targets[i][1], &v);
+		if (rc == 0)
+			rc = reg_version_verify(st, targets[i][0], targets[i][1], verify_cb, &p);
+		if (rc > 0)
+			rc = 0; /* counted by the callback */
+		p.base += v.total_size;
+	}
+	if (p.tty)
+		fprintf(stderr, "\r\033[K");
+	free(targets);
+	reg_store_close(st);
+	if (rc < 0)
+		return fail("verify", rc);
+	printf("%zu version%s verified, %d mismatch%s\n", n, n == 1 ? "" : "s", p.bad,
+	       p.bad == 1 ? "" : "es");
+	return p.bad ? CLI_PROBLEMS : CLI_OK;
+}

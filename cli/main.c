@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* modelfs: the executable. Dispatches subcommands from one table. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "cm.h"
+#include "modelfs_config.h"
+
+static const struct {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *usage;
+	const char *help;
+} commands[] = {
+	{ "serve", cli_serve, "serve --store DIR [--mount DIR] ...",
+	  "serve the store: the versioned mount (see 'modelfs serve --help')" },
+	{ "init", cli_init, "init STORE",
+	  "create a store in STORE; an existing model tree there is adopted" },
+	{ "import", cli_import, "import STORE",
+	  "adopt models and versions found on disk that the registry does not know" },
+	{ "fsck", cli_fsck, "fsck STORE [--repair] [--no-hash]",
+	  "compare disk with the registry; exit 0 clean, 1 problems" },
+	{ "verify", cli_verify, "verify STORE [MODEL[/VERSION]]",
+	  "re-hash sealed files against their recorded SHA-256" },
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out, "modelfs %s: a model registry that lives on the model volume\n\n"
+		     "usage: modelfs COMMAND [ARGS]\n\n", MODELFS_VERSION);
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(out, "  modelfs %-36s %s\n", commands[i].usage, commands[i].help);
+	fprintf(out, "  modelfs %-36s %s\n  modelfs %-36s %s\n", "--version", "print the version",
+		"--help", "print this help");
+	fprintf(out, "\nExit status: 0 success (or clean), 1 problems found, 2 error.\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return CLI_ERROR;
+	}
+	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+		printf("modelfs %s\n", MODELFS_VERSION);
+		return CLI_OK;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+		usage(stdout);
+		return CLI_OK;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (strcmp(argv[1], commands[i].name))
+			continue;
+		if (argc > 2 && (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h"))) {
+			printf("usage: modelfs %s\n  %s\n", commands[i].usage, commands[i].help);
+			return CLI_OK;
+		}
+		return commands[i].run(argc - 1, argv + 1);
+	}
+	fprintf(stderr, "modelfs: unknown command '%s' (see 'modelfs --help')\n", argv[1]);
+	return CLI_ERROR;
+}

@@ -1,0 +1,114 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* fs internals: the inode table, open files, and the mount's shared state. */
+#ifndef MODELFS_FS_I_H
+#define MODELFS_FS_I_H
+
+#define FUSE_USE_VERSION 312
+#include <fuse_lowlevel.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/stat.h>
+
+#include "cm.h"
+#include "fs.h"
+#include "reg.h"
+
+/* Where an inode sits in the tree decides what may happen to it. */
+enum fs_kind {
+	FS_ROOT,     /* the store root: models */
+	FS_MODEL,    /* a model directory: versions, aliases, metadata.json */
+	FS_ALIAS,    /* an alias symlink (backing symlink) */
+	FS_PENDING,  /* a symlink made under a temporary name, not yet an alias */
+	FS_MMETA,    /* <model>/metadata.json (generated, read-only) */
+	FS_VERSION,  /* a version directory */
+	FS_CONTENT,  /* a file or directory inside a version */
+};
+
+struct fs_inode {
+	struct fs_inode *hnext;     /* hash chain by (dev, ino) */
+	struct fs_inode *pnext;     /* pending links of a model */
+	int fd;                     /* O_PATH fd of the backing object; -1 for pending */
+	dev_t dev;
+	ino_t ino;
+	uint64_t nlookup;           /* guarded by fs->mu */
+	enum fs_kind kind;
+	int is_meta;                /* a version's metadata.json */
+	atomic_int sealed;          /* version sealed or archived (only ever goes 0 -> 1) */
+	char model[REG_NAME_MAX];
+	char version[REG_NAME_MAX];
+	/* FS_PENDING only: */
+	int listed;                 /* still a pending link of its model (not renamed/unlinked) */
+	char name[NAME_MAX + 1];
+	char *target;
+	struct stat pst;
+};
+
+/* One directory entry of a snapshot taken at opendir. */
+struct fs_dirent {
+	char *name;
+	ino_t ino;
+	unsigned char type;
+};
+
+/* An open file or directory. */
+struct fs_file {
+	int fd;
+	int64_t vid;                /* >0 while counted as a writer of a draft */
+	int meta;                   /* staging copy of a version's metadata.json */
+	int meta_dirty;
+	off_t seq_next;             /* sequential-read tracking for page-cache drops */
+	off_t dropped;
+	/* directories: a snapshot, offsets are indexes + 1 */
+	struct fs_dirent *ents;
+	size_t nents;
+};
+
+struct fs_inval {
+	struct fs_inval *next;
+	fuse_ino_t parent;          /* inval_entry(parent, name) when name[0] */
+	fuse_ino_t ino;             /* inval_inode(ino) when set */
+	char name[NAME_MAX + 1];
+};
+
+struct fs_mount {
+	struct reg_store *st;
+	struct fs_config cfg;
+	struct fuse_session *se;
+	int mounted;
+	int store_fd;
+	pthread_mutex_t mu;         /* inode table and pending links */
+	struct fs_inode *pending;   /* pending links of all models (few, short-lived) */
+	struct fs_inode root;
+	struct fs_inode **tab;
+	size_t tab_cap, tab_n;
+	/* invalidations, sent by their own thread so no request path waits on the kernel */
+	pthread_t inval_thread;
+	int inval_started;
+	pthread_mutex_t qmu;
+	pthread_cond_t qcv;
+	struct fs_inval *qhead, *qtail;
+	int qstop;
+	struct fs_stats stats;
+};
+
+/* inode.c */
+int fs_table_init(struct fs_mount *m);
+void fs_table_free(struct fs_mount *m);
+struct fs_inode *fs_inode_get(struct fs_mount *m, fuse_ino_t ino);
+/* Finds or adds the inode for an O_PATH fd (ownership of fd passes), taking a lookup ref. */
+struct fs_inode *fs_inode_ref(struct fs_mount *m, int fd, const struct stat *sb, enum fs_kind kind,
+			      const char *model, const char *version);
+void fs_inode_unref(struct fs_mount *m, struct fs_inode *in, uint64_t n);
+/* Inode of model `model` (or of its version) if the kernel knows it; 0 otherwise. */
+fuse_ino_t fs_inode_find(struct fs_mount *m, enum fs_kind kind, const char *model,
+			 const char *version);
+
+/* notify.c */
+int fs_inval_start(struct fs_mount *m);
+void fs_inval_stop(struct fs_mount *m);
+void fs_inval_push(struct fs_mount *m, fuse_ino_t parent, const char *name, fuse_ino_t ino);
+
+extern const struct fuse_lowlevel_ops fs_ops;
+
+#endif

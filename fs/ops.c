@@ -1,0 +1,1483 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The FUSE operations. Each one works out where it is in the tree (root,
+ * model, version, content), asks the registry when the action is a registry
+ * action (mkdir of a model or version, an alias symlink, a seal), and
+ * otherwise acts on the backing file through the inode's O_PATH descriptor.
+ * Reads reply with the backing fd so the kernel splices the bytes; this is
+ * the one read path (kernel passthrough can replace it in fs_read()).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/statvfs.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "fs_i.h"
+
+#define TIMEOUT_LONG 86400.0 /* sealed content and registry-managed names: invalidated on change */
+#define TIMEOUT_DRAFT 1.0
+#define DROP_WINDOW (8 << 20) /* drop the backing pages this far behind a sequential reader */
+
+static struct fs_mount *mnt(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+static struct fs_file *ffile(struct fuse_file_info *fi)
+{
+	return (struct fs_file *)(uintptr_t)fi->fh;
+}
+
+static void reply_err(fuse_req_t req, int rc)
+{
+	struct fs_mount *m = mnt(req);
+	int e = rc < 0 ? -rc : rc;
+
+	if (e) {
+		atomic_fetch_add_explicit((_Atomic uint64_t *)&m->stats.errors, 1, memory_order_relaxed);
+		if (e != ENOENT)
+			cm_log(CM_LOG_DEBUG, "fs", "error %s: %s", strerror(e), cm_err_msg());
+	}
+	fuse_reply_err(req, e);
+}
+
+static void count_op(struct fs_mount *m)
+{
+	atomic_fetch_add_explicit((_Atomic uint64_t *)&m->stats.ops, 1, memory_order_relaxed);
+}
+
+/* The caller as an event actor: "uid=1000,gid=1000,pid=42". */
+static void actor_of(fuse_req_t req, struct reg_actor *a, char *buf, size_t n)
+{
+	const struct fuse_ctx *c = fuse_req_ctx(req);
+
+	snprintf(buf, n, "uid=%u,gid=%u,pid=%d", (unsigned)c->uid, (unsigned)c->gid, (int)c->pid);
+	a->channel = "fs";
+	a->name = buf;
+}
+
+#define ACTOR(req)                                   \
+	char actor_buf_[64];                         \
+	struct reg_actor actor_;                     \
+	actor_of((req), &actor_, actor_buf_, sizeof(actor_buf_))
+
+/* Protected aliases may be limited to an admin group (and root). */
+static int admin_check(fuse_req_t req, const char *alias)
+{
+	struct fs_mount *m = mnt(req);
+	const struct fuse_ctx *c = fuse_req_ctx(req);
+	gid_t groups[256];
+	int n;
+
+	if (m->cfg.admin_gid < 0 || !reg_alias_is_protected(alias) || c->uid == 0 ||
+	    (long long)c->gid == m->cfg.admin_gid)
+		return 0;
+	n = fuse_req_getgroups(req, 256, groups);
+	for (int i = 0; i < n && i < 256; i++)
+		if ((long long)groups[i] == m->cfg.admin_gid)
+			return 0;
+	return cm_err_set(-EACCES, "changing '%s' needs membership of group %lld", alias,
+			  m->cfg.admin_gid);
+}
+
+static void proc_path(char *buf, size_t n, int fd)
+{
+	snprintf(buf, n, "/proc/self/fd/%d", fd);
+}
+
+/* Whether a version is sealed, trusting a cached "sealed" (it never goes back). */
+static int version_sealed(struct fs_mount *m, struct fs_inode *in)
+{
+	struct reg_version v;
+	int rc;
+
+	if (atomic_load(&in->sealed))
+		return 1;
+	rc = reg_version_get(m->st, in->model, in->version, &v);
+	if (rc < 0)
+		return rc;
+	if (v.state != REG_DRAFT) {
+		atomic_store(&in->sealed, 1);
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * 0 when the version holding `in` may change; -EROFS otherwise, or -EBUSY
+ * when `removing` from a version an alias serves (rm -r of a served version).
+ */
+static int draft_check(struct fs_mount *m, struct fs_inode *in, int removing)
+{
+	struct reg_alias *al = NULL;
+	size_t n = 0;
+	int rc = version_sealed(m, in);
+
+	if (rc <= 0)
+		return rc;
+	if (removing && reg_alias_list(m->st, in->model, &al, &n) == 0) {
+		for (size_t i = 0; i < n; i++) {
+			if (!strcmp(al[i].version, in->version)) {
+				rc = cm_err_set(-EBUSY, "%s/%s is served by alias '%s'", in->model,
+						in->version, al[i].name);
+				free(al);
+				return rc;
+			}
+		}
+		free(al);
+	}
+	return cm_err_set(-EROFS, "%s/%s is sealed", in->model, in->version);
+}
+
+static double timeout_of(const struct fs_inode *in)
+{
+	switch (in->kind) {
+	case FS_ROOT:
+	case FS_MODEL:
+	case FS_VERSION:
+	case FS_ALIAS:
+		return TIMEOUT_LONG;
+	case FS_PENDING:
+	case FS_MMETA:
+		return 0;
+	case FS_CONTENT:
+		if (in->is_meta)
+			return 0;
+		return atomic_load(&in->sealed) ? TIMEOUT_LONG : TIMEOUT_DRAFT;
+	}
+	return 0;
+}
+
+/* What the mount shows for an inode's stat. */
+static int stat_of(struct fs_mount *m, struct fs_inode *in, struct stat *sb)
+{
+	if (in->kind == FS_PENDING) {
+		*sb = in->pst;
+		return 0;
+	}
+	if (fstatat(in->fd, "", sb, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+		return cm_err_set(-errno, "stat: %s", strerror(errno));
+	if (in->kind == FS_MMETA)
+		sb->st_mode &= ~0222u;
+	if (in->kind == FS_VERSION && atomic_load(&in->sealed))
+		sb->st_mode &= ~0222u; /* a sealed version reads as chmod a-w */
+	sb->st_ino = (ino_t)(uintptr_t)in;
+	(void)m;
+	return 0;
+}
+
+static void entry_fill(struct fs_mount *m, struct fs_inode *in, const struct stat *sb,
+		       struct fuse_entry_param *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->ino = (fuse_ino_t)(uintptr_t)in;
+	e->attr = *sb;
+	e->attr.st_ino = e->ino;
+	if (in->kind == FS_MMETA || (in->kind == FS_VERSION && atomic_load(&in->sealed)))
+		e->attr.st_mode &= ~0222u;
+	e->attr_timeout = e->entry_timeout = timeout_of(in);
+	(void)m;
+}
+
+static struct fs_inode *pending_find(struct fs_mount *m, const char *model, const char *name)
+{
+	for (struct fs_inode *p = m->pending; p; p = p->pnext)
+		if (p->listed && !strcmp(p->model, model) && !strcmp(p->name, name))
+			return p;
+	return NULL;
+}
+
+static void pending_unlist(struct fs_mount *m, struct fs_inode *p)
+{
+	struct fs_inode **pp;
+	int free_it;
+
+	for (pp = &m->pending; *pp; pp = &(*pp)->pnext) {
+		if (*pp == p) {
+			*pp = p->pnext;
+			break;
+		}
+	}
+	p->listed = 0;
+	free_it = p->nlookup == 0;
+	if (free_it) {
+		free(p->target);
+		free(p);
+	}
+}
+
+/* coreutils' ln -f and mv make "CuXXXXXX"; hidden names are temporary by convention. */
+static int temp_link_name(const char *name)
+{
+	if (name[0] == '.')
+		return 1;
+	if (strlen(name) != 8 || name[0] != 'C' || name[1] != 'u')
+		return 0;
+	for (int i = 2; i < 8; i++) {
+		char c = name[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')))
+			return 0;
+	}
+	return 1;
+}
+
+/* Looks `name` up below parent `p`; on success the inode has one more lookup ref. */
+static int do_lookup(struct fs_mount *m, struct fs_inode *p, const char *name,
+		     struct fuse_entry_param *e)
+{
+	const char *model = p->model, *version = p->version;
+	enum fs_kind kind;
+	struct fs_inode *in;
+	struct stat sb;
+	int sealed = 0;
+	int is_meta = 0;
+	int fd;
+	int rc;
+
+	switch (p->kind) {
+	case FS_ROOT:
+		if (reg_name_model_check(name) < 0)
+			return cm_err_set(-ENOENT, "no model '%s'", name);
+		kind = FS_MODEL;
+		model = name;
+		break;
+	case FS_MODEL:
+		pthread_mutex_lock(&m->mu);
+		in = pending_find(m, p->model, name);
+		if (in) {
+			in->nlookup++;
+			entry_fill(m, in, &in->pst, e);
+			pthread_mutex_unlock(&m->mu);
+			return 0;
+		}
+		pthread_mutex_unlock(&m->mu);
+		if (name[0] == '.')
+			return -ENOENT;
+		kind = !strcmp(name, "metadata.json") ? FS_MMETA : FS_VERSION;
+		break;
+	case FS_VERSION:
+	case FS_CONTENT:
+		if (name[0] == '.' && strstr(name, ".tmp-"))
+			return -ENOENT;
+		kind = FS_CONTENT;
+		is_meta = p->kind == FS_VERSION && !strcmp(name, "metadata.json");
+		sealed = atomic_load(&p->sealed);
+		break;
+	default:
+		return -ENOTDIR;
+	}
+	fd = openat(p->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstatat(fd, "", &sb, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
+		rc = -errno;
+		close(fd);
+		return rc;
+	}
+	rc = 0;
+	if (kind == FS_MODEL) {
+		struct reg_model mm;
+
+		if (!S_ISDIR(sb.st_mode) || reg_model_get(m->st, name, &mm) < 0)
+			rc = -ENOENT;
+	} else if (kind == FS_VERSION) {
+		struct reg_version v;
+
+		if (S_ISLNK(sb.st_mode)) {
+			kind = FS_ALIAS;
+		} else if (!S_ISDIR(sb.st_mode) || reg_name_version_check(name) < 0 ||
+			   reg_version_get(m->st, model, name, &v) < 0) {
+			rc = -ENOENT;
+		} else {
+			version = name;
+			sealed = v.state != REG_DRAFT;
+		}
+	} else if (kind == FS_MMETA && !S_ISREG(sb.st_mode)) {
+		rc = -ENOENT;
+	}
+	if (rc < 0) {
+		close(fd);
+		return rc;
+	}
+	in = fs_inode_ref(m, fd, &sb, kind, model, version);
+	if (!in)
+		return -ENOMEM;
+	in->is_meta = is_meta;
+	if (sealed)
+		atomic_store(&in->sealed, 1);
+	entry_fill(m, in, &sb, e);
+	return 0;
+}
+
+static void fs_init(void *userdata, struct fuse_conn_info *conn)
+{
+	(void)userdata;
+	/* Replies with a backing fd are spliced into /dev/fuse; writes come in by splice. */
+	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
+		conn->want |= FUSE_CAP_SPLICE_WRITE;
+	if (conn->capable & FUSE_CAP_SPLICE_MOVE)
+		conn->want |= FUSE_CAP_SPLICE_MOVE;
+	if (conn->capable & FUSE_CAP_SPLICE_READ)
+		conn->want |= FUSE_CAP_SPLICE_READ;
+	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
+		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
+	conn->want &= ~(unsigned)FUSE_CAP_EXPORT_SUPPORT;
+}
+
+static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fs_mount *m = mnt(req);
+	struct fuse_entry_param e;
+	int rc;
+
+	count_op(m);
+	rc = do_lookup(m, fs_inode_get(m, parent), name, &e);
+	if (rc == -ENOENT) {
+		/* Negative entries are not cached: a version made over HTTP shows at once. */
+		memset(&e, 0, sizeof(e));
+		fuse_reply_entry(req, &e);
+		return;
+	}
+	if (rc < 0)
+		reply_err(req, rc);
+	else
+		fuse_reply_entry(req, &e);
+}
+
+static void fs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	struct fs_mount *m = mnt(req);
+
+	fs_inode_unref(m, fs_inode_get(m, ino), nlookup);
+	fuse_reply_none(req);
+}
+
+static void fs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+	struct fs_mount *m = mnt(req);
+
+	for (size_t i = 0; i < count; i++)
+		fs_inode_unref(m, fs_inode_get(m, forgets[i].ino), forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+static void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs_mount *m = mnt(req);
+	struct fs_inode *in = fs_inode_get(m, ino);
+	struct stat sb;
+	int rc;
+
+	(void)fi;
+	count_op(m);
+	if (in->kind == FS_VERSION && !atomic_load(&in->sealed))
+		version_sealed(m, in);
+	rc = stat_of(m, in, &sb);
+	if (rc < 0)
+		reply_err(req, rc);
+	else
+		fuse_reply_attr(req, &sb, timeout_of(in));
+}
+
+static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid,
+		       struct fuse_file_info *fi)
+{
+	struct fs_mount *m = mnt(req);
+	struct fs_inode *in = fs_inode_get(m, ino);
+	char path[64];
+	struct stat sb;
+	int rc = 0;
+	ACTOR(req);
+
+	count_op(m);
+	proc_path(path, sizeof(path), in->fd);
+	if (in->kind == FS_VERSION && (valid & FUSE_SET_ATTR_MODE) && !(attr->st_mode & 0222)) {
+		/* chmod a-w on a version directory seals it. */
+		rc = reg_version_seal(m->st, &actor_, in->model, in->version, NULL);
+		if (rc == 0) {
+			atomic_store(&in->sealed, 1);
+			cm_log(CM_LOG_INFO, "fs", "sealed %s/%s by chmod (%s)", in->model, in->version,
+			       actor_buf_);
+		}
+		valid &= ~FUSE_SET_ATTR_MODE;
+	}
+	if (rc == 0 && valid) {
+		if (in->kind != FS_VERSION && in->kind != FS_CONTENT)
+			rc = cm_err_set(-EPERM, "only files and directories in versions can change");
+		else
+			rc = draft_check(m, in, 0);
+	}
+	if (rc == 0 && in->is_meta && (valid & FUSE_SET_ATTR_SIZE)) {
+		struct fs_file *f = fi ? ffile(fi) : NULL;
+
+		if (!f || !f->meta)
+			rc = cm_err_set(-EPERM, "rewrite metadata.json as a whole to change it");
+		else if (ftruncate(f->fd, attr->st_size) < 0)
+			rc = -errno;
+		else
+			f->meta_dirty = 1;
+		valid &= ~FUSE_SET_ATTR_SIZE;
+	}
+	if (rc == 0 && (valid & FUSE_SET_ATTR_MODE) && chmod(path, attr->st_mode & 07777) < 0)
+		rc = -errno;
+	if (rc == 0 && (valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))) {
+		uid_t uid = (valid & FUSE_SET_ATTR_UID) ? attr->st_uid : (uid_t)-1;
+		gid_t gid = (valid & FUSE_SET_ATTR_GID) ? attr->st_gid : (gid_t)-1;
+
+		if (fchownat(in->fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+			rc = -errno;
+	}
+	if (rc == 0 && (valid & FUSE_SET_ATTR_SIZE)) {
+		struct fs_file *f = fi ? ffile(fi) : NULL;
+
+		if (f)
+			rc = ftruncate(f->fd, attr->st_size) < 0 ? -errno : 0;
+		else
+			rc = truncate(path, attr->st_size) < 0 ? -errno : 0;
+	}
+	if (rc == 0 && (valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME))) {
+		struct timespec tv[2] = { { .tv_nsec = UTIME_OMIT }, { .tv_nsec = UTIME_OMIT } };
+
+		if (valid & FUSE_SET_ATTR_ATIME_NOW)
+			tv[0].tv_nsec = UTIME_NOW;
+		else if (valid & FUSE_SET_ATTR_ATIME)
+			tv[0] = attr->st_atim;
+		if (valid & FUSE_SET_ATTR_MTIME_NOW)
+			tv[1].tv_nsec = UTIME_NOW;
+		else if (valid & FUSE_SET_ATTR_MTIME)
+			tv[1] = attr->st_mtim;
+		if (utimensat(AT_FDCWD, path, tv, 0) < 0)
+			rc = -errno;
+	}
+	if (rc == 0)
+		rc = stat_of(m, in, &sb);
+	if (rc < 0)
+		reply_err(req, rc);
+	else
+		fuse_reply_attr(req, &sb, timeout_of(in));
+}
+
+static void fs_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	struct fs_mount *m = mnt(req);
+	struct fs_inode *in = fs_inode_get(m, ino);
+	char buf[PATH_MAX + 1];
+	ssize_t n;
+
+	count_op(m);
+	if (in->kind == FS_PENDING) {
+		fuse_reply_readlink(req, in->target);
+		return;
+	}
+	n = readlinkat(in->fd, "", buf, sizeof(buf) - 1);
+	if (n < 0) {
+		reply_err(req, -errno);
+		return;
+	}
+	buf[n] = '\0';
+	fuse_reply_readlink(req, buf);
+}
+
+/* After the registry or a syscall made `name` below parent: chown to the caller, reply the entry. */
+static void reply_made(fuse_req_t req, struct fs_inode *p, const char *name, int chown_it)
+{
+	struct fs_mount *m = mnt(req);
+	const struct fuse_ctx *c = fuse_req_ctx(req);
+	struct fuse_entry_param e;
+	int rc;
+
+	if (chown_it && fchownat(p->fd, name, c->uid, c->gid, AT_SYMLINK_NOFOLLOW) < 0)
+		cm_log(CM_LOG_WARN, "fs", "chown %s to %u:%u: %s", name, (unsigned)c->uid,
+		       (unsigned)c->gid, strerror(errno));
+	rc = do_lookup(m, p, name, &e);
+	if (rc < 0)
+		reply_err(req, rc);
+	else
+		fuse_reply_entry(req, &e);
+}
+
+static void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	struct fs_mount *m = mnt(req);
+	struct fs_inode *p = fs_inode_get(m, parent);
+	int rc;
+	ACTOR(req);
+
+	count_op(m);
+	switch (p->kind) {
+	case FS_ROOT:
+		rc = reg_model_create(m->st, &actor_, name, NULL);
+		break;
+	case FS_MODEL:
+		rc = reg_version_create(m->st, &actor_, p->model, name, NULL, NULL);
+		break;
+	case FS_VERSION:
+	case FS_CONTENT:
+		rc = draft_check(m, p, 0);
+		if (rc == 0 && p->kind == FS_VERSION && !strcmp(name, "metadata.json"))
+			rc = cm_err_set(-EEXIST, "metadata.json is the version's record");
+		if (rc == 0 && mkdirat(p->fd, name, mode & 07777) < 0)
+			rc = -errno;
+		break;
+	default:
+		rc = -ENOTDIR;
+	}
+	if (rc < 0) {
+		cm_log(CM_LOG_INFO, "fs", "mkdir %s refused: %s", name, cm_err_describe(rc));
+		reply_err(req, rc);
+		return;
+	}
+	reply_made(req, p, name, 1);
+}
+
+static void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+	struct fs_mount *m = mnt(req);
+	struct fs_inode *p = fs_inode_get(m, parent);
+	int rc;
+
+	(void)rdev;
+	count_op(m);
+	if (p->kind != FS_VERSION && p->kind != FS_CONTENT)
+		rc = cm_err_set(-EPERM, "files live in versions");
+	else if (!S_ISREG(mode))
+		rc = cm_err_set(-EPERM, "versions hold only regular files and directories");
+	else if (p->kind == FS_VERSION && !strcmp(name, "metadata.json"))
+		rc = -EEXIST;
+	else
+		rc = draft_check(m, p, 0);
+	if (rc == 0 && mknodat(p->fd, name, mode, 0) < 0)
+		rc = -errno;
+	if (rc < 0) {
+		reply_err(req, rc);
+		return;
+	}
+	reply_made(req, p, name, 1);
+}
+
+/* Target of an alias symlink: a version of the same model that may be an alias target. */
+static int link_target_check(struct fs_mount *m, const char *model, const char *target)
+{
+	struct reg_version v;
+	int rc;
+
+	if (target[0] == '/' || strchr(target, '/'))
+		return cm_err_set(-EINVAL, "an alias must name a version of '%s' (like 'v2'), not "
+				  "the path '%s'", model, target);
+	rc = reg_name_version_check(target);
+	if (rc < 0)
+		return rc;
+	rc = reg_version_get(m->st, model, target, &v);
+	if (rc == -ENOENT)
+		return cm_err_set(-EINVAL, "'%s' has no version '%s'", model, target);
+	if (rc == 0 && v.state == REG_ARCHIVED)
+		return cm_err_set(-EINVAL, "%s/%s is archived", model, target);
+	return rc;
+}
+
+static void fs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+	struct fs_mount *m = mnt(req);
+	struct fs_inode *p = fs_inode_get(m, parent);
+	const struct fuse_ctx *c = fuse_req_ctx(req);
+	struct fuse_entry_param e;
+	struct fs_inode *in;
+	int rc;
+	ACTOR(req);
+
+	count_op(m);
+	if (p->kind != FS_MODEL) {
+		reply_err(req, cm_err_set(-EPERM, "symlinks are aliases and live in model directories"));
+		return;
+	}
+	rc = link_target_check(m, p->model, link);
+	if (rc == 0 && reg_name_alias_check(name) < 0 && !temp_link_name(name))
+		rc = reg_name_alias_check(name);
+	if (rc == 0 && !temp_link_name(name)) {
+		rc = admin_check(req, name);
+		if (rc == 0)
+			rc = reg_alias_set(m->st, &actor_, p->model, name, link, NULL, NULL);
+		if (rc < 0) {
+			cm_log(CM_LOG_WARN, "fs", "alias %s/%s -> %s refused (%s): %s", p->model, name,
+			       link, actor_buf_, cm_err_describe(rc));
+			reply_err(req, rc);
+			return;
+		}
+		cm_log(CM_LOG_INFO, "fs", "alias %s/%s -> %s (%s)", p->model, name, link, actor_buf_);
+		reply_made(req, p, name, 0);
+		return;
+	}
+	if (rc < 0) {
+		cm_log(CM_LOG_WARN, "fs", "symlink %s/%s -> %s refused: %s", p->model, name, link,
+		       cm_err_describe(rc));
+		reply_err(req, rc);
+		return;
+	}
+	/* A temporary name (ln -sf, mv): held here until it is renamed onto an alias. */
+	in = calloc(1, sizeof(*in));
+	if (!in || !(in->target = strdup(link))) {
+		free(in);
+		reply_err(req, -ENOMEM);
+		return;
+	}
+	in->fd = -1;
+	in->kind = FS_PENDING;
+	in->listed = 1;
+	in->nlookup = 1;
+	cm_strlcpy(in->model, p->model, sizeof(in->model));
+	cm_strlcpy(in->name, name, sizeof(in->name));
+	in->pst.st_mode = S_IFLNK | 0777;
+	in->pst.st_nlink = 1;
+	in->pst.st_size = (off_t)strlen(link);
+	in->pst.st_uid = c->uid;
+	in->pst.st_gid = c->gid;
+	clock_gettime(CLOCK_REALTIME, &in->pst.st_mtim);
+	in->pst.st_atim = in->pst.st_ctim = in->pst.st_mtim;
+	in->pst.st_ino = (ino_t)(uintptr_t)in;
+	pthread_mutex_lock(&m->mu);
+	in->pnext = m->pending;
+	m->pending = in;
+	entry_fill(m, in, &in->pst, &e);
+	pthread_mutex_unlock(&m->mu);
+	fuse_reply_entry(req, &e);
+}
+
+static void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fs_mount *m = mnt(req);
+	struct fs_inode *p = fs_inode_get(m, parent);
+	struct fs_inode *pend;
+	struct stat sb;
+	int rc = 0;
+	ACTOR(req);
+
+	count_op(m);
+	switch (p->kind) {
+	case FS_MODEL:
+		pthread_mutex_lock(&m->mu);
+		pend = pending_find(m, p->model, name);
+		if (pend)
+			pending_unlist(m, pend);
+		pthread_mutex_unlock(&m->mu);
+		if (pend)
+			break;
+		if (fstatat(p->fd, name, &sb, AT_SYMLINK_NOFOLLOW) < 0) {
+			rc = -errno;
+		} else if (S_ISDIR(sb.st_mode)) {
+			rc = -EISDIR;
+		} else if (!S_ISLNK(sb.st_mode)) {
+			rc = cm_err_set(-EPERM, "%s/%s is generated by the registry", p->model, name);
+		} else {
+			rc = admin_check(req, name);
+			if (rc == 0)
+				rc = reg_alias_delete(m->st, &actor_, p->model, name, NULL);
+			cm_log(rc ? CM_LOG_WARN : CM_LOG_INFO, "fs", "remove alias %s/%s (%s)%s%s",
+			       p->model, name, actor_buf_, rc ? ": " : "", rc ? cm_err_describe(rc) : "");
+		}
+		break;
+	case FS_VERSION:
+	case FS_CONTENT:
+		rc = draft_check(m, p, 1);
+		if (rc == 0 && p->kind == FS_VERSION && !strcmp(name, "metadata.json")) {
+			/* Removing a draft's record empties it (rm -r of a draft goes through). */
+			json_t *empty = json_object();
+
+			rc = reg_version_metadata_set(m->st, &actor_, p->model, p->version, empty);
+			json_decref(empty);
+			break;
+		}
+		if (rc == 0 && unlinkat(p->fd, name, 0) < 0)
+			rc = -errno;
+		break;
+	default:
+		rc = cm_err_set(-EPERM, "nothing to unlink here");
+	}
+	reply_err(req, rc);
+}
+
+/* A draft directory is empty when it holds nothing but (maybe) its metadata.json. */
+static int version_empty(struct fs_inode *p, const char *name)
+{
+	int fd = openat(p->fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	struct dirent *de;
+	int empty = 1;
+	DIR *d;
+
+	if (fd < 0)
+		return -errno;
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return -errno;
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
+		    !strcmp(de->d_name, "metadata.json"))
+			continue;
+		empty = 0;
+		break;
+	}
+	closedir(d);
+	return empty;
+}
+
+static void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fs_mount *m = mnt(req);
+	struct fs_inode *p = fs_inode_get(m, parent);
+	struct reg_version v;
+	int rc;
+	ACTOR(req);
+
+	count_op(m);
+	switch (p->kind) {
+	case FS_ROOT:
+		rc = reg_model_delete(m->st, &actor_, name);
+		break;
+	case FS_MODEL:
+		rc = reg_version_get(m->st, p->model, name, &v);
+		if (rc == 0 && v.state == REG_DRAFT) {
+			rc = version_empty(p, name);
+			rc = rc < 0 ? rc : rc == 0 ? -ENOTEMPTY : 0;
+		}
+		if (rc == 0)
+			rc = reg_version_delete(m->st, &actor_, p->model, name);
+		break;
+	case FS_VERSION:
+	case FS_CONTENT:
+		rc = draft_check(m, p, 1);
+		if (rc == 0 && unlinkat(p->fd, name, AT_REMOVEDIR) < 0)
+			rc = -errno;
+		break;
+	default:
+		rc = -ENOTDIR;
+	}
+	reply_err(req, rc);
+}
+
+/* rename in a model directory: only symlinks move, and moving one onto a name sets that alias. */
+static int rename_alias(fuse_req_t req, struct fs_inode *p, const char *name, const char *newname,
+			unsigned int flags)
+{
+	struct fs_mount *m = mnt(req);
+	struct fs_inode *pend;
+	char target[PATH_MAX];
+	struct stat sb;
+	int is_alias = 0;
+	int rc;
+	ACTOR(req);
+
+	if (flags & RENAME_EXCHANGE)
+		return cm_err_set(-EINVAL, "aliases cannot be exchanged");
+	pthread_mutex_lock(&m->mu);
+	pend = pending_find(m, p->model, name);
+	if (pend)
+		cm_strlcpy(target, pend->target, sizeof(target));
+	pthread_mutex_unlock(&m->mu);
+	if (!pend) {
+		ssize_t n;
+
+		if (fstatat(p->fd, name, &sb, AT_SYMLINK_NOFOLLOW) < 0)
+			return -errno;
+		if (!S_ISLNK(sb.st_mode))
+			return cm_err_set(-EPERM, "versions and metadata.json cannot be renamed");
+		n = readlinkat(p->fd, name, target, sizeof(target) - 1);
+		if (n < 0)
+			return -errno;
+		target[n] = '\0';
+		is_alias = 1;
+	}
+	if (fstatat(p->fd, newname, &sb, AT_SYMLINK_NOFOLLOW) == 0) {
+		if (flags & RENAME_NOREPLACE)
+			return -EEXIST;
+		if (!S_ISLNK(sb.st_mode))
+			return cm_err_set(-EPERM, "'%s' is not an alias and cannot be replaced", newname);
+	}
+	rc = reg_name_alias_check(newname);
+	if (rc == 0)
+		rc = admin_check(req, newname);
+	if (rc == 0 && is_alias)
+		rc = admin_check(req, name);
+	if (rc == 0)
+		rc = link_target_check(m, p->model, target);
+	if (rc == 0)
+		rc = reg_alias_set(m->st, &actor_, p->model, newname, target, NULL, NULL);
+	if (rc < 0) {
+		cm_log(CM_LOG_WARN, "fs", "alias %s/%s -> %s refused (%s): %s", p->model, newname,
+		       target, actor_buf_, cm_err_describe(rc));
+		return rc;
+	}
+	cm_log(CM_LOG_INFO, "fs", "alias %s/%s -> %s (%s)", p->model, newname, target, actor_buf_);
+	if (is_alias && strcmp(name, newname)) {
+		rc = reg_alias_delete(m->st, &actor_, p->model, name, NULL);
+		if (rc < 0)
+			return rc;
+	}
+	if (pend) {
+		pthread_mutex_lock(&m->mu);
+		pending_unlist(m, pend);
+		pthread_mutex_unlock(&m->mu);
+	}
+	/* The kernel now maps newname to the old inode; have it look the real link up again. */
+	fs_inval_push(m, (fuse_ino_t)(uintptr_t)p, newname, 0);
+	return 0;
+}
+
+static void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		      const char *newname, unsigned int flags)
+{
+	struct fs_mount *m = mnt(req);
+	struct fs_inode *p = fs_inode_get(m, parent);
+	struct fs_inode *np = fs_inode_get(m, newparent);
+	int rc;
+
+	count_op(m);
+	if (p->kind == FS_MODEL && np == p) {
+		rc = rename_alias(req, p, name, newname, flags);
+	} else if ((p->kind == FS_VERSION || p->kind == FS_CONTENT) &&
+		   (np->kind == FS_VERSION || np->kind == FS_CONTENT)) {
+		if (strcmp(p->model, np->model) || strcmp(p->version, np->version))
+			rc = cm_err_set(-EXDEV, "files move only within one version");
+		else if ((p->kind == FS_VERSION && !strcmp(name, "metadata.json")) ||
+			 (np->kind == FS_VERSION && !strcmp(newname, "metadata.json")))
+			rc = cm_err_set(-EPERM, "metadata.json is the version's record");
+		else
+			rc = draft_check(m, p, 1);
+		if (rc == 0 && renameat2(p->fd, name, np->fd, newname, flags) < 0)
+			rc = -errno;
+	} else if (p->kind == FS_MODEL || np->kind == FS_MODEL) {
+		rc = cm_err_set(-EXDEV, "aliases and versions stay in their model");
+	} else {
+		rc = cm_err_set(-EPERM, "models cannot be renamed");
+	}
+	reply_err(req, rc);
+}
+
+static void fs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+	(void)ino;
+	(void)newparent;
+	(void)newname;
+	reply_err(req, cm_err_set(-EPERM, "hard links are not supported"));
+}
+
+static struct fs_file *file_new(int fd)
+{
+	struct fs_file *f = calloc(1, sizeof(*f));
+
+	if (f)
+		f->fd = fd;
+	return f;
+}
+
+static void file_free(struct fs_mount *m, struct fs_file *f)
+{
+	if (!f)
+		return;
+	if (f->fd >= 0)
+		close(f->fd);
+	if (f->vid > 0)
+		reg_write_end(m->st, f->vid);
+	for (size_t i = 0; i < f->nents; i++)
+		free(f->ents[i].name);
+	free(f->ents);
+	free(f);
+}
+
+/* Opens a draft's metadata.json for writing: a staging copy, checked when closed. */
+static int open_meta_staging(struct fs_inode *in, int flags, int *out)
+{
+	char path[64];
+	char buf[65536];
+	int src, fd;
+	ssize_t n;
+
+	fd = memfd_create("modelfs-metadata", MFD_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (!(flags & O_TRUNC)) {
+		proc_path(path, sizeof(path), in->fd);
+		src = open(path, O_RDONLY | O_CLOEXEC);
+		if (src >= 0) {
+			while ((n = read(src, buf, sizeof(buf))) > 0)
+				if (write(fd, buf, (size_t)n) != n)
+					break;
+			close(src);
+		}
+	}
+	*out = fd;
+	return 0;
+}
+
+static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs_mount *m = mnt(req);
+	struct fs_inode *in = fs_inode_get(m, ino);
+	int writing = (fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC);
+	struct fs_file *f = NULL;
+	char path[64];
+	int64_t vid = 0;
+	int fd = -1;
+	int rc = 0;
+
+	count_op(m);
+	if (in->kind != FS_CONTENT && in->kind != FS_MMETA) {
+		reply_err(req, -EISDIR);
+		return;
+	}
+	if (writing) {
+		if (in->kind == FS_MMETA)
+			rc = cm_err_set(-EROFS, "%s/metadata.json is generated by the registry", in->model);
+		else
+			rc = draft_check(m, in, 0);
+		if (rc == 0 && in->is_meta) {
+			rc = open_meta_staging(in, fi->flags, &fd);
+		} else if (rc == 0) {
+			rc = reg_write_begin(m->st, in->model, in->version, &vid);
+			if (rc == 0) {
+				proc_path(path, sizeof(path), in->fd);
+				fd = open(path, (fi->flags & ~(O_CREAT | O_EXCL | O_NOFOLLOW)) | O_CLOEXEC);
+				if (fd < 0)
+					rc = -errno;
+			}
+		}
+	} else {
+		proc_path(path, sizeof(path), in->fd);
+		fd = open(path, O_RDONLY | O_CLOEXEC | (fi->flags & O_DIRECT));
+		if (fd < 0)
+			rc = -errno;
+	}
+	if (rc == 0 && !(f = file_new(fd)))
+		rc = -ENOMEM;
+	if (rc < 0 || !f) {
+		if (fd >= 0)
+			close(fd);
+		if (vid > 0)
+			reg_write_end(m->st, vid);
+		reply_err(req, rc);
+		return;
+	}
+	fd = -1;
+	f->vid = vid;
+	f->meta = in->is_meta && writing;
+	f->meta_dirty = f->meta && (fi->flags & O_TRUNC);
+	fi->fh = (uint64_t)(uintptr_t)f;
+	if (in->is_meta || in->kind == FS_MMETA) {
+		fi->direct_io = 1; /* small, regenerated on every change: never from a stale cache */
+	} else {
+		fi->keep_cache = atomic_load(&in->sealed); /* sealed content never changes */
+		fi->noflush = !writing;
+	}
+	fuse_reply_open(req, fi);
+}
+
+static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		      struct fuse_file_info *fi)
+{
+	struct fs_mount *m = mnt(req);
+	struct fs_inode *p = fs_inode_get(m, parent);
+	const struct fuse_ctx *c = fuse_req_ctx(req);
+	struct fuse_entry_param e;
+	struct fs_file *f = NULL;
+	int64_t vid = 0;
+	int fd = -1;
+	int rc;
+
+	count_op(m);
+	if (p->kind != FS_VERSION && p->kind != FS_CONTENT)
+		rc = cm_err_set(-EPERM, "files live in versions (mkdir a version first)");
+	else if (p->kind == FS_VERSION && !strcmp(name, "metadata.json"))
+		rc = cm_err_set(-EEXIST, "metadata.json exists; open it to rewrite the record");
+	else
+		rc = draft_check(m, p, 0);
+	if (rc == 0)
+		rc = reg_write_begin(m->st, p->model, p->version, &vid);
+	if (rc == 0) {
+		fd = openat(p->fd, name, (fi->flags | O_CREAT | O_NOFOLLOW | O_CLOEXEC) & ~O_DIRECTORY,
+			    mode & 07777);
+		if (fd < 0)
+			rc = -errno;
+		else if (fchown(fd, c->uid, c->gid) < 0)
+			cm_log(CM_LOG_WARN, "fs", "chown %s: %s", name, strerror(errno));
+	}
+	if (rc == 0)
+		rc = do_lookup(m, p, name, &e);
+	if (rc == 0 && !(f = file_new(fd)))
+		rc = -ENOMEM;
+	if (rc < 0 || !f) {
+		if (fd >= 0)
+			close(fd);
+		if (vid > 0)
+			reg_write_end(m->st, vid);
+		reply_err(req, rc);
+		return;
+	}
+	f->vid = vid;
+	fi->fh = (uint64_t)(uintptr_t)f;
+	fuse_reply_create(req, &e, fi);
+}
+
+/*
+ * The read path: hand libfuse the backing fd and offset, so the kernel splices
+ * the bytes into /dev/fuse without a copy through this process.
+ */
+static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct fs_mount *m = mnt(req);
+	struct fs_file *f = ffile(fi);
+	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+
+	(void)ino;
+	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	buf.buf[0].fd = f->fd;
+	buf.buf[0].pos = off;
+	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+	atomic_fetch_add_explicit((_Atomic uint64_t *)&m->stats.bytes_read, size, memory_order_relaxed);
+	/*
+	 * The kernel now holds these pages in the FUSE file's cache; keeping the
+	 * backing file's copy too would double the memory. Drop it in windows
+	 * behind a sequential reader.
+	 */
+	if (off == f->seq_next) {
+		f->seq_next = off + (off_t)size;
+		if (f->seq_next - f->dropped >= 2 * DROP_WINDOW) {
+			posix_fadvise(f->fd, f->dropped, f->seq_next - DROP_WINDOW - f->dropped,
+				      POSIX_FADV_DONTNEED);
+			f->dropped = f->seq_next - DROP_WINDOW;
+		}
+	} else {
+		f->seq_next = off + (off_t)size;
+		f->dropped = off;
+	}
+}
+
+static void fs_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in_buf, off_t off,
+			 struct fuse_file_info *fi)
+{
+	struct fs_mount *m = mnt(req);
+	struct fs_file *f = ffile(fi);
+	size_t len = fuse_buf_size(in_buf);
+	struct fuse_bufvec out = FUSE_BUFVEC_INIT(len);
+	ssize_t n;
+
+	(void)ino;
+	if (f->meta && (uint64_t)off + len > REG_META_MAX) {
+		reply_err(req, cm_err_set(-EFBIG, "metadata records are limited to %d bytes",
+					  REG_META_MAX));
+		return;
+	}
+	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	out.buf[0].fd = f->fd;
+	out.buf[0].pos = off;
+	n = fuse_buf_copy(&out, in_buf, 0);
+	if (n < 0) {
+		reply_err(req, (int)n);
+		return;
+	}
+	if (f->meta)
+		f->meta_dirty = 1;
+	atomic_fetch_add_explicit((_Atomic uint64_t *)&m->stats.bytes_written, (uint64_t)n,
+				  memory_order_relaxed);
+	fuse_reply_write(req, (size_t)n);
+}
+
+/* close(): a rewritten metadata.json is parsed, validated and stored here, or refused. */
+static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs_mount *m = mnt(req);
+	struct fs_inode *in = fs_inode_get(m, ino);
+	struct fs_file *f = ffile(fi);
+	json_error_t jerr;
+	char *text = NULL;
+	json_t *rec = NULL;
+	struct stat sb;
+	int rc = 0;
+	ACTOR(req);
+
+	if (!f->meta || !f->meta_dirty) {
+		reply_err(req, 0);
+		return;
+	}
+	if (fstat(f->fd, &sb) < 0) {
+		reply_err(req, -errno);
+		return;
+	}
+	text = malloc((size_t)sb.st_size + 1);
+	if (!text) {
+		reply_err(req, -ENOMEM);
+		return;
+	}
+	if (pread(f->fd, text, (size_t)sb.st_size, 0) != sb.st_size) {
+		rc = -EIO;
+		goto done;
+	}
+	text[sb.st_size] = '\0';
+	if (sb.st_size == 0) {
+		/*
+		 * A shell redirection closes a duplicate of the fd before anything is
+		 * written; an empty file is "not written yet", not a record. Write {}
+		 * to clear a draft's record.
+		 */
+		goto done;
+	}
+	rec = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+	if (!rec)
+		rc = cm_err_set(-EINVAL, "%s/%s/metadata.json is not valid JSON: %s (line %d)",
+				in->model, in->version, jerr.text, jerr.line);
+	else
+		rc = reg_version_metadata_set(m->st, &actor_, in->model, in->version, rec);
+	if (rc == 0)
+		f->meta_dirty = 0;
+	else
+		cm_log(CM_LOG_WARN, "fs", "metadata.json of %s/%s refused (%s): %s", in->model,
+		       in->version, actor_buf_, cm_err_describe(rc));
+done:
+	json_decref(rec);
+	free(text);
+	/* Bad JSON or schema: close() fails with EINVAL and the prior record stays. */
+	reply_err(req, rc == -EROFS || rc == -EINVAL || rc == -E2BIG ? -EINVAL : rc);
+}
+
+static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	file_free(mnt(req), ffile(fi));
+	fuse_reply_err(req, 0);
+}
+
+static void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	struct fs_file *f = ffile(fi);
+	int rc;
+
+	(void)ino;
+	if (f->meta)
+		rc = 0; /* the record is durable once close() stored it */
+	else
+		rc = (datasync ? fdatasync(f->fd) : fsync(f->fd)) < 0 ? -errno : 0;
+	reply_err(req, rc);
+}
+
+static void fs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
+			 struct fuse_file_info *fi)
+{
+	struct fs_file *f = ffile(fi);
+
+	(void)ino;
+	if (f->meta) {
+		reply_err(req, -EOPNOTSUPP);
+		return;
+	}
+	reply_err(req, fallocate(f->fd, mode, off, len) < 0 ? -errno : 0);
+}
+
+static int dirent_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct fs_dirent *)a)->name, ((const struct fs_dirent *)b)->name);
+}
+
+/* What a directory shows: the backing entries less private ones, plus pending links. */
+static int dir_snapshot(struct fs_mount *m, struct fs_inode *in, struct fs_file *f)
+{
+	struct fs_dirent *v = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *de;
+	char path[64];
+	DIR *d;
+	int fd;
+
+	proc_path(path, sizeof(path), in->fd);
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return -errno;
+	}
+	for (;;) {
+		const char *name;
+		unsigned char type;
+		ino_t ino;
+		int keep;
+
+		de = readdir(d);
+		if (!de)
+			break;
+		name = de->d_name;
+		type = de->d_type;
+		ino = de->d_ino;
+		keep = !strcmp(name, ".") || !strcmp(name, "..");
+		if (!keep) {
+			switch (in->kind) {
+			case FS_ROOT:
+				keep = name[0] != '.' && type == DT_DIR && reg_name_model_check(name) == 0;
+				break;
+			case FS_MODEL:
+				keep = name[0] != '.';
+				break;
+			default:
+				keep = !(name[0] == '.' && strstr(name, ".tmp-"));
+			}
+		}
+		if (!keep)
+			continue;
+		if (n == cap) {
+			struct fs_dirent *nv;
+
+			cap = cap ? cap * 2 : 64;
+			nv = realloc(v, cap * sizeof(*v));
+			if (!nv)
+				break;
+			v = nv;
+		}
+		v[n].name = strdup(name);
+		v[n].type = type;
+		v[n].ino = ino;
+		if (v[n].name)
+			n++;
+	}
+	closedir(d);
+	if (in->kind == FS_MODEL) {
+		pthread_mutex_lock(&m->mu);
+		for (struct fs_inode *p = m->pending; p; p = p->pnext) {
+			if (!p->listed || strcmp(p->model, in->model))
+				continue;
+			if (n == cap) {
+				struct fs_dirent *nv;
+
+				cap = cap ? cap * 2 : 64;
+				nv = realloc(v, cap * sizeof(*v));
+				if (!nv)
+					break;
+				v = nv;
+			}
+			v[n].name = strdup(p->name);
+			v[n].type = DT_LNK;
+			v[n].ino = (ino_t)(uintptr_t)p;
+			if (v[n].name)
+				n++;
+		}
+		pthread_mutex_unlock(&m->mu);
+	}
+	if (n > 1)
+		qsort(v, n, sizeof(*v), dirent_cmp);
+	f->ents = v;
+	f->nents = n;
+	return 0;
+}
+
+static void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs_mount *m = mnt(req);
+	struct fs_inode *in = fs_inode_get(m, ino);
+	struct fs_file *f;
+	int rc;
+
+	count_op(m);
+	if (in->kind == FS_ALIAS || in->kind == FS_PENDING || in->kind == FS_MMETA) {
+		reply_err(req, -ENOTDIR);
+		return;
+	}
+	f = file_new(-1);
+	if (!f) {
+		reply_err(req, -ENOMEM);
+		return;
+	}
+	rc = dir_snapshot(m, in, f);
+	if (rc < 0) {
+		file_free(m, f);
+		reply_err(req, rc);
+		return;
+	}
+	fi->fh = (uint64_t)(uintptr_t)f;
+	/*
+	 * Listings of the root, models and sealed versions are cached by the
+	 * kernel; changes through the mount drop the cache themselves and changes
+	 * from other channels are invalidated (fs_on_change).
+	 */
+	if (in->kind == FS_ROOT || in->kind == FS_MODEL ||
+	    ((in->kind == FS_VERSION || in->kind == FS_CONTENT) && atomic_load(&in->sealed))) {
+		fi->cache_readdir = 1;
+		fi->keep_cache = 1;
+	}
+	fuse_reply_open(req, fi);
+}
+
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi, int plus)
+{
+	struct fs_mount *m = mnt(req);
+	struct fs_inode *in = fs_inode_get(m, ino);
+	struct fs_file *f = ffile(fi);
+	char *buf = calloc(1, size);
+	size_t used = 0;
+
+	if (!buf) {
+		reply_err(req, -ENOMEM);
+		return;
+	}
+	for (size_t i = (size_t)off; i < f->nents; i++) {
+		struct fs_dirent *d = &f->ents[i];
+		size_t need;
+
+		if (plus) {
+			struct fuse_entry_param e;
+
+			memset(&e, 0, sizeof(e));
+			if (!strcmp(d->name, ".") || !strcmp(d->name, "..")) {
+				e.attr.st_ino = d->ino;
+				e.attr.st_mode = (mode_t)d->type << 12;
+			} else if (do_lookup(m, in, d->name, &e) < 0) {
+				continue; /* gone since the snapshot */
+			}
+			need = fuse_add_direntry_plus(req, buf + used, size - used, d->name, &e,
+						      (off_t)i + 1);
+			if (need > size - used) {
+				if (e.ino)
+					fs_inode_unref(m, fs_inode_get(m, e.ino), 1);
+				break;
+			}
+		} else {
+			struct stat sb = { .st_ino = d->ino, .st_mode = (mode_t)d->type << 12 };
+
+			need = fuse_add_direntry(req, buf + used, size - used, d->name, &sb,
+						 (off_t)i + 1);
+			if (need > size - used)
+				break;
+		}
+		used += need;
+	}
+	fuse_reply_buf(req, buf, used);
+	free(buf);
+}
+
+static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, fi, 0);
+}
+
+static void fs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			   struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, fi, 1);
+}
+
+static void fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	file_free(mnt(req), ffile(fi));
+	fuse_reply_err(req, 0);
+}
+
+static void fs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	struct fs_mount *m = mnt(req);
+	struct fs_inode *in = fs_inode_get(m, ino);
+	char path[64];
+	int fd, rc = 0;
+
+	(void)datasync;
+	(void)fi;
+	proc_path(path, sizeof(path), in->fd);
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || fsync(fd) < 0)
+		rc = -errno;
+	if (fd >= 0)
+		close(fd);
+	reply_err(req, rc);
+}
+
+static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct fs_mount *m = mnt(req);
+	struct statvfs sv;
+
+	(void)ino;
+	if (fstatvfs(m->store_fd, &sv) < 0)
+		reply_err(req, -errno);
+	else
+		fuse_reply_statfs(req, &sv);
+}
+
+/*
+ * No extended attributes: `ls -l` asks for two per entry and the kernel
+ * does not cache the answers. ENOSYS makes the kernel stop asking.
+ */
+static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	(void)ino;
+	(void)name;
+	(void)size;
+	fuse_reply_err(req, ENOSYS);
+}
+
+static void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	(void)ino;
+	(void)size;
+	fuse_reply_err(req, ENOSYS);
+}
+
+static void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+			size_t size, int flags)
+{
+	(void)ino;
+	(void)name;
+	(void)value;
+	(void)size;
+	(void)flags;
+	fuse_reply_err(req, ENOSYS);
+}
+
+static void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	(void)ino;
+	(void)name;
+	fuse_reply_err(req, ENOSYS);
+}
+
+const struct fuse_lowlevel_ops fs_ops = {
+	.init = fs_init,
+	.lookup = fs_lookup,
+	.forget = fs_forget,
+	.forget_multi = fs_forget_multi,
+	.getattr = fs_getattr,
+	.setattr = fs_setattr,
+	.readlink = fs_readlink,
+	.mknod = fs_mknod,
+	.mkdir = fs_mkdir,
+	.unlink = fs_unlink,
+	.rmdir = fs_rmdir,
+	.symlink = fs_symlink,
+	.rename = fs_rename,
+	.link = fs_link,
+	.open = fs_open,
+	.create = fs_create,
+	.read = fs_read,
+	.write_buf = fs_write_buf,
+	.flush = fs_flush,
+	.release = fs_release,
+	.fsync = fs_fsync,
+	.fallocate = fs_fallocate,
+	.opendir = fs_opendir,
+	.readdir = fs_readdir,
+	.readdirplus = fs_readdirplus,
+	.releasedir = fs_releasedir,
+	.fsyncdir = fs_fsyncdir,
+	.statfs = fs_statfs,
+	.getxattr = fs_getxattr,
+	.listxattr = fs_listxattr,
+	.setxattr = fs_setxattr,
+	.removexattr = fs_removexattr,
+};

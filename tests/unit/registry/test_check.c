@@ -1,0 +1,130 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* fsck finds each kind of problem; --repair heals what the db is the truth for. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fixture.h"
+
+struct seen {
+	int kinds[16];
+	int repaired;
+};
+
+static void collect(void *ctx, enum reg_fsck_kind kind, const char *where, const char *detail,
+		    int repaired)
+{
+	struct seen *s = ctx;
+
+	(void)detail;
+	if (getenv("MODELFS_TEST_VERBOSE"))
+		fprintf(stderr, "fsck: %s %s%s\n", reg_fsck_kind_name(kind), where,
+			repaired ? " (repaired)" : "");
+	s->kinds[kind]++;
+	s->repaired += repaired;
+}
+
+static void path_of(struct fx *f, char *out, size_t n, const char *rel)
+{
+	snprintf(out, n, "%s/%s", f->dir, rel);
+}
+
+static void finds_each_problem_and_repairs(void **state)
+{
+	struct fx *f = *state;
+	struct seen s = { 0 };
+	char p[4300], q[4300];
+
+	fx_version(f, "m", "v1", "model.pkl", "one", NULL);
+	fx_version(f, "m", "v2", "model.pkl", "two", NULL);
+	fx_pass(f, "m", "v1");
+	assert_int_equal(reg_alias_set(f->st, &fx_actor, "m", "current", "v1", NULL, NULL), 0);
+	assert_int_equal(reg_version_seal(f->st, &fx_actor, "m", "v2", NULL), 0);
+	assert_int_equal(reg_alias_set(f->st, &fx_actor, "m", "staging", "v2", NULL, NULL), 0);
+	assert_int_equal(fx_fsck(f), 0);
+
+	/* Damage the raw volume in every way an operator might. */
+	path_of(f, p, sizeof(p), "m/current");
+	unlink(p);
+	assert_int_equal(symlink("v2", p), 0);                     /* stale alias */
+	path_of(f, p, sizeof(p), "m/staging");
+	unlink(p);                                                 /* missing alias */
+	path_of(f, p, sizeof(p), "m/prod");
+	assert_int_equal(symlink("v1", p), 0);                     /* alias the db does not know */
+	path_of(f, p, sizeof(p), "m/v1/model.pkl");
+	chmod(p, 0644);                                            /* writable sealed file */
+	fx_write(f->dir, "m/v2/extra.bin", "x");                   /* extra file */
+	path_of(f, p, sizeof(p), "m/v2/model.pkl");
+	chmod(p, 0644);
+	fx_write(f->dir, "m/v2/model.pkl", "TWO");                 /* digest mismatch */
+	fx_write(f->dir, "m/v1/metadata.json", "{}");              /* metadata differs */
+	fx_write(f->dir, "m/v7/model.pkl", "new");                 /* unknown version dir */
+	fx_write(f->dir, "n/v1/model.pkl", "n");                   /* unknown model dir */
+
+	assert_true(reg_store_fsck(f->st, 0, 1, collect, &s) > 0);
+	assert_int_equal(s.kinds[REG_FSCK_ALIAS_STALE], 1);
+	assert_int_equal(s.kinds[REG_FSCK_ALIAS_MISSING], 1);
+	assert_int_equal(s.kinds[REG_FSCK_ALIAS_DANGLING], 1);
+	assert_int_equal(s.kinds[REG_FSCK_MODE], 2);
+	assert_int_equal(s.kinds[REG_FSCK_EXTRA_FILE], 1);
+	assert_int_equal(s.kinds[REG_FSCK_DIGEST], 1);
+	assert_true(s.kinds[REG_FSCK_METADATA] >= 1);
+	assert_int_equal(s.kinds[REG_FSCK_EXTRA_DIR], 2);
+	assert_int_equal(s.repaired, 0);
+
+	/* Repair: only the content damage is left (it cannot be restored). */
+	memset(&s, 0, sizeof(s));
+	int left = reg_store_fsck(f->st, 1, 1, collect, &s);
+	assert_int_equal(left, 2); /* the digest mismatch and the extra file */
+	assert_string_equal(fx_readlink(f->dir, "m/current"), "v1");
+	assert_string_equal(fx_readlink(f->dir, "m/staging"), "v2");
+	assert_null(fx_readlink(f->dir, "m/prod"));
+	struct reg_version v;
+	assert_int_equal(reg_version_get(f->st, "m", "v7", &v), 0);
+	assert_int_equal(v.state, REG_DRAFT);
+	assert_int_equal(reg_version_get(f->st, "n", "v1", &v), 0);
+	path_of(f, q, sizeof(q), "m/v1/model.pkl");
+	assert_int_not_equal(access(q, W_OK), 0 == getuid() ? 1 : 0);
+	struct stat sb;
+	assert_int_equal(stat(q, &sb), 0);
+	assert_int_equal(sb.st_mode & 0222, 0);
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(reg_store_fsck(f->st, 0, 1, collect, &s), 2);
+	assert_int_equal(s.kinds[REG_FSCK_DIGEST] + s.kinds[REG_FSCK_EXTRA_FILE], 2);
+}
+
+static void reconcile_heals_lost_disk_update(void **state)
+{
+	struct fx *f = *state;
+	char p[4300];
+
+	fx_version(f, "m", "v1", "a", "1", NULL);
+	fx_version(f, "m", "v2", "a", "2", NULL);
+	fx_pass(f, "m", "v1");
+	fx_pass(f, "m", "v2");
+	assert_int_equal(reg_alias_set(f->st, &fx_actor, "m", "current", "v2", NULL, NULL), 0);
+	/*
+	 * Simulate a crash between the commit and the disk update: put the old
+	 * disk state back (symlink gone, metadata.json from before).
+	 */
+	path_of(f, p, sizeof(p), "m/current");
+	unlink(p);
+	fx_write(f->dir, "m/metadata.json", "{\"event_id\": 1}");
+	fx_reopen(f);
+	assert_string_equal(fx_readlink(f->dir, "m/current"), "v2");
+	assert_non_null(strstr(fx_read(f->dir, "m/metadata.json"), "\"current\": \"v2\""));
+	assert_int_equal(fx_fsck(f), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(finds_each_problem_and_repairs, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(reconcile_heals_lost_disk_update, fx_setup, fx_teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
