@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Kernel cache invalidation for changes made by other channels. The kernel
- * keeps entries and attributes for a long time (they rarely change); when an
- * alias moves over HTTP or git, its dentry must be dropped at once. The
- * notifications go out from a thread of their own: a notification can wait
- * for a directory lock that a request in flight holds, and no request or
- * registry call should wait on that.
+ * Kernel cache invalidation. The kernel keeps entries and attributes for a
+ * long time (they rarely change); when an alias moves over HTTP or git, its
+ * dentry must be dropped at once (fs_on_change, synchronous). Invalidations
+ * that a FUSE request itself needs (after renaming a temporary link onto an
+ * alias) go out from a thread of their own: a notification waits for the
+ * directory lock that the request in flight holds.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -83,6 +83,21 @@ void fs_inval_push(struct fs_mount *m, fuse_ino_t parent, const char *name, fuse
 	pthread_mutex_unlock(&m->qmu);
 }
 
+static void inval_now(struct fs_mount *m, fuse_ino_t parent, const char *name, fuse_ino_t ino)
+{
+	if (name)
+		fuse_lowlevel_notify_inval_entry(m->se, parent, name, strlen(name));
+	if (ino)
+		fuse_lowlevel_notify_inval_inode(m->se, ino, 0, 0);
+}
+
+/*
+ * Runs in the thread that made the change, after the registry released its
+ * locks, and returns once the kernel has dropped what it cached: an HTTP
+ * promotion is answered only when the mount already shows it. (Never called
+ * for changes made through the mount itself, whose requests hold the very
+ * directory locks a notification waits for.)
+ */
 void fs_on_change(void *ctx, const struct reg_change *c)
 {
 	struct fs_mount *m = ctx;
@@ -96,17 +111,17 @@ void fs_on_change(void *ctx, const struct reg_change *c)
 	mino = fs_inode_find(m, FS_MODEL, c->model, NULL);
 	if (c->alias) {
 		if (mino)
-			fs_inval_push(m, mino, c->alias, mino);
+			inval_now(m, mino, c->alias, mino);
 		return;
 	}
 	if (c->version) {
 		fuse_ino_t vino = fs_inode_find(m, FS_VERSION, c->model, c->version);
 
 		if (mino)
-			fs_inval_push(m, mino, c->version, mino);
+			inval_now(m, mino, c->version, mino);
 		if (vino)
-			fs_inval_push(m, 0, NULL, vino);
+			inval_now(m, 0, NULL, vino);
 		return;
 	}
-	fs_inval_push(m, FUSE_ROOT_ID, c->model, FUSE_ROOT_ID);
+	inval_now(m, FUSE_ROOT_ID, c->model, FUSE_ROOT_ID);
 }

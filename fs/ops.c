@@ -410,8 +410,10 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 		valid &= ~FUSE_SET_ATTR_MODE;
 	}
 	if (rc == 0 && valid) {
-		if (in->kind != FS_VERSION && in->kind != FS_CONTENT)
-			rc = cm_err_set(-EPERM, "only files and directories in versions can change");
+		if (in->kind == FS_MODEL)
+			rc = (valid & FUSE_SET_ATTR_SIZE) ? -EISDIR : 0; /* owners and modes: who may promote */
+		else if (in->kind != FS_VERSION && in->kind != FS_CONTENT)
+			rc = cm_err_set(-EPERM, "only models, versions and their files can change");
 		else
 			rc = draft_check(m, in, 0);
 	}
@@ -1040,8 +1042,20 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	buf.buf[0].fd = f->fd;
 	buf.buf[0].pos = off;
+	/* Counted before the reply, so a reader that got its bytes also sees them counted. */
+	{
+		struct stat sb;
+		uint64_t n = size;
+
+		if (fstat(f->fd, &sb) == 0) {
+			uint64_t left = off >= sb.st_size ? 0 : (uint64_t)(sb.st_size - off);
+
+			n = left < size ? left : size;
+		}
+		atomic_fetch_add_explicit((_Atomic uint64_t *)&m->stats.bytes_read, n,
+					  memory_order_relaxed);
+	}
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
-	atomic_fetch_add_explicit((_Atomic uint64_t *)&m->stats.bytes_read, size, memory_order_relaxed);
 	/*
 	 * The kernel now holds these pages in the FUSE file's cache; keeping the
 	 * backing file's copy too would double the memory. Drop it in windows

@@ -1,0 +1,127 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Starting and stopping a real `modelfs serve` with a FUSE mount, for tests."""
+import os
+import signal
+import sqlite3
+import subprocess
+import tempfile
+import time
+
+
+def has_listen_option(modelfs):
+    out = subprocess.run([modelfs, "serve", "--help"], capture_output=True, text=True).stdout
+    return "--listen" in out
+
+
+class Daemon:
+    """One `modelfs serve` process with its own store, mount point and log."""
+
+    def __init__(self, modelfs, extra=(), store=None, base=None):
+        base = base or os.environ.get("MODELFS_TEST_TMP", tempfile.gettempdir())
+        os.makedirs(base, exist_ok=True)
+        self.modelfs = modelfs
+        self.dir = tempfile.mkdtemp(prefix="modelfs-fs-", dir=base)
+        os.chmod(self.dir, 0o755)  # other users reach the mount in some tests
+        self.store = store or os.path.join(self.dir, "store")
+        self.mnt = os.path.join(self.dir, "mnt")
+        self.ready = os.path.join(self.dir, "ready")
+        self.log_path = os.path.join(self.dir, "daemon.log")
+        os.makedirs(self.store, exist_ok=True)
+        os.makedirs(self.mnt, exist_ok=True)
+        self.extra = list(extra)
+        self.proc = None
+        self.port = None
+
+    def start(self, timeout=20):
+        if os.path.exists(self.ready):
+            os.unlink(self.ready)
+        args = [self.modelfs, "serve", "--store", self.store, "--mount", self.mnt,
+                "--ready-file", self.ready]
+        if has_listen_option(self.modelfs):
+            args += ["--listen", "127.0.0.1:0"]
+        args += self.extra
+        self.log = open(self.log_path, "a")
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if os.path.exists(self.ready):
+                with open(self.ready) as f:
+                    line = f.read().strip()
+                if line.startswith("port="):
+                    self.port = int(line[5:])
+                    return self
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"modelfs serve exited {self.proc.returncode}:\n{self.read_log()}")
+            time.sleep(0.02)
+        raise RuntimeError(f"modelfs serve not ready after {timeout}s:\n{self.read_log()}")
+
+    def read_log(self):
+        try:
+            with open(self.log_path) as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def stop(self, sig=signal.SIGTERM, timeout=20):
+        """Stops the daemon we started (by PID) and returns its exit code."""
+        if not self.proc:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+        self.proc = None
+        self.log.close()
+        self.unmount()
+        return rc
+
+    def kill9(self):
+        self.proc.kill()
+        self.proc.wait()
+        self.proc = None
+        self.log.close()
+        self.unmount()
+
+    def unmount(self):
+        with open("/proc/mounts") as f:
+            mounted = any(line.split()[1] == self.mnt for line in f)
+        if mounted:
+            subprocess.run(["fusermount3", "-u", "-z", self.mnt], capture_output=True)
+
+    def events(self, model=None, kind=None):
+        """The event log, read straight from SQLite (read-only, beside the daemon)."""
+        db = sqlite3.connect(f"file:{self.store}/.modelfs/registry.db?mode=ro", uri=True,
+                             timeout=10)
+        try:
+            q = "SELECT kind, version, alias, channel, actor, before, after FROM events WHERE 1"
+            args = []
+            if model:
+                q += " AND model = ?"
+                args.append(model)
+            if kind:
+                q += " AND kind = ?"
+                args.append(kind)
+            return [dict(zip(("kind", "version", "alias", "channel", "actor", "before", "after"), r))
+                    for r in db.execute(q + " ORDER BY id", args)]
+        finally:
+            db.close()
+
+    def state(self, model, version):
+        db = sqlite3.connect(f"file:{self.store}/.modelfs/registry.db?mode=ro", uri=True,
+                             timeout=10)
+        try:
+            r = db.execute("SELECT v.state FROM versions v JOIN models m ON m.id = v.model_id "
+                           "WHERE m.name = ? AND v.name = ?", (model, version)).fetchone()
+            return r[0] if r else None
+        finally:
+            db.close()
+
+    def cleanup(self):
+        if self.proc:
+            self.stop()
+        self.unmount()
+        subprocess.run(["chmod", "-R", "u+w", self.dir], capture_output=True)
+        subprocess.run(["rm", "-rf", self.dir], capture_output=True)
