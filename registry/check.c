@@ -17,27 +17,40 @@
 
 #include "reg_i.h"
 
+/*
+ * The event id <model>/metadata.json was generated at, read from its first
+ * line ({"event_id": N, ...}: materialize.c writes it first) without parsing
+ * the rest; -1 when the file is missing, damaged or of another shape.
+ */
 static int64_t disk_event_id(int root_fd, const char *model)
 {
-	char *data = NULL;
-	json_t *doc;
-	int64_t id = -1;
+	static const char key[] = "\"event_id\":";
+	char buf[128];
+	char *p, *end;
+	int64_t id;
+	int mfd = -1, fd;
+	ssize_t n;
 
-	{
-		int mfd = -1;
-
-		if (st_openat_dir(root_fd, model, &mfd) < 0)
-			return -1;
-		st_read_file(mfd, REG_METADATA_FILE, REG_META_MAX * 4, &data, NULL);
-		close(mfd);
-	}
-	if (!data)
+	if (st_openat_dir(root_fd, model, &mfd) < 0)
 		return -1;
-	doc = json_loads(data, 0, NULL);
-	free(data);
-	if (json_is_integer(json_object_get(doc, "event_id")))
-		id = json_integer_value(json_object_get(doc, "event_id"));
-	json_decref(doc);
+	fd = openat(mfd, REG_METADATA_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	close(mfd);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	p = strstr(buf, key);
+	if (!p || p - buf > 8)
+		return -1;
+	p += sizeof(key) - 1;
+	while (*p == ' ')
+		p++;
+	id = strtoll(p, &end, 10);
+	if (end == p || (*end != ',' && *end != '\n' && *end != '}'))
+		return -1;
 	return id;
 }
 

@@ -272,7 +272,22 @@ static json_t *model_document(struct reg_conn *c, const char *model, int64_t mid
 	if (sqlite3_step(s) == SQLITE_ROW)
 		last = sqlite3_column_int64(s, 0);
 	sqlite3_reset(s);
-	json_object_set_new(doc, "event_id", json_integer(last));
+	/*
+	 * event_id goes first, so that opening a store reads a line per model
+	 * instead of parsing every model's version summary (check.c).
+	 */
+	{
+		json_t *ordered = json_pack("{sI}", "event_id", (json_int_t)last);
+
+		json_object_del(doc, "event_id");
+		if (!ordered || json_object_update(ordered, doc) < 0) {
+			json_decref(ordered);
+			rc = cm_err_set(-ENOMEM, "out of memory");
+			goto done;
+		}
+		json_decref(doc);
+		doc = ordered;
+	}
 	(void)mid;
 done:
 	if (rc < 0) {

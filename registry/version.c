@@ -10,9 +10,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "reg_i.h"
+
+/* How long a seal waits for writes that are ending before it says EBUSY. */
+#define REG_SEAL_WRITER_WAIT_S 2
 
 static enum reg_state state_parse(const char *s)
 {
@@ -530,6 +534,7 @@ void reg_write_end(struct reg_store *st, int64_t vid)
 		l->writers--;
 		live_drop_if_idle(st, l);
 	}
+	pthread_cond_broadcast(&st->live_cv); /* a seal may be waiting for the last writer */
 	pthread_mutex_unlock(&st->live_mu);
 }
 
@@ -668,6 +673,24 @@ int reg_version_seal(struct reg_store *st, const struct reg_actor *who, const ch
 	while ((l = live_find(st, v.id, 1)) && l->sealing) {
 		pthread_cond_wait(&st->live_cv, &st->live_mu);
 		waited = 1;
+	}
+	/*
+	 * A writer that just closed its file may not have ended yet (the FUSE
+	 * release arrives after close() returns): give writers a moment.
+	 */
+	if (l && !waited && l->writers > 0) {
+		struct timespec until;
+
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += REG_SEAL_WRITER_WAIT_S;
+		while ((l = live_find(st, v.id, 1)) && l->writers > 0 && !l->sealing &&
+		       pthread_cond_timedwait(&st->live_cv, &st->live_mu, &until) == 0)
+			;
+		if (l && l->sealing) {
+			live_drop_if_idle(st, l);
+			pthread_mutex_unlock(&st->live_mu);
+			return reg_version_seal(st, who, model, version, out);
+		}
 	}
 	if (!l)
 		rc = cm_err_set(-ENOMEM, "out of memory");

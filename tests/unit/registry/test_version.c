@@ -101,6 +101,34 @@ static void seal_refused_while_writing(void **state)
 	assert_int_equal(reg_version_seal(f->st, &fx_actor, "m", "v1", NULL), 0);
 }
 
+struct late_end {
+	struct fx *f;
+	int64_t vid;
+};
+
+static void *end_later(void *p)
+{
+	struct late_end *le = p;
+
+	usleep(100 * 1000);
+	reg_write_end(le->f->st, le->vid);
+	return NULL;
+}
+
+static void seal_waits_for_a_closing_writer(void **state)
+{
+	struct fx *f = *state;
+	struct late_end le = { .f = f };
+	pthread_t t;
+
+	/* close() through the mount returns before the release: the seal waits a moment. */
+	fx_version(f, "m", "v1", "model.pkl", "abc", NULL);
+	assert_int_equal(reg_write_begin(f->st, "m", "v1", &le.vid), 0);
+	pthread_create(&t, NULL, end_later, &le);
+	assert_int_equal(reg_version_seal(f->st, &fx_actor, "m", "v1", NULL), 0);
+	pthread_join(t, NULL);
+}
+
 static void seal_rejects_symlink_content(void **state)
 {
 	struct fx *f = *state;
@@ -293,6 +321,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(bad_names_and_missing, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(seal_records_digests_and_protects, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(seal_refused_while_writing, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(seal_waits_for_a_closing_writer, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(seal_rejects_symlink_content, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(metadata_rules, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(oversized_record, fx_setup, fx_teardown),
