@@ -1055,9 +1055,8 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		atomic_fetch_add_explicit((_Atomic uint64_t *)&m->stats.bytes_read, n,
 					  memory_order_relaxed);
 	}
-	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 	/*
-	 * The kernel now holds these pages in the FUSE file's cache; keeping the
+	 * The kernel keeps what it reads in the FUSE file's cache; keeping the
 	 * backing file's copy too would double the memory. Drop it in windows
 	 * behind a sequential reader.
 	 */
@@ -1072,6 +1071,11 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		f->seq_next = off + (off_t)size;
 		f->dropped = off;
 	}
+	/*
+	 * Replied last: once the reply is sent, a RELEASE may free f on another
+	 * thread. The range dropped above ends a window behind this read.
+	 */
+	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 }
 
 static void fs_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in_buf, off_t off,
