@@ -1,20 +1,22 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * modelfs serve: opens the store (taking its writer lock), mounts the FUSE
- * view, and runs until SIGINT/SIGTERM; then unmounts, checkpoints and closes
- * the db and exits 0. Configuration comes from one table (flags and
- * MODELFS_* environment variables), which also makes --help and
- * --check-config.
+ * view when asked, serves the REST API, and runs until SIGINT/SIGTERM; then
+ * stops the API, unmounts, checkpoints and closes the db and exits 0.
+ * Configuration comes from one table (flags and MODELFS_* environment
+ * variables), which also makes --help and --check-config.
  */
 #include <errno.h>
 #include <signal.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "api.h"
 #include "cli.h"
 #include "cm.h"
 #include "fs.h"
@@ -26,8 +28,24 @@ struct serve_cfg {
 	const char *mount;
 	const char *ready_file;
 	const char *log_level;
+	const char *listen;
+	const char *token_file;
+	const char *pvc;
+	const char *namespace_;
+	const char *runtime;
 	long long admin_gid;
 	long long fuse_threads;
+	long long max_body;
+	long long max_upload;
+	long long http_memory;
+	long long max_conns;
+	long long per_ip_conns;
+	long long idle_timeout;
+	long long request_timeout;
+	long long http_threads;
+	long long cache_bytes;
+	int auth_reads;
+	int insecure;
 	int log_json;
 	int fuse_debug;
 	int check_config;
@@ -44,6 +62,38 @@ static const struct cm_opt serve_opts[] = {
 	    "mount the versioned view here"),
 	OPT("ready-file", "MODELFS_READY_FILE", CM_OPT_STRING, ready_file, NULL, 0, 0, "FILE",
 	    "write port=<n> here once everything is up"),
+	OPT("listen", "MODELFS_LISTEN", CM_OPT_STRING, listen, "127.0.0.1:8080", 0, 0, "HOST:PORT",
+	    "serve the REST API here (port 0 picks a free port, written to --ready-file)"),
+	OPT("token-file", "MODELFS_TOKEN_FILE", CM_OPT_STRING, token_file, NULL, 0, 0, "FILE",
+	    "bearer tokens, '<name> <role> <secret>' a line (roles: reader, writer, admin)"),
+	OPT("auth-reads", "MODELFS_AUTH_READS", CM_OPT_BOOL, auth_reads, "false", 0, 0, NULL,
+	    "reads need a token too (reader role or above)"),
+	OPT("insecure", "MODELFS_INSECURE", CM_OPT_BOOL, insecure, "false", 0, 0, NULL,
+	    "allow a non-loopback --listen without --token-file"),
+	OPT("pvc", "MODELFS_PVC", CM_OPT_STRING, pvc, "model-storage-pvc", 0, 0, "NAME",
+	    "the volume's PVC, for rendered InferenceServices (storageUri pvc://NAME/...)"),
+	OPT("namespace", "MODELFS_NAMESPACE", CM_OPT_STRING, namespace_, NULL, 0, 0, "NS",
+	    "namespace of rendered InferenceServices"),
+	OPT("runtime", "MODELFS_RUNTIME", CM_OPT_STRING, runtime, NULL, 0, 0, "NAME",
+	    "KServe serving runtime of rendered InferenceServices"),
+	OPT("max-body", "MODELFS_MAX_BODY", CM_OPT_INT, max_body, "1048576", 1024, 67108864, "BYTES",
+	    "largest JSON request body (larger: 413)"),
+	OPT("max-upload", "MODELFS_MAX_UPLOAD", CM_OPT_INT, max_upload, "0", 0, INT64_MAX, "BYTES",
+	    "largest uploaded file, 0 for no limit (larger: 413)"),
+	OPT("http-memory", "MODELFS_HTTP_MEMORY", CM_OPT_INT, http_memory, "65536", 8192, 16777216,
+	    "BYTES", "memory per HTTP connection, which bounds request headers (larger: 431)"),
+	OPT("max-connections", "MODELFS_MAX_CONNECTIONS", CM_OPT_INT, max_conns, "1024", 1, 65536,
+	    "N", "HTTP connections at once"),
+	OPT("per-ip-connections", "MODELFS_PER_IP_CONNECTIONS", CM_OPT_INT, per_ip_conns, "0", 0,
+	    65536, "N", "HTTP connections at once from one address, 0 for no limit"),
+	OPT("idle-timeout", "MODELFS_IDLE_TIMEOUT", CM_OPT_INT, idle_timeout, "60", 1, 86400, "SECONDS",
+	    "close HTTP connections idle this long"),
+	OPT("request-timeout", "MODELFS_REQUEST_TIMEOUT", CM_OPT_INT, request_timeout, "30", 1, 86400,
+	    "SECONDS", "a JSON body must arrive within this time (else 408)"),
+	OPT("http-threads", "MODELFS_HTTP_THREADS", CM_OPT_INT, http_threads, "0", 0, 1024, "N",
+	    "0: a thread per HTTP connection; N: a pool of N event-loop threads"),
+	OPT("response-cache", "MODELFS_RESPONSE_CACHE", CM_OPT_INT, cache_bytes, "16777216", 0,
+	    1073741824, "BYTES", "memory for cached answers to model and sealed-version reads"),
 	OPT("admin-group", "MODELFS_ADMIN_GROUP", CM_OPT_INT, admin_gid, "-1", -1, 4294967295LL,
 	    "GID", "only this group (and root) may change current and canary through the mount"),
 	OPT("fuse-threads", "MODELFS_FUSE_THREADS", CM_OPT_INT, fuse_threads, "16", 1, 256, "N",
@@ -110,18 +160,80 @@ static int ready_write(const char *path, int port)
 	return 0;
 }
 
+static void stop_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGHUP);
+}
+
 /* Without a mount there is no FUSE loop to stop on signals: wait for one here. */
 static void wait_for_signal(void)
 {
 	sigset_t set;
 	int sig = 0;
 
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
+	stop_signals(&set);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	sigwait(&set, &sig);
 	cm_log(CM_LOG_INFO, "serve", "signal %d: stopping", sig);
+}
+
+/*
+ * The registry has one change hook; serve shares it out: the mount drops
+ * kernel caches for changes made elsewhere, the API drops cached answers.
+ * Promotions, rollbacks and refusals are counted by the API from the event
+ * log itself (so changes from every channel count, and counts survive
+ * restarts), not here.
+ */
+struct hook_fanout {
+	struct fs_mount *mount;
+	struct api_server *api;
+};
+
+static void hook_dispatch(void *ctx, const struct reg_change *c)
+{
+	struct hook_fanout *h = ctx;
+
+	if (h->mount)
+		fs_on_change(h->mount, c);
+	if (h->api)
+		api_on_change(h->api, c);
+}
+
+static void fs_stats_get(void *ctx, struct api_fs_stats *out)
+{
+	struct fs_stats st;
+
+	fs_mount_stats(ctx, &st);
+	out->ops = st.ops;
+	out->bytes_read = st.bytes_read;
+	out->bytes_written = st.bytes_written;
+	out->errors = st.errors;
+}
+
+static void api_config_from(const struct serve_cfg *c, struct fs_mount *m, struct api_config *ac)
+{
+	api_config_default(ac);
+	ac->listen = c->listen;
+	ac->token_file = c->token_file;
+	ac->auth_reads = c->auth_reads;
+	ac->insecure = c->insecure;
+	ac->pvc = c->pvc;
+	ac->namespace_ = c->namespace_;
+	ac->runtime = c->runtime;
+	ac->max_body = (size_t)c->max_body;
+	ac->max_upload = (uint64_t)c->max_upload;
+	ac->conn_memory = (size_t)c->http_memory;
+	ac->max_conns = (unsigned)c->max_conns;
+	ac->per_ip_conns = (unsigned)c->per_ip_conns;
+	ac->idle_timeout = (unsigned)c->idle_timeout;
+	ac->request_timeout = (unsigned)c->request_timeout;
+	ac->threads = (unsigned)c->http_threads;
+	ac->cache_bytes = (size_t)c->cache_bytes;
+	ac->fs_stats = m ? fs_stats_get : NULL;
+	ac->fs_stats_ctx = m;
 }
 
 int cli_serve(int argc, char **argv)
@@ -129,6 +241,10 @@ int cli_serve(int argc, char **argv)
 	struct serve_cfg c = { 0 };
 	struct reg_store *st = NULL;
 	struct fs_mount *m = NULL;
+	struct api_server *api = NULL;
+	struct hook_fanout fan = { 0 };
+	struct api_config ac;
+	sigset_t stop, old;
 	enum cm_log_level level = CM_LOG_INFO;
 	int rc;
 
@@ -140,7 +256,9 @@ int cli_serve(int argc, char **argv)
 		return CLI_ERROR;
 	}
 	if (c.help) {
-		printf("usage: modelfs serve --store DIR [--mount DIR] [options]\n\n");
+		printf("usage: modelfs serve --store DIR [--mount DIR] [--listen HOST:PORT] [options]\n\n"
+		       "Serves the store: the versioned mount (with --mount) and the REST API.\n"
+		       "Every option also reads from its environment variable.\n\n");
 		cm_config_help(serve_opts, N_OPTS, stdout);
 		return CLI_OK;
 	}
@@ -170,12 +288,37 @@ int cli_serve(int argc, char **argv)
 			cm_log(CM_LOG_ERROR, "serve", "cannot mount %s: %s", c.mount, cm_err_describe(rc));
 			goto done;
 		}
-		reg_store_set_hook(st, fs_on_change, m);
 	}
-	cm_log(CM_LOG_INFO, "serve", "modelfs %s serving store=%s mount=%s pid=%ld", MODELFS_VERSION,
-	       c.store, c.mount ? c.mount : "-", (long)getpid());
+	api_config_from(&c, m, &ac);
+	rc = api_server_new(st, &ac, &api);
+	if (rc < 0) {
+		cm_log(CM_LOG_ERROR, "serve", "cannot serve the API: %s", cm_err_msg());
+		goto done;
+	}
+	/* Before any thread can change the store: the hook is read without a lock. */
+	fan.mount = m;
+	fan.api = api;
+	reg_store_set_hook(st, hook_dispatch, &fan);
+	/*
+	 * The API's threads must never take SIGINT/SIGTERM (a signal handled on
+	 * one of them would not wake the FUSE loop or sigwait): they start with
+	 * the stop signals blocked, and inherit that mask.
+	 */
+	signal(SIGPIPE, SIG_IGN);
+	stop_signals(&stop);
+	pthread_sigmask(SIG_BLOCK, &stop, &old);
+	rc = api_server_start(api);
+	if (m) /* without a mount they stay blocked, for sigwait */
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc < 0) {
+		cm_log(CM_LOG_ERROR, "serve", "cannot serve the API: %s", cm_err_msg());
+		goto done;
+	}
+	cm_log(CM_LOG_INFO, "serve", "modelfs %s serving store=%s mount=%s api=%s port=%d pid=%ld",
+	       MODELFS_VERSION, c.store, c.mount ? c.mount : "-", c.listen, api_server_port(api),
+	       (long)getpid());
 	if (c.ready_file) {
-		rc = ready_write(c.ready_file, 0);
+		rc = ready_write(c.ready_file, api_server_port(api));
 		if (rc < 0) {
 			cm_log(CM_LOG_ERROR, "serve", "%s", cm_err_msg());
 			goto done;
@@ -189,6 +332,8 @@ int cli_serve(int argc, char **argv)
 		wait_for_signal();
 	}
 done:
+	/* The API first: its requests may still be changing the store. */
+	api_server_free(api);
 	reg_store_set_hook(st, NULL, NULL);
 	fs_mount_close(m);
 	reg_store_close(st);

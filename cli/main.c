@@ -12,17 +12,18 @@ static const struct {
 	int (*run)(int argc, char **argv);
 	const char *usage;
 	const char *help;
+	int own_help; /* prints its own --help (from its option table) */
 } commands[] = {
-	{ "serve", cli_serve, "serve --store DIR [--mount DIR] ...",
-	  "serve the store: the versioned mount (see 'modelfs serve --help')" },
+	{ "serve", cli_serve, "serve --store DIR [--mount DIR] [--listen HOST:PORT] ...",
+	  "serve the store: the versioned mount and the REST API (see 'modelfs serve --help')", 1 },
 	{ "init", cli_init, "init STORE",
-	  "create a store in STORE; an existing model tree there is adopted" },
+	  "create a store in STORE; an existing model tree there is adopted", 0 },
 	{ "import", cli_import, "import STORE",
-	  "adopt models and versions found on disk that the registry does not know" },
+	  "adopt models and versions found on disk that the registry does not know", 0 },
 	{ "fsck", cli_fsck, "fsck STORE [--repair] [--no-hash]",
-	  "compare disk with the registry; exit 0 clean, 1 problems" },
+	  "compare disk with the registry; exit 0 clean, 1 problems", 0 },
 	{ "verify", cli_verify, "verify STORE [MODEL[/VERSION]]",
-	  "re-hash sealed files against their recorded SHA-256" },
+	  "re-hash sealed files against their recorded SHA-256", 0 },
 };
 
 static void usage(FILE *out)
@@ -53,7 +54,8 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
 		if (strcmp(argv[1], commands[i].name))
 			continue;
-		if (argc > 2 && (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h"))) {
+		if (argc > 2 && !commands[i].own_help &&
+		    (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h"))) {
 			printf("usage: modelfs %s\n  %s\n", commands[i].usage, commands[i].help);
 			return CLI_OK;
 		}

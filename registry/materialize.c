@@ -33,8 +33,12 @@ static json_t *record_for_disk(json_t *rec, const char *model, const char *versi
 	return r;
 }
 
-/* Writes name in dirfd when its bytes differ; returns 1 if written, 0 if same. */
-static int write_if_changed(int dirfd, const char *name, const char *data, mode_t mode)
+/*
+ * Writes name in dirfd when its bytes differ; returns 1 if written, 0 if same.
+ * `sync` 0 skips the data fsync (the directory fsync that follows still
+ * orders the rename).
+ */
+static int write_if_changed(int dirfd, const char *name, const char *data, mode_t mode, int sync)
 {
 	size_t len = strlen(data);
 	char *old = NULL;
@@ -51,7 +55,8 @@ static int write_if_changed(int dirfd, const char *name, const char *data, mode_
 			fchmodat(dirfd, name, mode, 0);
 		return 0;
 	}
-	rc = st_write_atomic(dirfd, name, data, len, mode);
+	rc = sync ? st_write_atomic(dirfd, name, data, len, mode)
+		  : st_write_atomic_nosync(dirfd, name, data, len, mode);
 	return rc < 0 ? rc : 1;
 }
 
@@ -107,7 +112,7 @@ static int version_file_write(struct reg_conn *c, int mfd, const struct reg_vers
 	rc = st_openat_dir(mfd, v->name, &vfd);
 	if (rc < 0)
 		goto done;
-	rc = write_if_changed(vfd, REG_METADATA_FILE, text, v->state == REG_DRAFT ? 0644 : 0444);
+	rc = write_if_changed(vfd, REG_METADATA_FILE, text, v->state == REG_DRAFT ? 0644 : 0444, 1);
 	if (rc > 0)
 		rc = st_fsync_dir(vfd);
 done:
@@ -420,7 +425,12 @@ int reg_materialize(struct reg_store *st, struct reg_conn *c, const char *model,
 		rc = cm_err_set(-ENOMEM, "out of memory building %s/metadata.json", model);
 		goto done;
 	}
-	rc = write_if_changed(mfd, REG_METADATA_FILE, text, 0644);
+	/*
+	 * Not data-synced: the db already holds the change durably, and a file
+	 * that a power cut left empty or old carries no readable current event_id,
+	 * so the next open rewrites the whole model (reg_reconcile).
+	 */
+	rc = write_if_changed(mfd, REG_METADATA_FILE, text, 0644, 0);
 	if (rc < 0)
 		goto done;
 	dirty |= rc > 0;

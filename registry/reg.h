@@ -362,6 +362,71 @@ typedef void (*reg_fsck_cb)(void *ctx, enum reg_fsck_kind kind, const char *wher
 int reg_store_fsck(struct reg_store *st, int repair, int hash, reg_fsck_cb cb, void *ctx);
 const char *reg_fsck_kind_name(enum reg_fsck_kind kind);
 
+/* ---- file streams (front ends without a kernel in between: HTTP) ---- */
+
+struct reg_upload;
+
+/*
+ * Begins writing `path` (relative, checked) into a draft version: counts as
+ * a write (reg_write_begin, so the version cannot be sealed meanwhile),
+ * creates missing parent directories and opens an unnamed temporary file
+ * beside the target. Nothing is visible under `path` until
+ * reg_upload_commit(). -EROFS for a sealed version, -EINVAL for the
+ * version's metadata.json or a reserved temporary name, -EISDIR when `path`
+ * is a directory. *out is owned by the caller: end it with commit or abort.
+ */
+int reg_upload_begin(struct reg_store *st, const char *model, const char *version,
+		     const char *path, struct reg_upload **out);
+/* Appends bytes; returns 0 or -errno (ENOSPC, EIO) with a message. */
+int reg_upload_write(struct reg_upload *u, const void *data, size_t len);
+/* Bytes written so far. */
+int64_t reg_upload_size(const struct reg_upload *u);
+/*
+ * Syncs the file and moves it into place atomically (replacing an existing
+ * file of the same name), then frees u. On failure u is still the caller's
+ * and must be aborted.
+ */
+int reg_upload_commit(struct reg_upload *u);
+/* Discards the upload (and directories it created), frees u. Accepts NULL. */
+void reg_upload_abort(struct reg_upload *u);
+
+/*
+ * Opens a content file of a version for reading, without following
+ * symlinks. For sealed versions only recorded files open, and out->sha256
+ * is the recorded digest; for drafts it is "". out->path is left NULL.
+ * -EIO when a sealed file's size on disk differs from the record. Caller
+ * closes *fd.
+ */
+int reg_version_file_open(struct reg_store *st, const char *model, const char *version,
+			  const char *path, int *fd, struct reg_file *out);
+
+/* ---- observations (production feedback) and store summaries ---- */
+
+/* `^[a-z][a-z0-9_]{0,62}$`, so it can name a Prometheus series. 0 or -EINVAL. */
+int reg_metric_name_check(const char *name);
+/*
+ * Records an observed metric (accuracy on live traffic, drift) for a sealed
+ * or archived version; -EINVAL for drafts. Observations are measurements,
+ * not registry changes: they are not events and the change hook is not
+ * called. *ts_out (may be NULL) receives the recorded time.
+ */
+int reg_observation_add(struct reg_store *st, const struct reg_actor *who, const char *model,
+			const char *version, const char *metric, double value, int64_t *ts_out);
+/*
+ * A version's observations, newest first, optionally of one metric, at most
+ * `limit` (0 for all): a JSON array of {metric, value, ts, channel, actor}.
+ */
+int reg_observation_list(struct reg_store *st, const char *model, const char *version,
+			 const char *metric, size_t limit, json_t **out);
+/*
+ * What a metrics endpoint shows of the whole store, in three queries:
+ * {"versions": [{model, state (null for a model without versions), count}],
+ *  "aliases": [{model, alias, version, percent?}],
+ *  "observations": [{model, version, metric, value, ts}] (latest per series)}.
+ * *out is a new reference.
+ */
+int reg_store_summary(struct reg_store *st, json_t **out);
+
 /* ---- digests ---- */
 
 /* SHA-256 of everything readable from fd (from offset 0), as 64 hex chars. */

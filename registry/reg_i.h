@@ -170,6 +170,11 @@ int st_openat_path(int dirfd, const char *path, int flags, mode_t mode, int *out
 int st_fsync_dir(int dirfd);
 /* temp + write + fsync + rename over `name`; the caller fsyncs dirfd after. */
 int st_write_atomic(int dirfd, const char *name, const void *data, size_t len, mode_t mode);
+/*
+ * As st_write_atomic, without syncing the file's data: for generated files
+ * whose loss or damage a reader detects and the next open rewrites.
+ */
+int st_write_atomic_nosync(int dirfd, const char *name, const void *data, size_t len, mode_t mode);
 /* temp symlink + rename over `name`; the caller fsyncs dirfd after. */
 int st_symlink_atomic(int dirfd, const char *name, const char *target);
 /* Reads a whole small file; -E2BIG past max. *out NUL-terminated, free(). */

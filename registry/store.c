@@ -86,7 +86,8 @@ static void temp_name(char *buf, size_t n, const char *name)
 	snprintf(buf, n, ".%.200s.tmp-%08x", name, r);
 }
 
-int st_write_atomic(int dirfd, const char *name, const void *data, size_t len, mode_t mode)
+static int write_atomic(int dirfd, const char *name, const void *data, size_t len, mode_t mode,
+			int sync)
 {
 	char tmp[NAME_MAX + 1];
 	const char *p = data;
@@ -111,7 +112,7 @@ int st_write_atomic(int dirfd, const char *name, const void *data, size_t len, m
 		p += w;
 		left -= (size_t)w;
 	}
-	if (fchmod(fd, mode) < 0 || fsync(fd) < 0) {
+	if (fchmod(fd, mode) < 0 || (sync && fsync(fd) < 0)) {
 		rc = cm_err_set(-errno, "syncing '%s': %s", name, strerror(errno));
 		goto done;
 	}
@@ -122,6 +123,16 @@ done:
 	if (rc < 0)
 		unlinkat(dirfd, tmp, 0);
 	return rc;
+}
+
+int st_write_atomic(int dirfd, const char *name, const void *data, size_t len, mode_t mode)
+{
+	return write_atomic(dirfd, name, data, len, mode, 1);
+}
+
+int st_write_atomic_nosync(int dirfd, const char *name, const void *data, size_t len, mode_t mode)
+{
+	return write_atomic(dirfd, name, data, len, mode, 0);
 }
 
 int st_symlink_atomic(int dirfd, const char *name, const char *target)

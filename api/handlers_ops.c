@@ -1,0 +1,294 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Operations and serving: health, readiness, Prometheus metrics, the OpenAPI
+ * document, and the KServe InferenceService rendered from a model's aliases.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api_i.h"
+#include "modelfs_config.h"
+
+#define TAIL_PAGE 5000
+
+int api_h_livez(struct api_req *q, struct api_resp *r)
+{
+	return api_resp_json(r, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+int api_h_readyz(struct api_req *q, struct api_resp *r)
+{
+	char msg[256] = "";
+	int64_t errors = reg_store_disk_errors(q->st, msg, sizeof(msg));
+	struct reg_model *m = NULL;
+	size_t n = 0;
+	int rc;
+
+	/* The db answers (one indexed read), and the disk view is in step. */
+	rc = reg_model_list(q->st, NULL, 1, &m, &n);
+	free(m);
+	if (rc < 0)
+		return cm_err_wrap(-EAGAIN, "the registry database does not answer");
+	if (errors > 0) {
+		r->details = json_pack("{s:I s:s}", "disk_errors", (json_int_t)errors, "last", msg);
+		return cm_err_set(-EAGAIN, "%lld disk updates failed after their commit (last: %s); "
+				  "a restart reconciles the volume", (long long)errors, msg);
+	}
+	return api_resp_json(r, 200, json_pack("{s:s s:i}", "status", "ready", "disk_errors", 0));
+}
+
+/* Rebuilds the store's share of /metrics if a change happened since the last build. */
+static int metrics_store(struct api_server *s, struct cm_buf *out)
+{
+	struct api_metrics *m = &s->metrics;
+	uint64_t gen = api_cache_gen(&s->cache);
+	json_t *sum = NULL;
+	int rc = 0;
+
+	pthread_mutex_lock(&m->mu);
+	if (!m->store_valid || m->store_gen != gen) {
+		struct cm_buf b = { 0 };
+
+		/* New events since the last build: promotions, rollbacks, refusals. */
+		for (;;) {
+			struct reg_event_filter f = { .kind = "alias.", .after_id = m->last_event,
+						      .limit = TAIL_PAGE };
+			json_t *ev = NULL;
+			size_t n;
+
+			rc = reg_event_list(s->st, NULL, &f, &ev);
+			if (rc < 0)
+				break;
+			n = json_array_size(ev);
+			api_metrics_tally(m, ev);
+			json_decref(ev);
+			if (n < TAIL_PAGE)
+				break;
+		}
+		if (rc == 0)
+			rc = reg_store_summary(s->st, &sum);
+		if (rc == 0)
+			rc = api_metrics_render_store(m, sum, &b);
+		if (rc == 0) {
+			cm_buf_free(&m->store_text);
+			m->store_text = b;
+			m->store_gen = gen;
+			m->store_valid = 1;
+		} else {
+			cm_buf_free(&b);
+		}
+	}
+	if (rc == 0 && m->store_text.len)
+		rc = cm_buf_append(out, m->store_text.data, m->store_text.len);
+	pthread_mutex_unlock(&m->mu);
+	json_decref(sum);
+	return rc;
+}
+
+static int metrics_process(struct api_server *s, struct cm_buf *b)
+{
+	char msg[256];
+	int rc;
+
+	rc = cm_buf_printf(b, "# HELP modelfs_build_info The running modelfs (always 1).\n"
+			      "# TYPE modelfs_build_info gauge\n"
+			      "modelfs_build_info{version=\"%s\"} 1\n"
+			      "# HELP process_start_time_seconds Start time since the epoch.\n"
+			      "# TYPE process_start_time_seconds gauge\n"
+			      "process_start_time_seconds %.3f\n"
+			      "# HELP modelfs_store_disk_errors Disk updates that failed after their "
+			      "commit since the store was opened.\n"
+			      "# TYPE modelfs_store_disk_errors gauge\n"
+			      "modelfs_store_disk_errors %lld\n",
+			   MODELFS_VERSION, (double)s->started_us / 1e6,
+			   (long long)reg_store_disk_errors(s->st, msg, sizeof(msg)));
+	if (rc == 0 && s->cfg.fs_stats) {
+		struct api_fs_stats fs = { 0 };
+
+		s->cfg.fs_stats(s->cfg.fs_stats_ctx, &fs);
+		rc = cm_buf_printf(b, "# HELP modelfs_fuse_operations_total FUSE requests served.\n"
+				      "# TYPE modelfs_fuse_operations_total counter\n"
+				      "modelfs_fuse_operations_total %" PRIu64 "\n"
+				      "# HELP modelfs_fuse_read_bytes_total Bytes read through the mount.\n"
+				      "# TYPE modelfs_fuse_read_bytes_total counter\n"
+				      "modelfs_fuse_read_bytes_total %" PRIu64 "\n"
+				      "# HELP modelfs_fuse_written_bytes_total Bytes written through the "
+				      "mount.\n"
+				      "# TYPE modelfs_fuse_written_bytes_total counter\n"
+				      "modelfs_fuse_written_bytes_total %" PRIu64 "\n"
+				      "# HELP modelfs_fuse_errors_total FUSE requests answered with an "
+				      "error.\n"
+				      "# TYPE modelfs_fuse_errors_total counter\n"
+				      "modelfs_fuse_errors_total %" PRIu64 "\n",
+				   fs.ops, fs.bytes_read, fs.bytes_written, fs.errors);
+	}
+	return rc;
+}
+
+int api_h_metrics(struct api_req *q, struct api_resp *r)
+{
+	struct cm_buf b = { 0 };
+	int rc;
+
+	if (!q->srv)
+		return cm_err_set(-EAGAIN, "no server");
+	rc = metrics_process(q->srv, &b);
+	if (rc == 0)
+		rc = metrics_store(q->srv, &b);
+	if (rc == 0)
+		rc = api_metrics_render_http(&q->srv->metrics, &b);
+	if (rc < 0) {
+		cm_buf_free(&b);
+		return rc;
+	}
+	r->status = 200;
+	r->text = b.data;
+	r->text_len = b.len;
+	r->ctype = "text/plain; version=0.0.4; charset=utf-8";
+	return 0;
+}
+
+int api_h_openapi(struct api_req *q, struct api_resp *r)
+{
+	r->status = 200;
+	r->ctext = (const char *)api_openapi;
+	r->text_len = api_openapi_len;
+	r->ctype = "application/json";
+	r->cacheable = 1;
+	return 0;
+}
+
+/* KServe model formats by file extension (the predictor's modelFormat.name). */
+static const struct {
+	const char *ext;
+	const char *format;
+} formats[] = {
+	{ ".pkl", "sklearn" },  { ".pickle", "sklearn" }, { ".joblib", "sklearn" },
+	{ ".pt", "pytorch" },   { ".pth", "pytorch" },    { ".mar", "pytorch" },
+	{ ".onnx", "onnx" },    { ".bst", "xgboost" },    { ".ubj", "xgboost" },
+	{ ".h5", "tensorflow" }, { ".keras", "tensorflow" }, { ".pb", "tensorflow" },
+};
+
+/* The format of the version's top-level model file; NULL when none is recognised. */
+static const char *format_of(const struct reg_file *files, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const char *dot = strrchr(files[i].path, '.');
+
+		if (strchr(files[i].path, '/') || !dot)
+			continue;
+		for (size_t k = 0; k < sizeof(formats) / sizeof(formats[0]); k++)
+			if (!strcmp(dot, formats[k].ext))
+				return formats[k].format;
+	}
+	return NULL;
+}
+
+/* A Kubernetes name: lowercase letters, digits, '-' and '.', 1-253 characters. */
+static int k8s_name_check(const char *what, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 253 || strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-.") != n)
+		return cm_err_set(-EBADMSG, "query parameter '%s' must be a Kubernetes name "
+				  "(lowercase letters, digits, '-' and '.')", what);
+	return 0;
+}
+
+static const char *arg_or(const struct api_req *q, const char *key, const char *def)
+{
+	const char *v = api_arg(q, key);
+
+	return v && v[0] ? v : def && def[0] ? def : NULL;
+}
+
+int api_h_inferenceservice(struct api_req *q, struct api_resp *r)
+{
+	const char *pvc = arg_or(q, "pvc", q->cfg ? q->cfg->pvc : NULL);
+	const char *ns = arg_or(q, "namespace", q->cfg ? q->cfg->namespace_ : NULL);
+	const char *runtime = arg_or(q, "runtime", q->cfg ? q->cfg->runtime : NULL);
+	const char *format = arg_or(q, "model_format", NULL);
+	struct reg_alias *a = NULL, *cur = NULL, *canary = NULL;
+	struct reg_file *files = NULL;
+	const char *served;
+	size_t na = 0, nf = 0;
+	json_t *isvc = NULL, *meta, *model;
+	char uri[512];
+	int rc;
+
+	if (!pvc)
+		pvc = "model-storage-pvc";
+	rc = k8s_name_check("pvc", pvc);
+	if (rc == 0 && ns)
+		rc = k8s_name_check("namespace", ns);
+	if (rc == 0 && runtime)
+		rc = k8s_name_check("runtime", runtime);
+	if (rc == 0 && format)
+		rc = k8s_name_check("model_format", format);
+	if (rc == 0)
+		rc = reg_alias_list(q->st, q->model, &a, &na);
+	if (rc < 0)
+		goto done;
+	for (size_t i = 0; i < na; i++) {
+		if (!strcmp(a[i].name, "current"))
+			cur = &a[i];
+		else if (!strcmp(a[i].name, "canary"))
+			canary = &a[i];
+	}
+	if (!cur) {
+		rc = cm_err_set(-ENOENT, "model '%s' has no current version to serve", q->model);
+		goto done;
+	}
+	/*
+	 * KServe's canary: the spec names the new model and canaryTrafficPercent
+	 * sends that share to it, while the last revision rolled out in full (the
+	 * current version) keeps the rest. Versions are pinned, never `current`:
+	 * a pvc:// mount resolves a symlink once, at container start.
+	 */
+	served = canary ? canary->version : cur->version;
+	if (!format) {
+		rc = reg_version_files(q->st, q->model, served, &files, &nf);
+		if (rc < 0)
+			goto done;
+		format = format_of(files, nf);
+		if (!format) {
+			rc = cm_err_set(-EINVAL, "cannot tell the model format of %s/%s from its files; "
+					"pass ?model_format=", q->model, served);
+			goto done;
+		}
+	}
+	snprintf(uri, sizeof(uri), "pvc://%s/%s/%s", pvc, q->model, served);
+	meta = json_pack("{s:s s:{s:s} s:{s:s}}", "name", q->model, "labels",
+			 "app.kubernetes.io/managed-by", "modelfs", "annotations",
+			 "modelfs.io/current", cur->version);
+	model = json_pack("{s:{s:s} s:s}", "modelFormat", "name", format, "storageUri", uri);
+	isvc = json_pack("{s:s s:s s:o s:{s:{s:o}}}", "apiVersion", "serving.kserve.io/v1beta1",
+			 "kind", "InferenceService", "metadata", meta, "spec", "predictor", "model",
+			 model);
+	if (!isvc) {
+		rc = cm_err_set(-ENOMEM, "out of memory");
+		goto done;
+	}
+	if (ns)
+		json_object_set_new(meta, "namespace", json_string(ns));
+	if (runtime)
+		json_object_set_new(model, "runtime", json_string(runtime));
+	if (canary) {
+		json_t *pred = json_object_get(json_object_get(isvc, "spec"), "predictor");
+
+		json_object_set_new(json_object_get(meta, "annotations"), "modelfs.io/canary",
+				    json_string(canary->version));
+		json_object_set_new(pred, "canaryTrafficPercent",
+				    json_integer(canary->percent >= 0 ? canary->percent : 0));
+	}
+	rc = api_resp_json(r, 200, isvc);
+	isvc = NULL;
+done:
+	json_decref(isvc);
+	reg_files_free(files, nf);
+	free(a);
+	return rc;
+}
