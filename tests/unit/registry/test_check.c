@@ -119,9 +119,25 @@ static void reconcile_heals_lost_disk_update(void **state)
 	assert_int_equal(fx_fsck(f), 0);
 }
 
+static void reconcile_rewrites_a_truncated_model_file(void **state)
+{
+	struct fx *f = *state;
+
+	/* What a power cut can leave of a generated file whose data was not synced. */
+	fx_version(f, "m", "v1", "a", "1", NULL);
+	fx_pass(f, "m", "v1");
+	assert_int_equal(reg_alias_set(f->st, &fx_actor, "m", "current", "v1", NULL, NULL), 0);
+	fx_write(f->dir, "m/metadata.json", "");
+	assert_true(fx_fsck(f) > 0);
+	fx_reopen(f);
+	assert_non_null(strstr(fx_read(f->dir, "m/metadata.json"), "\"current\": \"v1\""));
+	assert_int_equal(fx_fsck(f), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(reconcile_rewrites_a_truncated_model_file, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(finds_each_problem_and_repairs, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(reconcile_heals_lost_disk_update, fx_setup, fx_teardown),
 	};
