@@ -80,7 +80,23 @@
 		"WHERE v.git_commit >= ?1 AND v.git_commit < ?2 ORDER BY m.name, v.seq") \
 	X(LINEAGE_HASH, "SELECT m.name, v.name, v.git_commit, v.training_data_hash, v.state " \
 		"FROM versions v JOIN models m ON m.id = v.model_id " \
-		"WHERE v.training_data_hash = ?1 ORDER BY m.name, v.seq")
+		"WHERE v.training_data_hash = ?1 ORDER BY m.name, v.seq") \
+	X(FILE_GET, "SELECT size, sha256, mode FROM files WHERE version_id = ?1 AND path = ?2") \
+	X(OBS_INSERT, "INSERT INTO observations(version_id, metric, value, ts, channel, actor) " \
+		"VALUES (?1, ?2, ?3, ?4, ?5, ?6)") \
+	X(OBS_LATEST_SET, "INSERT INTO observations_latest(version_id, metric, value, ts) " \
+		"VALUES (?1, ?2, ?3, ?4) ON CONFLICT(version_id, metric) DO UPDATE SET " \
+		"value = excluded.value, ts = excluded.ts") \
+	X(OBS_LIST, "SELECT metric, value, ts, channel, actor FROM observations " \
+		"WHERE version_id = ?1 AND (?2 IS NULL OR metric = ?2) ORDER BY id DESC LIMIT ?3") \
+	X(SUMMARY_VERSIONS, "SELECT m.name, v.state, count(v.id) FROM models m " \
+		"LEFT JOIN versions v ON v.model_id = m.id GROUP BY m.id, v.state ORDER BY m.name") \
+	X(SUMMARY_ALIASES, "SELECT m.name, a.name, v.name, a.percent FROM aliases a " \
+		"JOIN models m ON m.id = a.model_id JOIN versions v ON v.id = a.version_id " \
+		"ORDER BY m.name, a.name") \
+	X(SUMMARY_OBSERVATIONS, "SELECT m.name, v.name, l.metric, l.value, l.ts " \
+		"FROM observations_latest l JOIN versions v ON v.id = l.version_id " \
+		"JOIN models m ON m.id = v.model_id ORDER BY m.name, v.seq, l.metric")
 
 enum reg_sql {
 #define X(id, sql) REG_SQL_##id,
