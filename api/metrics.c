@@ -282,15 +282,82 @@ int api_metrics_render_store(struct api_metrics *m, json_t *summary, struct cm_b
 	return rc;
 }
 
-static int code_label(char *buf, size_t n, int slot)
+/* Bucket bounds as Prometheus `le` labels, matching bounds_us. */
+static const char *const bounds_le[API_BUCKETS_N] = {
+	",le=\"0.00025\"", ",le=\"0.0005\"", ",le=\"0.001\"", ",le=\"0.0025\"", ",le=\"0.005\"",
+	",le=\"0.01\"",    ",le=\"0.025\"",  ",le=\"0.05\"",  ",le=\"0.1\"",    ",le=\"0.25\"",
+	",le=\"0.5\"",     ",le=\"1\"",      ",le=\"2.5\"",   ",le=\"10\"",
+};
+
+/*
+ * The request series are rendered on every scrape (their counters move with
+ * every request, the scrape's own included), so this path formats by hand:
+ * printf was most of a scrape's cost.
+ */
+static int put(struct cm_buf *b, const char *s)
 {
-	if (codes[slot])
-		return snprintf(buf, n, "%d", codes[slot]);
-	return snprintf(buf, n, "other");
+	return cm_buf_append(b, s, strlen(s));
+}
+
+static int put_u64(struct cm_buf *b, uint64_t v)
+{
+	char tmp[24];
+	int n = (int)sizeof(tmp);
+
+	do {
+		tmp[--n] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	return cm_buf_append(b, tmp + n, sizeof(tmp) - (size_t)n);
+}
+
+/* `name{labels...} value\n` with labels already rendered (without the braces' end). */
+static int line_u64(struct cm_buf *b, const char *name, const char *labels, const char *extra,
+		    uint64_t v)
+{
+	int rc = put(b, name);
+
+	if (rc == 0)
+		rc = put(b, labels);
+	if (rc == 0 && extra)
+		rc = put(b, extra);
+	if (rc == 0)
+		rc = cm_buf_append(b, "} ", 2);
+	if (rc == 0)
+		rc = put_u64(b, v);
+	if (rc == 0)
+		rc = cm_buf_append(b, "\n", 1);
+	return rc;
+}
+
+/* {route="...",method="...",code="..." (no closing brace), escaped once per series. */
+static int series_labels(struct cm_buf *l, size_t r, size_t nroutes, int c)
+{
+	const char *route = r < nroutes ? api_routes[r].pattern : "unmatched";
+	const char *method = r < nroutes ? api_method_name(api_routes[r].methods & ~(unsigned)API_HEAD)
+					 : "any";
+	int rc;
+
+	cm_buf_reset(l);
+	rc = put(l, "{route=\"");
+	if (rc == 0)
+		rc = api_prom_label(l, route);
+	if (rc == 0)
+		rc = put(l, "\",method=\"");
+	if (rc == 0)
+		rc = put(l, method);
+	if (rc == 0)
+		rc = put(l, "\",code=\"");
+	if (rc == 0)
+		rc = codes[c] ? put_u64(l, (uint64_t)codes[c]) : put(l, "other");
+	if (rc == 0)
+		rc = put(l, "\"");
+	return rc;
 }
 
 int api_metrics_render_http(struct api_metrics *m, struct cm_buf *b)
 {
+	struct cm_buf l = { 0 };
 	int rc = head(b, "modelfs_http_requests_total", "counter",
 		      "HTTP requests by route, method and status code.");
 
@@ -299,63 +366,51 @@ int api_metrics_render_http(struct api_metrics *m, struct cm_buf *b)
 			rc = head(b, "modelfs_http_request_duration_seconds", "histogram",
 				  "HTTP request latency by route and status code.");
 		for (size_t r = 0; rc == 0 && r <= m->nroutes; r++) {
-			const char *route = r < m->nroutes ? api_routes[r].pattern : "unmatched";
-			const char *method = r < m->nroutes ? api_method_name(api_routes[r].methods &
-									     ~(unsigned)API_HEAD)
-							    : "any";
-
 			for (int c = 0; rc == 0 && c < API_CODES_N; c++) {
 				struct api_hist *h = &m->h[r * API_CODES_N + (size_t)c];
 				uint64_t count = atomic_load_explicit(&h->count, memory_order_relaxed);
-				uint64_t cum = 0;
-				char code[16];
+				uint64_t cum = 0, sum;
 
 				if (!count)
 					continue;
-				code_label(code, sizeof(code), c);
+				rc = series_labels(&l, r, m->nroutes, c);
+				if (rc < 0)
+					break;
 				if (pass == 0) {
-					rc = series(b, "modelfs_http_requests_total",
-						    (const char *const[]){ "route", route, "method", method,
-									   "code", code, NULL });
-					if (rc == 0)
-						rc = cm_buf_printf(b, "%" PRIu64 "\n", count);
+					rc = line_u64(b, "modelfs_http_requests_total", l.data, NULL, count);
 					continue;
 				}
 				for (int k = 0; rc == 0 && k < API_BUCKETS_N; k++) {
-					char le[32];
-
 					cum += atomic_load_explicit(&h->b[k], memory_order_relaxed);
-					snprintf(le, sizeof(le), "%g", (double)bounds_us[k] / 1e6);
-					rc = series(b, "modelfs_http_request_duration_seconds_bucket",
-						    (const char *const[]){ "route", route, "method", method,
-									   "code", code, "le", le, NULL });
-					if (rc == 0)
-						rc = cm_buf_printf(b, "%" PRIu64 "\n", cum);
+					rc = line_u64(b, "modelfs_http_request_duration_seconds_bucket",
+						      l.data, bounds_le[k], cum);
 				}
 				if (rc == 0)
-					rc = series(b, "modelfs_http_request_duration_seconds_bucket",
-						    (const char *const[]){ "route", route, "method", method,
-									   "code", code, "le", "+Inf", NULL });
+					rc = line_u64(b, "modelfs_http_request_duration_seconds_bucket",
+						      l.data, ",le=\"+Inf\"", count);
+				sum = atomic_load_explicit(&h->sum_us, memory_order_relaxed);
 				if (rc == 0)
-					rc = cm_buf_printf(b, "%" PRIu64 "\n", count);
+					rc = put(b, "modelfs_http_request_duration_seconds_sum");
 				if (rc == 0)
-					rc = series(b, "modelfs_http_request_duration_seconds_sum",
-						    (const char *const[]){ "route", route, "method", method,
-									   "code", code, NULL });
+					rc = put(b, l.data);
 				if (rc == 0)
-					rc = cm_buf_printf(
-						b, "%.6f\n",
-						(double)atomic_load_explicit(&h->sum_us,
-									     memory_order_relaxed) / 1e6);
+					rc = cm_buf_append(b, "} ", 2);
 				if (rc == 0)
-					rc = series(b, "modelfs_http_request_duration_seconds_count",
-						    (const char *const[]){ "route", route, "method", method,
-									   "code", code, NULL });
+					rc = put_u64(b, sum / 1000000);
+				if (rc == 0) {
+					char frac[16];
+
+					snprintf(frac, sizeof(frac), ".%06llu\n",
+						 (unsigned long long)(sum % 1000000));
+					rc = put(b, frac);
+				}
 				if (rc == 0)
-					rc = cm_buf_printf(b, "%" PRIu64 "\n", count);
+					rc = line_u64(b, "modelfs_http_request_duration_seconds_count",
+						      l.data, NULL, count);
 			}
 		}
 	}
+	cm_buf_free(&l);
 	if (rc == 0)
 		rc = head(b, "modelfs_http_aborted_total", "counter",
 			  "Requests whose connection closed before a response was sent.");

@@ -45,7 +45,7 @@ void api_config_default(struct api_config *c)
 	c->listen = "127.0.0.1:8080";
 	c->pvc = "model-storage-pvc";
 	c->max_body = 1024 * 1024;
-	c->conn_memory = 64 * 1024;
+	c->conn_memory = 256 * 1024;
 	c->max_conns = 1024;
 	c->idle_timeout = 60;
 	c->request_timeout = 30;
@@ -570,7 +570,7 @@ done:
 int api_server_start(struct api_server *s)
 {
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
-	struct MHD_OptionItem ops[12];
+	struct MHD_OptionItem ops[14];
 	int n = 0;
 
 #define OPTION(o, v, p) ops[n++] = (struct MHD_OptionItem){ o, (intptr_t)(v), p }
@@ -583,6 +583,8 @@ int api_server_start(struct api_server *s)
 	}
 	OPTION(MHD_OPTION_LISTEN_SOCKET, s->listen_fd, NULL);
 	OPTION(MHD_OPTION_CONNECTION_MEMORY_LIMIT, s->cfg.conn_memory, NULL);
+	/* The read buffer grows by this much (default 1 KiB): uploads read in big pieces. */
+	OPTION(MHD_OPTION_CONNECTION_MEMORY_INCREMENT, s->cfg.conn_memory / 4, NULL);
 	OPTION(MHD_OPTION_CONNECTION_LIMIT, s->cfg.max_conns, NULL);
 	OPTION(MHD_OPTION_CONNECTION_TIMEOUT, s->cfg.idle_timeout, NULL);
 	if (s->cfg.per_ip_conns)
