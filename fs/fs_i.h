@@ -53,6 +53,7 @@ struct fs_dirent {
 
 /* An open file or directory. */
 struct fs_file {
+	struct fs_file *prev, *next; /* the mount's open files (fs_mount.files, under mu) */
 	int fd;
 	int64_t vid;                /* >0 while counted as a writer of a draft */
 	int meta;                   /* staging copy of a version's metadata.json */
@@ -79,6 +80,7 @@ struct fs_mount {
 	int store_fd;
 	pthread_mutex_t mu;         /* inode table and pending links */
 	struct fs_inode *pending;   /* pending links of all models (few, short-lived) */
+	struct fs_file *files;      /* open files: the ones never released are freed at close */
 	struct fs_inode root;
 	struct fs_inode **tab;
 	size_t tab_cap, tab_n;
@@ -110,5 +112,7 @@ void fs_inval_stop(struct fs_mount *m);
 void fs_inval_push(struct fs_mount *m, fuse_ino_t parent, const char *name, fuse_ino_t ino);
 
 extern const struct fuse_lowlevel_ops fs_ops;
+/* Frees the files the kernel never released (the mount went away first). */
+void fs_files_free_all(struct fs_mount *m);
 
 #endif

@@ -133,6 +133,7 @@ void fs_mount_close(struct fs_mount *m)
 		fuse_remove_signal_handlers(m->se);
 		fuse_session_destroy(m->se);
 	}
+	fs_files_free_all(m);
 	fs_table_free(m);
 	while (m->pending) {
 		struct fs_inode *p = m->pending;

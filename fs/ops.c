@@ -871,12 +871,19 @@ static void fs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 	reply_err(req, cm_err_set(-EPERM, "hard links are not supported"));
 }
 
-static struct fs_file *file_new(int fd)
+static struct fs_file *file_new(struct fs_mount *m, int fd)
 {
 	struct fs_file *f = calloc(1, sizeof(*f));
 
-	if (f)
-		f->fd = fd;
+	if (!f)
+		return NULL;
+	f->fd = fd;
+	pthread_mutex_lock(&m->mu);
+	f->next = m->files;
+	if (m->files)
+		m->files->prev = f;
+	m->files = f;
+	pthread_mutex_unlock(&m->mu);
 	return f;
 }
 
@@ -884,6 +891,14 @@ static void file_free(struct fs_mount *m, struct fs_file *f)
 {
 	if (!f)
 		return;
+	pthread_mutex_lock(&m->mu);
+	if (f->prev)
+		f->prev->next = f->next;
+	else if (m->files == f)
+		m->files = f->next;
+	if (f->next)
+		f->next->prev = f->prev;
+	pthread_mutex_unlock(&m->mu);
 	if (f->fd >= 0)
 		close(f->fd);
 	if (f->vid > 0)
@@ -892,6 +907,12 @@ static void file_free(struct fs_mount *m, struct fs_file *f)
 		free(f->ents[i].name);
 	free(f->ents);
 	free(f);
+}
+
+void fs_files_free_all(struct fs_mount *m)
+{
+	while (m->files)
+		file_free(m, m->files);
 }
 
 /* Opens a draft's metadata.json for writing: a staging copy, checked when closed. */
@@ -957,7 +978,7 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		if (fd < 0)
 			rc = -errno;
 	}
-	if (rc == 0 && !(f = file_new(fd)))
+	if (rc == 0 && !(f = file_new(m, fd)))
 		rc = -ENOMEM;
 	if (rc < 0 || !f) {
 		if (fd >= 0)
@@ -1012,7 +1033,7 @@ static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	}
 	if (rc == 0)
 		rc = do_lookup(m, p, name, &e);
-	if (rc == 0 && !(f = file_new(fd)))
+	if (rc == 0 && !(f = file_new(m, fd)))
 		rc = -ENOMEM;
 	if (rc < 0 || !f) {
 		if (fd >= 0)
@@ -1306,7 +1327,7 @@ static void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		reply_err(req, -ENOTDIR);
 		return;
 	}
-	f = file_new(-1);
+	f = file_new(m, -1);
 	if (!f) {
 		reply_err(req, -ENOMEM);
 		return;
