@@ -46,6 +46,13 @@ struct api_config {
 /* Fills c with the defaults (127.0.0.1:8080, 1 MiB bodies, ...). */
 void api_config_default(struct api_config *c);
 
+/*
+ * Checks a configuration without binding or starting anything (for
+ * --check-config): the listen address's form and the token file. Returns 0
+ * or -errno with a message.
+ */
+int api_config_check(const struct api_config *c);
+
 struct api_server;
 
 /*

@@ -53,6 +53,19 @@ void api_config_default(struct api_config *c)
 	c->cache_bytes = 16 * 1024 * 1024;
 }
 
+int api_config_check(const struct api_config *c)
+{
+	struct api_tokens *t = NULL;
+	char host[256], port[16];
+	int rc = api_listen_split(c->listen, host, sizeof(host), port, sizeof(port));
+
+	if (rc == 0 && c->token_file && c->token_file[0]) {
+		rc = api_tokens_load(c->token_file, &t);
+		api_tokens_free(t);
+	}
+	return rc;
+}
+
 /* One request, from its headers to its completion. */
 struct conn_req {
 	struct api_server *s;

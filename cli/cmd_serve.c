@@ -263,6 +263,10 @@ int cli_serve(int argc, char **argv)
 		return CLI_OK;
 	}
 	rc = check(&c);
+	if (rc == 0) {
+		api_config_from(&c, NULL, &ac);
+		rc = api_config_check(&ac);
+	}
 	if (c.check_config) {
 		cm_config_dump(serve_opts, N_OPTS, &c, stdout);
 		if (rc < 0)
@@ -274,6 +278,15 @@ int cli_serve(int argc, char **argv)
 		return CLI_ERROR;
 	}
 	cm_log_setup(level, c.log_json);
+	/*
+	 * Before any thread exists: every thread serve starts (the mount's, the
+	 * API's, workers) inherits this mask, so SIGINT/SIGTERM/SIGHUP reach only
+	 * the main thread, which waits for them with sigwait() or, with a mount,
+	 * lets libfuse's handler end the FUSE loop.
+	 */
+	signal(SIGPIPE, SIG_IGN);
+	stop_signals(&stop);
+	pthread_sigmask(SIG_BLOCK, &stop, &old);
 	rc = reg_store_open(c.store, REG_OPEN_CREATE | REG_OPEN_LOCK, &st);
 	if (rc < 0) {
 		cm_log(CM_LOG_ERROR, "serve", "cannot open store %s: %s", c.store, cm_err_describe(rc));
@@ -299,17 +312,7 @@ int cli_serve(int argc, char **argv)
 	fan.mount = m;
 	fan.api = api;
 	reg_store_set_hook(st, hook_dispatch, &fan);
-	/*
-	 * The API's threads must never take SIGINT/SIGTERM (a signal handled on
-	 * one of them would not wake the FUSE loop or sigwait): they start with
-	 * the stop signals blocked, and inherit that mask.
-	 */
-	signal(SIGPIPE, SIG_IGN);
-	stop_signals(&stop);
-	pthread_sigmask(SIG_BLOCK, &stop, &old);
 	rc = api_server_start(api);
-	if (m) /* without a mount they stay blocked, for sigwait */
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (rc < 0) {
 		cm_log(CM_LOG_ERROR, "serve", "cannot serve the API: %s", cm_err_msg());
 		goto done;
@@ -325,6 +328,7 @@ int cli_serve(int argc, char **argv)
 		}
 	}
 	if (m) {
+		pthread_sigmask(SIG_SETMASK, &old, NULL); /* libfuse's handlers take them now */
 		rc = fs_mount_run(m);
 		if (rc < 0)
 			cm_log(CM_LOG_ERROR, "serve", "%s", cm_err_msg());

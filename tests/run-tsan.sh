@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # Builds modelfs with ThreadSanitizer in a separate build directory and runs
-# the concurrency test there; any data race report fails the run.
+# the concurrency tests there (the registry's, the API's response cache and
+# server); any data race report fails the run.
 #
 #   tests/run-tsan.sh [BUILD_DIR]   (relative to the source root; default build-tsan)
 #
@@ -27,7 +28,7 @@ ninja -C "$build"
 export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 ${TSAN_OPTIONS:-}"
 
 log=$build/meson-logs/testlog.txt
-run() { meson test -C "$build" registry/concurrency --print-errorlogs "$@"; }
+run() { meson test -C "$build" registry/concurrency api/cache api/server --print-errorlogs "$@"; }
 
 if run; then
 	status=0

@@ -667,6 +667,21 @@ class TokenTest(unittest.TestCase):
         finally:
             d.cleanup()
 
+    def test_check_config(self):
+        d = Daemon(MODELFS)
+        try:
+            p = subprocess.run([MODELFS, "serve", "--store", d.store, "--check-config", "--listen",
+                                "127.0.0.1:70000"], capture_output=True, text=True, timeout=30)
+            self.assertEqual(p.returncode, 2)
+            self.assertIn("listen=127.0.0.1:70000", p.stdout)
+            self.assertIn("port from 0 to 65535", p.stderr)
+            p = subprocess.run([MODELFS, "serve", "--store", d.store, "--check-config"],
+                               capture_output=True, text=True, timeout=30)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertIn("http-memory=262144", p.stdout)
+        finally:
+            d.cleanup()
+
     def test_non_loopback_needs_tokens(self):
         d = Daemon(MODELFS)
         try:

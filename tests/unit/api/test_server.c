@@ -132,6 +132,13 @@ static void tokens_and_addresses(void **state)
 	int fd;
 
 	api_config_default(&cfg);
+	assert_int_equal(api_config_check(&cfg), 0);
+	cfg.listen = "localhost";
+	assert_int_equal(api_config_check(&cfg), -EINVAL);
+	cfg.listen = "127.0.0.1:8080";
+	cfg.token_file = "/nonexistent/tokens";
+	assert_int_equal(api_config_check(&cfg), -ENOENT);
+	cfg.token_file = NULL;
 	assert_int_equal(cfg.max_body, 1024 * 1024);
 	assert_string_equal(cfg.listen, "127.0.0.1:8080");
 	/* Not loopback, no tokens: refused unless insecure. */
