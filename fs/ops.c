@@ -23,7 +23,7 @@
 
 #define TIMEOUT_LONG 86400.0 /* sealed content and registry-managed names: invalidated on change */
 #define TIMEOUT_DRAFT 1.0
-#define DROP_WINDOW (8 << 20) /* drop the backing pages this far behind a sequential reader */
+#define DROP_WINDOW (8 << 20) /* drop the backing pages in aligned windows this far behind a reader */
 
 static struct fs_mount *mnt(fuse_req_t req)
 {
@@ -330,6 +330,16 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
 		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
 	conn->want &= ~(unsigned)FUSE_CAP_EXPORT_SUPPORT;
+	/*
+	 * max_readahead stays at what the kernel offers (the mount's 128 KiB), so
+	 * every READ is at most 128 KiB and fits libfuse's splice pipe: a 1 MiB
+	 * READ needs a 2 MiB pipe, beyond the default pipe-max-size, and libfuse
+	 * then copies through a buffer instead. Larger windows were measured
+	 * (bench/run fuse, README "FUSE benchmark"): raising the mount's
+	 * read_ahead_kb to 1-8 MiB, with 512 KiB or 1 MiB requests and pipe-max-size
+	 * raised to match, moved fewer bytes per second through the mount, not
+	 * more. So modelfs changes no system setting for reads.
+	 */
 }
 
 static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -1049,6 +1059,42 @@ static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 }
 
 /*
+ * The kernel now holds the pages just read in the FUSE file's cache; keeping
+ * the backing file's copy too would double the memory. Drop the backing pages
+ * a window behind the furthest byte served while a reader moves forward.
+ * Readahead runs several requests of one file at once on different threads,
+ * so they arrive slightly out of order: a read counts as sequential while it
+ * lands between the dropped mark and one window past the furthest byte.
+ * seq_next (the furthest byte) and dropped only grow while the reader stays
+ * sequential, and a CAS on dropped makes one thread drop each range. Ranges
+ * are whole, aligned windows: a large folio that straddles a range boundary is
+ * not dropped at all, so unaligned ranges would leave one behind every time.
+ * A seek elsewhere starts over from there.
+ */
+static void drop_behind(struct fs_file *f, off_t off, size_t size)
+{
+	off_t end = off + (off_t)size;
+	off_t hw = __atomic_load_n(&f->seq_next, __ATOMIC_RELAXED);
+	off_t dropped = __atomic_load_n(&f->dropped, __ATOMIC_RELAXED);
+	off_t upto;
+
+	if (off < dropped || off > hw + DROP_WINDOW) {
+		__atomic_store_n(&f->dropped, off & ~(off_t)(DROP_WINDOW - 1), __ATOMIC_RELAXED);
+		__atomic_store_n(&f->seq_next, end, __ATOMIC_RELAXED);
+		return;
+	}
+	while (end > hw && !__atomic_compare_exchange_n(&f->seq_next, &hw, end, 0, __ATOMIC_RELAXED,
+							 __ATOMIC_RELAXED))
+		;
+	if (end > hw)
+		hw = end;
+	upto = (hw - DROP_WINDOW) & ~(off_t)(DROP_WINDOW - 1);
+	if (upto > dropped && __atomic_compare_exchange_n(&f->dropped, &dropped, upto, 0,
+							  __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		posix_fadvise(f->fd, dropped, upto - dropped, POSIX_FADV_DONTNEED);
+}
+
+/*
  * The read path: hand libfuse the backing fd and offset, so the kernel splices
  * the bytes into /dev/fuse without a copy through this process.
  */
@@ -1077,25 +1123,10 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 					  memory_order_relaxed);
 	}
 	/*
-	 * The kernel keeps what it reads in the FUSE file's cache; keeping the
-	 * backing file's copy too would double the memory. Drop it in windows
-	 * behind a sequential reader.
+	 * Before the reply: once it is sent, a RELEASE may free f on another
+	 * thread. The range dropped ends a window behind this read, never in it.
 	 */
-	if (off == f->seq_next) {
-		f->seq_next = off + (off_t)size;
-		if (f->seq_next - f->dropped >= 2 * DROP_WINDOW) {
-			posix_fadvise(f->fd, f->dropped, f->seq_next - DROP_WINDOW - f->dropped,
-				      POSIX_FADV_DONTNEED);
-			f->dropped = f->seq_next - DROP_WINDOW;
-		}
-	} else {
-		f->seq_next = off + (off_t)size;
-		f->dropped = off;
-	}
-	/*
-	 * Replied last: once the reply is sent, a RELEASE may free f on another
-	 * thread. The range dropped above ends a window behind this read.
-	 */
+	drop_behind(f, off, size);
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 }
 
