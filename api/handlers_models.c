@@ -53,7 +53,7 @@ int api_version_view(struct reg_store *st, const char *model, const char *versio
 	struct reg_version v;
 	struct reg_file *files = NULL;
 	size_t n = 0;
-	json_t *meta = NULL, *view = NULL, *fl = NULL;
+	json_t *meta = NULL, *view = NULL, *fl = NULL, *aliases;
 	int64_t total = 0;
 	int rc;
 
@@ -79,7 +79,8 @@ int api_version_view(struct reg_store *st, const char *model, const char *versio
 	if (v.state == REG_DRAFT)
 		json_object_set_new(view, "total_size", json_integer(total));
 	json_object_set_new(view, "model", json_string(model));
-	json_object_set(view, "aliases", json_object_get(meta, "deployed_to") ? json_object_get(meta, "deployed_to") : json_array());
+	aliases = json_object_get(meta, "deployed_to"); /* derived from the aliases */
+	json_object_set_new(view, "aliases", aliases ? json_incref(aliases) : json_array());
 	json_object_set_new(view, "files", fl);
 	fl = NULL;
 	json_object_set_new(view, "metadata", meta);
@@ -232,12 +233,13 @@ int api_h_versions_list(struct api_req *q, struct api_resp *r)
 	for (size_t i = 0; arr && i < n && i < (size_t)limit; i++)
 		json_array_append_new(arr, api_version_summary(&v[i]));
 	{
+		int more = n > (size_t)limit;
 		char next[32];
 
-		snprintf(next, sizeof(next), "%lld", n > (size_t)limit ? (long long)v[limit - 1].seq : 0LL);
+		snprintf(next, sizeof(next), "%lld", more ? (long long)v[limit - 1].seq : 0LL);
 		rc = api_resp_json(r, 200, json_pack("{s:s s:o* s:o}", "model", q->model, "versions",
 						     arr, "next_cursor",
-						     n > (size_t)limit ? json_string(next) : json_null()));
+						     more ? json_string(next) : json_null()));
 	}
 	free(v);
 	return rc;

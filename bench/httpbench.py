@@ -158,6 +158,7 @@ def main():
     ap.add_argument("--duration", type=int, default=10, help="seconds per wrk run (default 10)")
     ap.add_argument("--connections", type=int, default=64, help="wrk connections (default 64)")
     ap.add_argument("--wrk-threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=3, help="wrk rounds per target, best kept (default 3)")
     ap.add_argument("--http-threads", type=int, default=None,
                     help="modelfs --http-threads, also used by the bare MHD program (default: modelfs's)")
     ap.add_argument("--nginx-workers", type=int, default=os.cpu_count() or 1)
@@ -235,13 +236,18 @@ def main():
             time.sleep(0.05)
         targets = {"modelfs": port, "libmicrohttpd": mport, "nginx": nport}
         results = {}
-        for key, path in paths.items():
-            for name, p in targets.items():
-                url = f"http://127.0.0.1:{p}{path}"
-                wrk(url, 1, a.connections, a.wrk_threads)  # warm up
-                results[(key, name)] = wrk(url, a.duration, a.connections, a.wrk_threads)
-                log(f"  {key:8s} {name:14s} {results[(key, name)][0]:10.0f} req/s  "
-                    f"p99 {results[(key, name)][1]:.2f} ms")
+        # Rounds interleave the three servers, so a burst of other load on the machine
+        # hits all of them; each keeps its best round (highest req/s, with its p99).
+        for rnd in range(a.rounds):
+            for key, path in paths.items():
+                for name, p in targets.items():
+                    url = f"http://127.0.0.1:{p}{path}"
+                    if rnd == 0:
+                        wrk(url, 1, a.connections, a.wrk_threads)  # warm up
+                    got = wrk(url, a.duration, a.connections, a.wrk_threads)
+                    log(f"  round {rnd + 1} {key:8s} {name:14s} {got[0]:10.0f} req/s  p99 {got[1]:.2f} ms")
+                    if (key, name) not in results or got[0] > results[(key, name)][0]:
+                        results[(key, name)] = got
 
         # Transfers: the same file uploaded, downloaded, and copied locally.
         src = os.path.join(work, "big.bin")
@@ -340,7 +346,8 @@ def main():
 
         mib = size / (1 << 20)
         print()
-        print(f"HTTP reads: wrk -t{a.wrk_threads} -c{a.connections} -d{a.duration}s on {os.cpu_count()} CPUs "
+        print(f"HTTP reads: wrk -t{a.wrk_threads} -c{a.connections} -d{a.duration}s, best of {a.rounds}, "
+              f"on {os.cpu_count()} CPUs "
               f"(modelfs --http-threads {threads}; nginx {a.nginx_workers} workers)")
         print(f"{'GET':10s} {'modelfs req/s':>14s} {'p99 ms':>7s} {'bare MHD':>10s} {'p99 ms':>7s} "
               f"{'nginx':>10s} {'p99 ms':>7s} {'vs MHD':>7s} {'vs nginx':>8s} {'MHD/nginx':>9s}")

@@ -80,7 +80,7 @@ static const struct cm_opt serve_opts[] = {
 	    "largest JSON request body (larger: 413)"),
 	OPT("max-upload", "MODELFS_MAX_UPLOAD", CM_OPT_INT, max_upload, "0", 0, INT64_MAX, "BYTES",
 	    "largest uploaded file, 0 for no limit (larger: 413)"),
-	OPT("http-memory", "MODELFS_HTTP_MEMORY", CM_OPT_INT, http_memory, "262144", 8192, 16777216,
+	OPT("http-memory", "MODELFS_HTTP_MEMORY", CM_OPT_INT, http_memory, "32768", 8192, 16777216,
 	    "BYTES", "memory per HTTP connection, which bounds request headers (larger: 431)"),
 	OPT("max-connections", "MODELFS_MAX_CONNECTIONS", CM_OPT_INT, max_conns, "1024", 1, 65536,
 	    "N", "HTTP connections at once"),

@@ -678,7 +678,7 @@ class TokenTest(unittest.TestCase):
             p = subprocess.run([MODELFS, "serve", "--store", d.store, "--check-config"],
                                capture_output=True, text=True, timeout=30)
             self.assertEqual(p.returncode, 0, p.stderr)
-            self.assertIn("http-memory=262144", p.stdout)
+            self.assertIn("http-memory=32768", p.stdout)
         finally:
             d.cleanup()
 
