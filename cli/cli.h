@@ -3,6 +3,8 @@
 #ifndef MODELFS_CLI_H
 #define MODELFS_CLI_H
 
+#include <stddef.h>
+
 /* Exit codes: 0 done/clean, 1 problems found, 2 usage or operational error. */
 enum { CLI_OK = 0, CLI_PROBLEMS = 1, CLI_ERROR = 2 };
 
@@ -11,5 +13,27 @@ int cli_import(int argc, char **argv);
 int cli_fsck(int argc, char **argv);
 int cli_verify(int argc, char **argv);
 int cli_serve(int argc, char **argv);
+int cli_git_sync(int argc, char **argv);
+
+/* Git-tag sync options shared by serve and git-sync (strings borrowed). */
+struct cli_git_opts {
+	const char *repo;
+	const char *remote;
+	const char *tagger;     /* "Name <email>" */
+	const char *tag_format;
+	const char *token_file;
+	int gto;
+};
+struct reg_store;
+struct reg_git_worker;
+/* Splits "Name <email>"; -EINVAL with a message otherwise. */
+int cli_git_tagger_parse(const char *s, char *name, size_t nn, char *email, size_t en);
+/*
+ * serve's git part: stores the configuration when o->repo is set, logs the
+ * read-back, starts the worker when the store has git sync configured
+ * (*out stays NULL otherwise). Fails only for a bad configuration.
+ */
+int cli_git_serve_start(struct reg_store *st, const struct cli_git_opts *o,
+			struct reg_git_worker **out);
 
 #endif

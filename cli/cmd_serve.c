@@ -50,6 +50,7 @@ struct serve_cfg {
 	int fuse_debug;
 	int check_config;
 	int help;
+	struct cli_git_opts git;
 };
 
 #define OPT(name, env, type, field, def, min, max, metavar, help) \
@@ -98,6 +99,18 @@ static const struct cm_opt serve_opts[] = {
 	    "GID", "only this group (and root) may change current and canary through the mount"),
 	OPT("fuse-threads", "MODELFS_FUSE_THREADS", CM_OPT_INT, fuse_threads, "16", 1, 256, "N",
 	    "FUSE worker threads"),
+	OPT("git-repo", "MODELFS_GIT_REPO", CM_OPT_STRING, git.repo, NULL, 0, 0, "DIR",
+	    "tag sealed versions (and, with --git-gto-tags, alias changes) in this git repository"),
+	OPT("git-remote", "MODELFS_GIT_REMOTE", CM_OPT_STRING, git.remote, NULL, 0, 0, "NAME",
+	    "push the tags to this remote of --git-repo"),
+	OPT("git-gto-tags", "MODELFS_GIT_GTO_TAGS", CM_OPT_BOOL, git.gto, "false", 0, 0, NULL,
+	    "also write GTO tags: {model}@v{semver}, {model}#{alias}#{n}, {model}#{alias}!#{n}"),
+	OPT("git-tagger", "MODELFS_GIT_TAGGER", CM_OPT_STRING, git.tagger, NULL, 0, 0,
+	    "'NAME <EMAIL>'", "who signs the tags (default modelfs <modelfs@localhost>)"),
+	OPT("git-tag-format", "MODELFS_GIT_TAG_FORMAT", CM_OPT_STRING, git.tag_format, NULL, 0, 0,
+	    "FORMAT", "version tag format (default " REG_GIT_TAG_FORMAT_DEFAULT ")"),
+	OPT("git-token-file", "MODELFS_GIT_TOKEN_FILE", CM_OPT_STRING, git.token_file, NULL, 0, 0,
+	    "FILE", "HTTPS token for --git-remote, 'TOKEN' or 'USER:TOKEN' (ssh uses ssh-agent)"),
 	OPT("log-level", "MODELFS_LOG_LEVEL", CM_OPT_STRING, log_level, "info", 0, 0, "LEVEL",
 	    "debug, info, warn or error"),
 	OPT("log-json", "MODELFS_LOG_JSON", CM_OPT_BOOL, log_json, "false", 0, 0, NULL,
@@ -243,6 +256,7 @@ int cli_serve(int argc, char **argv)
 	struct fs_mount *m = NULL;
 	struct api_server *api = NULL;
 	struct hook_fanout fan = { 0 };
+	struct reg_git_worker *git = NULL;
 	struct api_config ac;
 	sigset_t stop, old;
 	enum cm_log_level level = CM_LOG_INFO;
@@ -312,6 +326,10 @@ int cli_serve(int argc, char **argv)
 	fan.mount = m;
 	fan.api = api;
 	reg_store_set_hook(st, hook_dispatch, &fan);
+	/* Git sync: configuration, read-back and the tag worker (a missing repo is only logged). */
+	rc = cli_git_serve_start(st, &c.git, &git);
+	if (rc < 0)
+		goto done;
 	rc = api_server_start(api);
 	if (rc < 0) {
 		cm_log(CM_LOG_ERROR, "serve", "cannot serve the API: %s", cm_err_msg());
@@ -338,6 +356,7 @@ int cli_serve(int argc, char **argv)
 done:
 	/* The API first: its requests may still be changing the store. */
 	api_server_free(api);
+	reg_git_worker_stop(git);
 	reg_store_set_hook(st, NULL, NULL);
 	fs_mount_close(m);
 	reg_store_close(st);

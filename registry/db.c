@@ -26,6 +26,7 @@ extern const unsigned reg_migrations_count;
 static const char *const sql_text[REG_SQL_COUNT] = {
 #define X(id, sql) [REG_SQL_##id] = sql,
 	REG_SQL_LIST(X)
+	REG_SQL_GIT_LIST(X)
 #undef X
 };
 
@@ -290,6 +291,7 @@ void db_write_abort(struct reg_conn *c)
 	notes_free(c->notes);
 	c->notes = NULL;
 	c->notes_tail = NULL;
+	c->git_kick = 0;
 	pthread_mutex_unlock(&c->mu);
 }
 
@@ -298,15 +300,20 @@ void db_write_end(struct reg_conn *c)
 	struct reg_note *notes;
 	reg_change_cb hook;
 	void *ctx;
+	int kick;
 
 	if (!c)
 		return;
 	notes = c->notes;
 	c->notes = NULL;
 	c->notes_tail = NULL;
+	kick = c->git_kick;
+	c->git_kick = 0;
 	hook = c->st ? c->st->hook : NULL;
 	ctx = c->st ? c->st->hook_ctx : NULL;
 	pthread_mutex_unlock(&c->mu);
+	if (kick && c->st)
+		gs_kick(c->st);
 	for (struct reg_note *n = notes; n && hook; n = n->next) {
 		struct reg_change ch = { .kind = n->kind, .channel = n->channel, .model = n->model,
 					 .version = n->version, .alias = n->alias };

@@ -102,6 +102,8 @@ int reg_lineage_find(struct reg_store *st, const char *commit_prefix, const char
 		db_bind_text(s, 1, data_hash);
 	}
 	rc = rows_to_json(c, s, arr);
+	if (rc == 0 && commit_prefix)
+		rc = gs_lineage_add(c, lo, hi, arr);
 	if (rc == 0) {
 		*out = arr;
 		arr = NULL;

@@ -330,10 +330,163 @@ int reg_lineage_get(struct reg_store *st, const char *model, const char *version
  * Reverse lineage: versions whose git_commit starts with `commit_prefix`
  * (at least 4 hex digits) or whose training_data_hash equals `data_hash`
  * (give one). *out is a JSON array of {model, version, git_commit,
- * training_data_hash, state}.
+ * training_data_hash, state}. By commit, versions named by a git tag at a
+ * matching commit (made by git sync or found by read-back) follow, each with
+ * a "git_tag" member naming the tag.
  */
 int reg_lineage_find(struct reg_store *st, const char *commit_prefix, const char *data_hash,
 		     json_t **out);
+
+/* ---- git-tag sync ---- */
+
+#define REG_GIT_TAG_FORMAT_DEFAULT "model-{model}-{version}"
+
+/*
+ * Git-tag sync writes sealed versions and alias changes as annotated tags in
+ * a git repository. Every tag goes through a durable queue in the db: it is
+ * queued in the same transaction as the change that calls for it (only while
+ * git sync is enabled for the store, see reg_git_configure), and made later
+ * by reg_git_sync_run() or the background worker, in queue order, with
+ * retries and backoff, idempotently (an existing tag of that name at the same
+ * commit counts as made; one at another commit is a conflict and is never
+ * moved). Tags:
+ *   version tag    the format (default model-{model}-{version}) at the
+ *                  version's git_commit, made when it is sealed
+ *   GTO (opt-in)   {model}@v{semver} when a version named X.Y.Z or vX.Y.Z is
+ *                  sealed; {model}#{alias}#{n} when an alias is set and
+ *                  {model}#{alias}!#{n} when it is cleared, n being one more
+ *                  than the highest counter on any annotated tag of the model
+ * The configuration is stored in the db, so every process that changes the
+ * store queues tags, and a daemon started later makes them.
+ */
+struct reg_git_config {
+	const char *repo;         /* the repository: a bare one or a work tree (required) */
+	const char *remote;       /* push made tags to this remote; NULL or "": no push */
+	const char *tagger_name;  /* NULL: "modelfs" */
+	const char *tagger_email; /* NULL: "modelfs@localhost" */
+	const char *tag_format;   /* NULL: REG_GIT_TAG_FORMAT_DEFAULT */
+	const char *token_file;   /* HTTPS token ("TOKEN" or "USER:TOKEN"), read at each push */
+	int gto;                  /* also write GTO-grammar tags */
+};
+
+/*
+ * Checks a version tag format: exactly one {model} and one {version}, with
+ * literal text between them, other characters from [A-Za-z0-9._/-], and
+ * producing valid tag names. 0 or -EINVAL naming the problem.
+ */
+int reg_git_format_check(const char *format);
+/* The tag name for model/version under `format`; -E2BIG when longer than n. */
+int reg_git_tag_name(const char *format, const char *model, const char *version, char *out,
+		     size_t n);
+
+/*
+ * Stores the git configuration and enables git sync for the store (the
+ * repository need not exist yet: a missing or read-only repository is
+ * reported by the sync without blocking registry changes). Records a
+ * git.configure event when something changed. -EINVAL for a bad format,
+ * tagger or remote name, -EROFS for a read-only store.
+ */
+int reg_git_configure(struct reg_store *st, const struct reg_actor *who,
+		      const struct reg_git_config *cfg);
+/* Stops queueing tags (the queue is kept). -ENOENT when never configured. */
+int reg_git_disable(struct reg_store *st, const struct reg_actor *who);
+/*
+ * The stored configuration: {repo, remote, tagger_name, tagger_email,
+ * tag_format, gto, token_file, enabled, updated_at}. *out is a new
+ * reference; -ENOENT when git sync was never configured.
+ */
+int reg_git_config_get(struct reg_store *st, json_t **out);
+
+/* How serious a message from the sync is (the caller logs it). */
+enum reg_git_level { REG_GIT_INFO, REG_GIT_WARN, REG_GIT_ERROR };
+typedef void (*reg_git_report_cb)(void *ctx, enum reg_git_level level, const char *msg);
+
+enum reg_git_run_flags {
+	REG_GIT_RUN_NOW = 1 << 0, /* ignore backoff: try every open item now */
+};
+struct reg_git_run_stats {
+	int64_t made;     /* tags made (or found already made) in this run */
+	int64_t pushed;   /* tags pushed to the remote */
+	int64_t failed;   /* items that failed for good (conflict, missing commit, bad name) */
+	int64_t retry;    /* items left to retry later (repository or remote unavailable) */
+};
+/*
+ * Processes the queue now, in order: makes due tags, then pushes them when a
+ * remote is configured. A transient failure (repository missing or
+ * unwritable, remote unreachable) leaves the item queued with exponential
+ * backoff (1 s doubling to 5 min) and stops the run there, so that GTO
+ * counters follow event order; permanent failures (conflict, missing
+ * commit, invalid tag name) mark the item failed, record an event
+ * (git.conflict, git.missing_commit, git.error) and go on. `cb` (may be NULL)
+ * hears of each outcome. Runs in one process are serialised. Returns 0
+ * (with *out, may be NULL), or -errno when the store cannot be read or
+ * written (failures of git itself are recorded, not returned); -ENOENT when
+ * git sync is not configured.
+ */
+int reg_git_sync_run(struct reg_store *st, unsigned flags, reg_git_report_cb cb, void *ctx,
+		     struct reg_git_run_stats *out);
+
+struct reg_git_worker;
+/*
+ * Starts a thread that runs the queue whenever a commit queues tags, when
+ * backoff expires, and every 30 s. `cb` hears of outcomes from that thread.
+ * Stop it with reg_git_worker_stop() before closing the store.
+ */
+int reg_git_worker_start(struct reg_store *st, reg_git_report_cb cb, void *ctx,
+			 struct reg_git_worker **out);
+/* Stops and joins the worker (a push in progress is abandoned). Accepts NULL. */
+void reg_git_worker_stop(struct reg_git_worker *w);
+
+/* The queue's state, for metrics and the API. */
+struct reg_git_status {
+	int configured;           /* 1 when tags are being queued */
+	int64_t pending;          /* tags to be made (including ones waiting to retry) */
+	int64_t pushing;          /* made, waiting to be pushed */
+	int64_t failed;           /* given up: see reg_git_queue_list, reg_git_retry */
+	int64_t done;
+	int64_t missing_commit;   /* failed: no git_commit, or it is not in the repository */
+	int64_t conflicts;        /* failed: the tag exists at another commit (here or remote) */
+	int64_t oldest_open_us;   /* when the oldest pending/pushing item was queued; 0: none */
+	int64_t last_error_us;    /* 0 when no open or failed item has an error */
+	char last_error[512];
+};
+int reg_git_status(struct reg_store *st, struct reg_git_status *out);
+/*
+ * Queue items in order, after id `after_id`, optionally of one state
+ * ("pending", "pushing", "done", "failed"), at most `limit` (0: all): a JSON
+ * array of {id, created_at, event_id, kind, model, version, alias,
+ * git_commit, tag, state, reason, attempts, next_at, last_error, error_at,
+ * commit, done_at} (times RFC 3339). *out is a new reference.
+ */
+int reg_git_queue_list(struct reg_store *st, const char *state, int64_t after_id, size_t limit,
+		       json_t **out);
+/* Puts failed items (one by id, or all with id 0) back in the queue; *n = how many. */
+int reg_git_retry(struct reg_store *st, const struct reg_actor *who, int64_t id, int64_t *n);
+/*
+ * Queues version tags for sealed versions that never had one queued (adopted
+ * versions, versions sealed while git sync was off); *n = how many.
+ */
+int reg_git_backfill(struct reg_store *st, const struct reg_actor *who, int64_t *n);
+
+enum reg_git_mismatch {
+	REG_GIT_WRONG_COMMIT,    /* a tag names a version but is not at its git_commit */
+	REG_GIT_UNKNOWN_VERSION, /* a tag names a model or version the registry does not have */
+	REG_GIT_MISSING_TAG,     /* a sealed version has no tag in the repository */
+};
+const char *reg_git_mismatch_name(enum reg_git_mismatch kind);
+typedef void (*reg_git_check_cb)(void *ctx, enum reg_git_mismatch kind, const char *tag,
+				 const char *model, const char *version, const char *detail);
+/*
+ * Read-back: compares the repository's tags that match the version tag
+ * format (and, with GTO, the GTO grammar) with the registry and calls cb for
+ * each mismatch. `cfg` NULL uses the stored configuration; otherwise its
+ * repo, format and gto are used. On a writable store, the tags that name
+ * versions are remembered, so reverse lineage finds versions through them.
+ * Returns the number of mismatches, or -errno (-ENOENT: no repository there
+ * or nothing configured).
+ */
+int reg_git_check(struct reg_store *st, const struct reg_git_config *cfg, reg_git_check_cb cb,
+		  void *ctx);
 
 /* ---- checks ---- */
 

@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 
 #include "cm.h"
+#include "gitsync_i.h"
 #include "reg.h"
 
 #define REG_META_DIR ".modelfs"
@@ -101,6 +102,7 @@
 enum reg_sql {
 #define X(id, sql) REG_SQL_##id,
 	REG_SQL_LIST(X)
+	REG_SQL_GIT_LIST(X)
 #undef X
 	REG_SQL_COUNT
 };
@@ -118,6 +120,7 @@ struct reg_conn {
 	sqlite3_stmt *stmt[REG_SQL_COUNT];
 	struct reg_store *st;
 	struct reg_note *notes, **notes_tail; /* writer only: this transaction's changes */
+	int git_kick;                         /* writer only: this transaction queued git tags */
 };
 
 /* In-memory state of a version being written or sealed. */
@@ -143,6 +146,8 @@ struct reg_store {
 	size_t live_n, live_cap;
 	reg_change_cb hook;
 	void *hook_ctx;
+	/* The git worker to wake after commits that queue tags (gitsync.c's mutex guards it). */
+	struct reg_git_worker *git_worker;
 	/* Disk updates that failed after their commit (guarded by writer.mu). */
 	int64_t disk_errors;
 	char disk_error[256];
