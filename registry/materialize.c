@@ -215,13 +215,50 @@ static int aliases_write(int mfd, struct reg_alias *a, size_t n)
 	return changed;
 }
 
+/*
+ * The version summary of <model>/metadata.json: counts by state and the
+ * newest version. Its size does not grow with the model, so a promotion
+ * costs the same at 10 versions as at 10,000 (the list is `ls` away).
+ */
+static json_t *versions_summary(struct reg_conn *c, int64_t mid)
+{
+	json_t *sum = json_pack("{sisisisisn}", "count", 0, "draft", 0, "sealed", 0, "archived", 0,
+				"latest");
+	json_int_t total = 0;
+	sqlite3_stmt *s;
+	int rc = 0;
+
+	if (!sum)
+		return NULL;
+	DB_STMT(c, VERSION_STATES, s);
+	sqlite3_bind_int64(s, 1, mid);
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		json_int_t n = sqlite3_column_int64(s, 1);
+
+		json_object_set_new(sum, (const char *)sqlite3_column_text(s, 0), json_integer(n));
+		total += n;
+	}
+	sqlite3_reset(s);
+	json_object_set_new(sum, "count", json_integer(total));
+	DB_STMT(c, VERSION_LATEST, s);
+	sqlite3_bind_int64(s, 1, mid);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		json_object_set_new(sum, "latest", json_string((const char *)sqlite3_column_text(s, 0)));
+	sqlite3_reset(s);
+done:
+	if (rc < 0) {
+		json_decref(sum);
+		sum = NULL;
+	}
+	return sum;
+}
+
 static json_t *model_document(struct reg_conn *c, const char *model, int64_t mid,
-			      struct reg_alias *aliases, size_t na, struct reg_version *vers,
-			      size_t nv)
+			      struct reg_alias *aliases, size_t na)
 {
 	json_t *doc = NULL;
 	json_t *jal = json_object();
-	json_t *jvers = json_array();
+	json_t *jvers = versions_summary(c, mid);
 	json_t *deployed = json_array();
 	const char *current = NULL;
 	sqlite3_stmt *s;
@@ -233,31 +270,22 @@ static json_t *model_document(struct reg_conn *c, const char *model, int64_t mid
 		if (!strcmp(aliases[i].name, "current"))
 			current = aliases[i].version;
 	}
-	for (size_t i = 0; i < nv; i++) {
-		char ts[CM_TIME_RFC3339_LEN];
-		json_t *jv = json_object();
+	if (current) {
+		struct reg_version cv;
+		json_t *rec = NULL;
 
-		cm_time_format(vers[i].created_us, ts);
-		json_object_set_new(jv, "name", json_string(vers[i].name));
-		json_object_set_new(jv, "state", json_string(reg_state_name(vers[i].state)));
-		json_object_set_new(jv, "created_at", json_string(ts));
-		json_object_set_new(jv, "validation_status",
-				    vers[i].validation_status[0] ? json_string(vers[i].validation_status)
-								 : json_null());
-		json_array_append_new(jvers, jv);
-		if (current && !strcmp(vers[i].name, current)) {
-			json_t *rec = NULL;
-
-			if (reg_record_load(c, vers[i].id, &rec) == 0) {
-				doc = record_for_disk(rec, model, vers[i].name);
-				json_decref(rec);
-			}
+		if (reg_version_row(c, mid, model, current, &cv) == 0 &&
+		    reg_record_load(c, cv.id, &rec) == 0) {
+			doc = record_for_disk(rec, model, current);
+			json_decref(rec);
 		}
 	}
 	if (!doc)
 		doc = json_object();
-	if (!doc)
+	if (!doc || !jvers) {
+		rc = cm_err_set(-ENOMEM, "out of memory");
 		goto done;
+	}
 	if (current)
 		for (size_t i = 0; i < na; i++)
 			if (!strcmp(aliases[i].version, current))
@@ -346,8 +374,7 @@ done:
 int mat_model_text(struct reg_conn *c, const char *model, char **out)
 {
 	struct reg_alias *aliases = NULL;
-	struct reg_version *vers = NULL;
-	size_t na = 0, nv = 0;
+	size_t na = 0;
 	json_t *doc = NULL;
 	int64_t mid;
 	int rc;
@@ -355,17 +382,14 @@ int mat_model_text(struct reg_conn *c, const char *model, char **out)
 	rc = reg_model_id(c, model, &mid);
 	if (rc == 0)
 		rc = mat_aliases(c, mid, &aliases, &na);
-	if (rc == 0)
-		rc = reg_versions_all(c, mid, model, &vers, &nv);
 	if (rc == 0) {
-		doc = model_document(c, model, mid, aliases, na, vers, nv);
+		doc = model_document(c, model, mid, aliases, na);
 		*out = doc ? dump_line(doc) : NULL;
 		if (!*out)
 			rc = cm_err_set(-ENOMEM, "out of memory");
 	}
 	json_decref(doc);
 	free(aliases);
-	free(vers);
 	return rc;
 }
 
@@ -398,12 +422,19 @@ int reg_materialize(struct reg_store *st, struct reg_conn *c, const char *model,
 	rc = mat_aliases(c, mid, &aliases, &na);
 	if (rc < 0)
 		goto done;
-	rc = reg_versions_all(c, mid, model, &vers, &nv);
+	/* Every version when healing a model; otherwise only the one that changed. */
+	if (what & MAT_VERSIONS) {
+		rc = reg_versions_all(c, mid, model, &vers, &nv);
+	} else if (version) {
+		vers = calloc(1, sizeof(*vers));
+		rc = vers ? reg_version_row(c, mid, model, version, vers) : -ENOMEM;
+		nv = rc == 0;
+		if (rc == -ENOENT)
+			rc = 0; /* deleted: nothing of it to write */
+	}
 	if (rc < 0)
 		goto done;
 	for (size_t i = 0; i < nv; i++) {
-		if (!(what & MAT_VERSIONS) && (!version || strcmp(version, vers[i].name)))
-			continue;
 		if (vers[i].state != REG_DRAFT && faccessat(mfd, vers[i].name, F_OK, AT_SYMLINK_NOFOLLOW))
 			continue; /* sealed content lost: fsck reports it, nothing to write into */
 		rc = version_file_write(c, mfd, &vers[i], model);
@@ -419,7 +450,7 @@ int reg_materialize(struct reg_store *st, struct reg_conn *c, const char *model,
 			goto done;
 		dirty |= rc > 0;
 	}
-	doc = model_document(c, model, mid, aliases, na, vers, nv);
+	doc = model_document(c, model, mid, aliases, na);
 	text = doc ? dump_line(doc) : NULL;
 	if (!text) {
 		rc = cm_err_set(-ENOMEM, "out of memory building %s/metadata.json", model);

@@ -43,6 +43,8 @@
 		"WHERE v.model_id = ?1 AND v.seq > ?2 AND (?3 IS NULL OR v.state = ?3) " \
 		"AND (?4 IS NULL OR v.validation_status = ?4) ORDER BY v.seq LIMIT ?5") \
 	X(VERSION_COUNT, "SELECT count(*) FROM versions WHERE model_id = ?1") \
+	X(VERSION_STATES, "SELECT state, count(*) FROM versions WHERE model_id = ?1 GROUP BY state") \
+	X(VERSION_LATEST, "SELECT name FROM versions WHERE model_id = ?1 ORDER BY seq DESC LIMIT 1") \
 	X(VERSION_META_GET, "SELECT metadata FROM versions WHERE id = ?1") \
 	X(VERSION_META_SET, "UPDATE versions SET metadata = ?2, git_commit = ?3, " \
 		"training_data_hash = ?4, validation_status = ?5, parent_version = ?6 WHERE id = ?1") \

@@ -78,7 +78,8 @@ class CliTest(unittest.TestCase):
             self.assertEqual(f.read(), "forest-1")
         doc = json.load(open(f"{self.store}/anomaly-detector/metadata.json"))
         self.assertEqual(doc["aliases"], {"current": "v1"})
-        self.assertEqual([v["name"] for v in doc["versions"]], ["v1", "v2"])
+        self.assertEqual(doc["versions"], {"count": 2, "draft": 0, "sealed": 2, "archived": 0,
+                                           "latest": "v2"})
         # Sealed content is read-only on disk.
         self.assertFalse(os.stat(f"{self.store}/anomaly-detector/v1/model.pkl").st_mode & 0o222)
 

@@ -295,7 +295,7 @@ class FsTest(unittest.TestCase):
         self.assertEqual(os.readlink(f"{m}/current"), "v2")
         doc = json.loads(read(f"{m}/metadata.json"))
         self.assertEqual(doc["version"], "v2")
-        self.assertEqual([v["name"] for v in doc["versions"]], ["v1", "v2"])
+        self.assertEqual((doc["versions"]["count"], doc["versions"]["latest"]), (2, "v2"))
         self.assertEqual(json.loads(read(f"{m}/v2/metadata.json"))["git_commit"], "3f2a9c1")
         self.assertEqual(stat.S_IMODE(os.stat(f"{m}/v2/metadata.json").st_mode) & 0o222, 0)
 

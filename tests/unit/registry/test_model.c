@@ -73,7 +73,9 @@ static void model_document_follows_current(void **state)
 	assert_string_equal(json_string_value(json_object_get(doc, "version")), "v1");
 	assert_string_equal(json_string_value(json_object_get(json_object_get(doc, "aliases"), "current")), "v1");
 	assert_string_equal(json_string_value(json_array_get(json_object_get(doc, "deployed_to"), 0)), "current");
-	assert_int_equal(json_array_size(json_object_get(doc, "versions")), 1);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(doc, "versions"), "count")), 1);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(doc, "versions"), "sealed")), 1);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(doc, "versions"), "latest")), "v1");
 	json_decref(doc);
 }
 
