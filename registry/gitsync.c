@@ -51,6 +51,14 @@
 
 static const struct reg_actor gs_actor = { .channel = "git", .name = "git-sync" };
 
+void (*gs_fault_hook)(const char *point);
+
+static void fault(const char *point)
+{
+	if (gs_fault_hook)
+		gs_fault_hook(point);
+}
+
 /* Serialises runs (worker, reg_git_sync_run, reg_git_check) in a process. */
 static pthread_mutex_t gs_run_mu = PTHREAD_MUTEX_INITIALIZER;
 /* Guards st->git_worker against a worker stopping while a commit kicks it. */
@@ -1597,8 +1605,11 @@ static int item_make(struct gs_run *r, struct gs_item *it)
 		rc = tag_fix(r, it, tag);
 		if (rc < 0)
 			goto done;
+		fault("named");
 	}
 	tag_make(r->repo, &r->cfg, it, commit);
+	if (it->out == GS_MADE)
+		fault("made");
 done:
 	git_object_free(commit);
 	return rc;
@@ -1727,8 +1738,10 @@ static int push_phase(struct gs_run *r)
 			if (items[i].out == GS_RETRY && r->repo_rc == 0)
 				due[nd++] = &items[i];
 		}
-		if (rc == 0 && nd && !(r->stop && atomic_load(r->stop)))
+		if (rc == 0 && nd && !(r->stop && atomic_load(r->stop))) {
 			push_items(r->repo, &r->cfg, due, nd, r->stop);
+			fault("pushed");
+		}
 		for (size_t i = 0; rc == 0 && i < n; i++) {
 			struct gs_item *it = &items[i];
 

@@ -89,4 +89,12 @@ void gs_kick(struct reg_store *st);
  */
 int gs_lineage_add(struct reg_conn *c, const char *lo, const char *hi, json_t *arr);
 
+/*
+ * Fault injection for the crash tests: when set, called at each step of a
+ * run where a crash must lose nothing ("named": a tag name committed, the
+ * tag not made; "made": a tag made, its outcome not recorded; "pushed": a
+ * push done, its outcome not recorded). NULL outside tests.
+ */
+extern void (*gs_fault_hook)(const char *point);
+
 #endif

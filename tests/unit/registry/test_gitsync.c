@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "fixture.h"
+#include "reg_i.h" /* gs_fault_hook */
 
 #define GIT "git -c user.name=tester -c user.email=tester@example.com -c init.defaultBranch=main"
 
@@ -972,6 +973,80 @@ static void test_crash(void **state)
 	assert_int_equal(sh("git -C %s fsck --no-progress >/dev/null 2>&1", g->repo), 0);
 }
 
+/* ---- crash at each step of a run, on purpose ---- */
+
+static const char *fault_point;
+static int fault_skip;
+
+static void fault_exit(const char *point)
+{
+	if (!strcmp(point, fault_point) && fault_skip-- == 0)
+		_exit(9);
+}
+
+/*
+ * For each step where a run can die, a child queues tags (version, GTO
+ * registration, assignments), runs the queue and dies right at that step,
+ * at its first and at a later passage; the parent then runs the queue
+ * again: every tag exactly once, locally and on the remote.
+ */
+static void test_crash_points(void **state)
+{
+	struct gfx *g = *state;
+	static const char *const points[] = { "named", "made", "pushed" };
+	char bare[PATH_MAX];
+	int round = 0;
+
+	snprintf(bare, sizeof(bare), "%s/remote.git", g->tmp);
+	assert_int_equal(sh(GIT " init -q --bare %s", bare), 0);
+	assert_int_equal(sh("git -C %s remote add origin %s", g->repo, bare), 0);
+	configure(g, "origin", 1);
+	for (int p = 0; p < 3; p++) {
+		/* A run passes "named" and "made" several times, "pushed" once. */
+		for (int skip = 0; skip < (p == 2 ? 1 : 2); skip++, round++) {
+			pid_t pid;
+			int st;
+
+			fflush(NULL);
+			pid = fork();
+			assert_true(pid >= 0);
+			if (pid == 0) {
+				char v[16], w[16];
+
+				snprintf(v, sizeof(v), "%d.0.0", round);
+				snprintf(w, sizeof(w), "%d.0.1", round);
+				mkver(g, "m", v, g->c[round % 3], 0.9);
+				mkver(g, "m", w, g->c[(round + 1) % 3], 0.9);
+				if (reg_alias_set(g->f->st, &fx_actor, "m", "current", v, NULL, NULL) < 0 ||
+				    reg_alias_set(g->f->st, &fx_actor, "m", "canary", w, NULL, NULL) < 0)
+					_exit(3);
+				fault_point = points[p];
+				fault_skip = skip;
+				gs_fault_hook = fault_exit;
+				reg_git_sync_run(g->f->st, REG_GIT_RUN_NOW, NULL, NULL, NULL);
+				_exit(4);
+			}
+			assert_int_equal(waitpid(pid, &st, 0), pid);
+			if (!WIFEXITED(st) || WEXITSTATUS(st) != 9)
+				fail_msg("child for '%s' (skip %d) did not die there: status %d",
+					 points[p], skip, st);
+			/* The child shared this process's store: open it afresh, as a restart. */
+			fx_reopen(g->f);
+			run_now(g);
+			crash_check(g, 1);
+			/* Every made tag is on the remote too, as the same object. */
+			assert_string_equal(
+				out("git -C %s for-each-ref --format='%%(refname) %%(objectname)' refs/tags",
+				    bare),
+				out("git -C %s for-each-ref --format='%%(refname) %%(objectname)' refs/tags",
+				    g->repo));
+		}
+	}
+	/* 5 rounds of two versions, each with its tag, registration and assignment. */
+	assert_int_equal(round, 5);
+	assert_int_equal(status(g).done, 30);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -987,6 +1062,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_readback, gsetup, gteardown),
 		cmocka_unit_test_setup_teardown(test_worker, gsetup, gteardown),
 		cmocka_unit_test_setup_teardown(test_crash, gsetup, gteardown),
+		cmocka_unit_test_setup_teardown(test_crash_points, gsetup, gteardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
