@@ -99,6 +99,11 @@ class OpenDaemonTest(unittest.TestCase):
         text = c.get("/metrics").text
         self.assertIn('modelfs_build_info{version="', text)
         self.assertIn("no --token-file", self.d.read_log())
+        # Git-tag sync is off here (tests/integration/test_git.py has it on).
+        git = c.get("/v1/git").json()
+        self.assertEqual((git["configured"], git["config"], git["items"]), (False, None, []))
+        assert_metric(text, "modelfs_git_sync_configured 0")
+        c.get("/v1/git?state=bogus", expect=400)
 
     def test_openapi_matches_routes_and_design(self):
         doc = API.doc
@@ -530,6 +535,37 @@ class OpenDaemonTest(unittest.TestCase):
                 self.assertRegex(line, r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? -?[0-9.e+-]+$|^\S+ \+?Inf$')
         self.assertEqual(families["modelfs_http_request_duration_seconds"], "histogram")
         self.assertEqual(families["modelfs_promotions_total"], "counter")
+
+    def test_unknown_model_on_every_route(self):
+        """HTTP cases as data: every operation under /v1/models/{model} answers 404 for a
+        model that does not exist, with a well-formed request otherwise."""
+        bodies = {
+            ("POST", "/v1/models/{model}/versions"): {},
+            ("PATCH", "/v1/models/{model}/versions/{version}/metadata"): {"notes": "x"},
+            ("POST", "/v1/models/{model}/versions/{version}/observations"): {"metric": "accuracy", "value": 1},
+            ("PUT", "/v1/models/{model}/aliases/{alias}"): {"version": "v1"},
+            ("POST", "/v1/models/{model}/promote"): {"version": "v1"},
+            ("PUT", "/v1/models/{model}/canary"): {"version": "v1"},
+            ("PUT", "/v1/models/{model}/policy"): {"validation_status": "passed"},
+        }
+        queries = {"/v1/models/{model}/diff": "?from=v1&to=v2"}
+        seen = 0
+        for template, item in API.doc["paths"].items():
+            if not template.startswith("/v1/models/{model}"):
+                continue
+            path = (template.replace("{model}", "no-such-model").replace("{version}", "v1")
+                    .replace("{alias}", "staging").replace("{path}", "model.pkl"))
+            for method in item:
+                kw = {}
+                if (method.upper(), template) in bodies:
+                    kw["json"] = bodies[(method.upper(), template)]
+                elif method == "put":
+                    kw["data"] = b"weights"
+                r = self.c.call(method.upper(), path + queries.get(template, ""), expect=404, **kw)
+                self.assertEqual(error_code(r), "not_found", f"{method} {template}")
+                self.assertIn("no-such-model", r.json()["error"]["message"], f"{method} {template}")
+                seen += 1
+        self.assertGreater(seen, 25)
 
     def test_routing_errors(self):
         c = self.c
