@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Operations and serving: health, readiness, Prometheus metrics, the OpenAPI
- * document, and the KServe InferenceService rendered from a model's aliases.
+ * document, the git-tag sync queue, and the KServe InferenceService rendered
+ * from a model's aliases.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -88,6 +89,46 @@ static int metrics_store(struct api_server *s, struct cm_buf *out)
 	return rc;
 }
 
+/* The git tag queue, read fresh: retries change it without registry events. */
+static int metrics_git(struct api_server *s, struct cm_buf *b)
+{
+	struct reg_git_status g;
+	int64_t now = cm_time_now_us();
+	int rc = reg_git_status(s->st, &g);
+
+	if (rc < 0)
+		return rc;
+	return cm_buf_printf(
+		b,
+		"# HELP modelfs_git_sync_configured 1 while seals and alias changes queue git tags.\n"
+		"# TYPE modelfs_git_sync_configured gauge\n"
+		"modelfs_git_sync_configured %d\n"
+		"# HELP modelfs_git_queue_items Git tag queue items by state.\n"
+		"# TYPE modelfs_git_queue_items gauge\n"
+		"modelfs_git_queue_items{state=\"pending\"} %lld\n"
+		"modelfs_git_queue_items{state=\"pushing\"} %lld\n"
+		"modelfs_git_queue_items{state=\"failed\"} %lld\n"
+		"modelfs_git_queue_items{state=\"done\"} %lld\n"
+		"# HELP modelfs_git_queue_failed_items Failed git tag queue items by reason.\n"
+		"# TYPE modelfs_git_queue_failed_items gauge\n"
+		"modelfs_git_queue_failed_items{reason=\"missing_commit\"} %lld\n"
+		"modelfs_git_queue_failed_items{reason=\"conflict\"} %lld\n"
+		"modelfs_git_queue_failed_items{reason=\"other\"} %lld\n"
+		"# HELP modelfs_git_queue_oldest_seconds Age of the oldest tag not yet made or "
+		"pushed (0: none).\n"
+		"# TYPE modelfs_git_queue_oldest_seconds gauge\n"
+		"modelfs_git_queue_oldest_seconds %.3f\n"
+		"# HELP modelfs_git_last_error_timestamp_seconds When an open or failed item last "
+		"failed (0: none).\n"
+		"# TYPE modelfs_git_last_error_timestamp_seconds gauge\n"
+		"modelfs_git_last_error_timestamp_seconds %.3f\n",
+		g.configured, (long long)g.pending, (long long)g.pushing, (long long)g.failed,
+		(long long)g.done, (long long)g.missing_commit, (long long)g.conflicts,
+		(long long)(g.failed - g.missing_commit - g.conflicts),
+		g.oldest_open_us ? (double)(now - g.oldest_open_us) / 1e6 : 0.0,
+		(double)g.last_error_us / 1e6);
+}
+
 static int metrics_process(struct api_server *s, struct cm_buf *b)
 {
 	char msg[256];
@@ -105,6 +146,8 @@ static int metrics_process(struct api_server *s, struct cm_buf *b)
 			      "modelfs_store_disk_errors %lld\n",
 			   MODELFS_VERSION, (double)s->started_us / 1e6,
 			   (long long)reg_store_disk_errors(s->st, msg, sizeof(msg)));
+	if (rc == 0)
+		rc = metrics_git(s, b);
 	if (rc == 0 && s->cfg.fs_stats) {
 		struct api_fs_stats fs = { 0 };
 
@@ -196,6 +239,70 @@ static int k8s_name_check(const char *what, const char *s)
 		return cm_err_set(-EBADMSG, "query parameter '%s' must be a Kubernetes name "
 				  "(lowercase letters, digits, '-' and '.')", what);
 	return 0;
+}
+
+static json_t *time_or_null(int64_t us)
+{
+	char ts[CM_TIME_RFC3339_LEN];
+
+	if (!us)
+		return json_null();
+	cm_time_format(us, ts);
+	return json_string(ts);
+}
+
+/* Git-tag sync: the configuration, the queue's counts and its open or failed items. */
+int api_h_git_get(struct api_req *q, struct api_resp *r)
+{
+	static const char *const open_states[] = { "failed", "pending", "pushing" };
+	const char *state = api_arg(q, "state");
+	struct reg_git_status g;
+	json_t *cfg = NULL, *items = NULL, *part = NULL;
+	long long limit;
+	int rc;
+
+	if (state && !state[0])
+		state = NULL;
+	if (state && strcmp(state, "pending") && strcmp(state, "pushing") &&
+	    strcmp(state, "failed") && strcmp(state, "done"))
+		return cm_err_set(-EBADMSG, "query parameter 'state' must be pending, pushing, failed "
+				  "or done");
+	rc = api_arg_int(q, "limit", 100, 1, 1000, &limit);
+	if (rc == 0)
+		rc = reg_git_status(q->st, &g);
+	if (rc == 0) {
+		rc = reg_git_config_get(q->st, &cfg);
+		if (rc == -ENOENT)
+			rc = 0;
+	}
+	items = json_array();
+	for (size_t i = 0; rc == 0 && i < (state ? 1 : 3); i++) {
+		size_t have = json_array_size(items);
+
+		if (have >= (size_t)limit)
+			break;
+		rc = reg_git_queue_list(q->st, state ? state : open_states[i], 0, (size_t)limit - have,
+					&part);
+		if (rc == 0)
+			json_array_extend(items, part);
+		json_decref(part);
+		part = NULL;
+	}
+	if (rc < 0) {
+		json_decref(cfg);
+		json_decref(items);
+		return rc;
+	}
+	return api_resp_json(
+		r, 200,
+		json_pack("{s:b s:o s:{s:I s:I s:I s:I s:I s:I s:o s:o s:o} s:o}", "configured",
+			  g.configured, "config", cfg ? cfg : json_null(), "queue", "pending",
+			  (json_int_t)g.pending, "pushing", (json_int_t)g.pushing, "failed",
+			  (json_int_t)g.failed, "done", (json_int_t)g.done, "missing_commit",
+			  (json_int_t)g.missing_commit, "conflicts", (json_int_t)g.conflicts,
+			  "oldest_open_at", time_or_null(g.oldest_open_us), "last_error",
+			  g.last_error[0] ? json_string(g.last_error) : json_null(), "last_error_at",
+			  time_or_null(g.last_error_us), "items", items));
 }
 
 static const char *arg_or(const struct api_req *q, const char *key, const char *def)

@@ -75,6 +75,8 @@ const struct api_route api_routes[] = {
 	  "the KServe InferenceService for the model" },
 	{ R_GET, "/v1/lineage", api_h_lineage_find, API_ROLE_READER, 0,
 	  "versions by git commit or training data hash" },
+	{ R_GET, "/v1/git", api_h_git_get, API_ROLE_READER, 0,
+	  "git-tag sync: configuration and queue" },
 };
 
 const size_t api_routes_count = sizeof(api_routes) / sizeof(api_routes[0]);

@@ -99,6 +99,11 @@ class OpenDaemonTest(unittest.TestCase):
         text = c.get("/metrics").text
         self.assertIn('modelfs_build_info{version="', text)
         self.assertIn("no --token-file", self.d.read_log())
+        # Git-tag sync is off here (tests/integration/test_git.py has it on).
+        git = c.get("/v1/git").json()
+        self.assertEqual((git["configured"], git["config"], git["items"]), (False, None, []))
+        assert_metric(text, "modelfs_git_sync_configured 0")
+        c.get("/v1/git?state=bogus", expect=400)
 
     def test_openapi_matches_routes_and_design(self):
         doc = API.doc

@@ -17,9 +17,10 @@ import unittest
 
 import requests
 
-from apiutil import Daemon
+from apiutil import Daemon, OpenAPI
 
 MODELFS = None
+API = None  # the OpenAPI validator
 GIT = ["git", "-c", "user.name=tester", "-c", "user.email=tester@example.com",
        "-c", "init.defaultBranch=main"]
 
@@ -77,9 +78,14 @@ class GitTest(unittest.TestCase):
             os.environ.pop("MODELFS_GIT_REPO", None)
 
     def call(self, d, method, path, expect=200, **kw):
+        """One request; the answer is checked against the daemon's /openapi.json."""
+        global API
+        if API is None:
+            API = OpenAPI(requests.get(d.url + "/openapi.json", timeout=10).json())
         r = requests.request(method, d.url + path, timeout=30, **kw)
         if r.status_code != expect:
             raise AssertionError(f"{method} {path}: {r.status_code} {r.text}")
+        API.validate(method, path.split("?")[0], r)
         return r.json() if r.content else None
 
     def register(self, d, model, version, commit, accuracy=0.94):
@@ -151,6 +157,19 @@ class GitTest(unittest.TestCase):
         # Reverse lineage over HTTP finds the versions tagged at a commit.
         found = self.call(d, "GET", f"/v1/lineage?git_commit={self.commits[1][:12]}")
         self.assertIn("1.2.0", [v["version"] for v in found["versions"]])
+        # The queue over HTTP and in /metrics.
+        g = self.call(d, "GET", "/v1/git")
+        self.assertTrue(g["configured"])
+        self.assertEqual((g["config"]["repo"], g["config"]["gto"]), (self.repo, True))
+        self.assertEqual((g["queue"]["pending"], g["queue"]["done"], g["items"]), (0, 7, []))
+        done = self.call(d, "GET", "/v1/git?state=done&limit=2")["items"]
+        self.assertEqual([(i["kind"], i["tag"]) for i in done],
+                         [("version", "model-anomaly-detector-v1"),
+                          ("version", "model-anomaly-detector-1.2.0")])
+        self.assertEqual(done[0]["commit"], self.commits[0])
+        text = requests.get(d.url + "/metrics", timeout=10).text
+        self.assertIn("modelfs_git_sync_configured 1", text.splitlines())
+        self.assertIn('modelfs_git_queue_items{state="done"} 7', text.splitlines())
         self.assertEqual(d.stop(), 0)
         # A tag moved by hand and one for a version the registry lacks: exit 1.
         git("tag", "-f", "-a", "model-anomaly-detector-v1", "-m", "moved", self.commits[2],
@@ -194,6 +213,13 @@ class GitTest(unittest.TestCase):
         p = modelfs("git-sync", d.store, "--status")
         self.assertIn("pending 2", p.stdout)
         self.assertIn("no repository there", p.stdout)
+        g = self.call(d, "GET", "/v1/git")
+        self.assertEqual(g["queue"]["pending"], 2)
+        self.assertIn("no repository there", g["queue"]["last_error"])
+        self.assertEqual([i["state"] for i in g["items"]], ["pending", "pending"])
+        self.assertEqual(g["items"][0]["attempts"], 1)
+        text = requests.get(d.url + "/metrics", timeout=10).text.splitlines()
+        self.assertIn('modelfs_git_queue_items{state="pending"} 2', text)
         self.assertEqual(d.stop(), 0)
         # The repository turns up (a clone of the training repo): the next daemon catches up.
         git("clone", "-q", "--bare", self.repo, later)

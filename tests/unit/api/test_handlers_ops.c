@@ -98,6 +98,50 @@ static void inferenceservice(void **state)
 	api_resp_clear(&r);
 }
 
+static void git_sync(void **state)
+{
+	struct fx *f = *state;
+	struct reg_git_config gc = { .repo = "/nonexistent/modelfs-git" };
+	struct api_req q;
+	struct apifx_io io;
+	struct api_resp r;
+	json_t *items;
+
+	apifx_req(&q, &io, f->st, NULL);
+	assert_int_equal(apifx_call(api_h_git_get, &q, &r), 0);
+	assert_true(json_is_false(json_object_get(r.json, "configured")));
+	assert_true(json_is_null(json_object_get(r.json, "config")));
+	api_resp_clear(&r);
+	/* Configured, one version sealed, no repository: one item waits. */
+	assert_int_equal(reg_git_configure(f->st, &fx_actor, &gc), 0);
+	fx_version(f, "m", "v1", "model.pkl", "1", NULL);
+	assert_int_equal(reg_version_seal(f->st, &fx_actor, "m", "v1", NULL), 0);
+	apifx_req(&q, &io, f->st, NULL);
+	assert_int_equal(apifx_call(api_h_git_get, &q, &r), 0);
+	assert_true(json_is_true(json_object_get(r.json, "configured")));
+	assert_string_equal(apifx_str(&r, "config", "repo"), "/nonexistent/modelfs-git");
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(r.json, "queue"),
+							    "pending")), 1);
+	items = json_object_get(r.json, "items");
+	assert_int_equal(json_array_size(items), 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(items, 0), "tag")),
+			    "model-m-v1");
+	api_resp_clear(&r);
+	apifx_req(&q, &io, f->st, NULL);
+	apifx_arg(&io, "state", "done");
+	assert_int_equal(apifx_call(api_h_git_get, &q, &r), 0);
+	assert_int_equal(json_array_size(json_object_get(r.json, "items")), 0);
+	api_resp_clear(&r);
+	apifx_req(&q, &io, f->st, NULL);
+	apifx_arg(&io, "state", "bogus");
+	assert_int_equal(apifx_call(api_h_git_get, &q, &r), -EBADMSG);
+	api_resp_clear(&r);
+	apifx_req(&q, &io, f->st, NULL);
+	apifx_arg(&io, "limit", "0");
+	assert_int_not_equal(apifx_call(api_h_git_get, &q, &r), 0);
+	api_resp_clear(&r);
+}
+
 static void metrics(void **state)
 {
 	struct fx *f = *state;
@@ -172,6 +216,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(health_and_openapi, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(inferenceservice, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(git_sync, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(metrics, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(metrics_fuse, fx_setup, fx_teardown),
 	};
