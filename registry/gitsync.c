@@ -1710,11 +1710,34 @@ static void push_prepare(struct gs_run *r, struct gs_item *it)
 	git_reference_free(ref);
 }
 
+/* Tags made for a remote that is no longer configured: nothing is left to do. */
+static int push_drop(struct gs_run *r)
+{
+	struct reg_conn *c = NULL;
+	sqlite3_stmt *s;
+	int rc = db_write_begin(r->st, &c);
+
+	if (rc < 0)
+		return rc;
+	DB_STMT(c, GIT_PUSH_DROP, s);
+	sqlite3_bind_int64(s, 1, cm_time_now_us());
+	rc = db_exec_stmt(c, s, "closing items without a remote");
+	if (rc == 0)
+		rc = db_write_commit(c);
+	if (rc < 0)
+		goto done;
+	db_write_end(c);
+	c = NULL;
+done:
+	db_write_abort(c);
+	return rc;
+}
+
 /* Pushes made tags, all due ones in one push per batch. */
 static int push_phase(struct gs_run *r)
 {
 	if (!r->cfg.remote)
-		return 0;
+		return push_drop(r);
 	for (;;) {
 		struct gs_item *items = NULL, **due = NULL;
 		size_t n = 0, nd = 0;

@@ -32,6 +32,7 @@ struct reg_actor;
 	X(GIT_ITEM_MADE, "UPDATE git_queue SET state = ?2, commit_sha = ?3, attempts = 0, " \
 		"next_at = 0, done_at = ?4 WHERE id = ?1") \
 	X(GIT_ITEM_DONE, "UPDATE git_queue SET state = 'done', done_at = ?2 WHERE id = ?1") \
+	X(GIT_PUSH_DROP, "UPDATE git_queue SET state = 'done', done_at = ?1 WHERE state = 'pushing'") \
 	X(GIT_ITEM_FAIL, "UPDATE git_queue SET state = 'failed', reason = ?2, last_error = ?3, " \
 		"error_at = ?4, attempts = attempts + 1 WHERE id = ?1") \
 	X(GIT_ITEM_RETRY, "UPDATE git_queue SET attempts = attempts + 1, next_at = ?2, " \

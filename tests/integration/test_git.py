@@ -116,6 +116,17 @@ class GitTest(unittest.TestCase):
         self.assertIn("--backfill", p.stdout)
         self.assertIn("git-sync", modelfs("--help").stdout)
         self.assertEqual(modelfs("git-sync").returncode, 2)
+        # A bad git configuration stops serve with a clear error and changes nothing.
+        store = os.path.join(self.tmp, "store")
+        os.makedirs(store)
+        for bad, msg in ((["--git-tag-format", "{model}"], "{model} and {version}"),
+                         (["--git-tagger", "nobody"], "'Name <email>'"),
+                         (["--git-remote", "no..pe"], "not a valid git remote name")):
+            p = modelfs("serve", "--store", store, "--listen", "127.0.0.1:0",
+                        "--git-repo", self.repo, *bad)
+            self.assertEqual(p.returncode, 2, p.stderr)
+            self.assertIn(msg, p.stderr)
+        self.assertIn("not configured", modelfs("git-sync", store, "--status").stdout)
 
     def test_serve_tags_promotions_and_readback(self):
         d = self.serve("--git-repo", self.repo, "--git-gto-tags",

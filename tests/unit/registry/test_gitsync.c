@@ -538,6 +538,17 @@ static void test_push(void **state)
 	assert_int_equal(s.pushed, 1);
 	assert_tag_at(bare, "model-m-v4", g->c[2]);
 	assert_int_equal(status(g).pushing, 0);
+
+	/* Tags waiting for a remote that is then configured away are done: made, not pushed. */
+	assert_int_equal(sh("git -C %s remote set-url origin %s/nowhere.git", g->repo, g->tmp), 0);
+	mkver(g, "m", "v5", g->c[0], 0.9);
+	run_now(g);
+	assert_int_equal(status(g).pushing, 1);
+	configure(g, NULL, 0);
+	run_now(g);
+	assert_int_equal(status(g).pushing, 0);
+	assert_tag_at(g->repo, "model-m-v5", g->c[0]);
+	assert_string_equal(tag_info(bare, "model-m-v5"), "");
 }
 
 /* ---- unusable repositories ---- */
