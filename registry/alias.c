@@ -354,7 +354,7 @@ int reg_alias_delete(struct reg_store *st, const struct reg_actor *who, const ch
 		rc = db_write_commit(c);
 	if (rc < 0)
 		goto done;
-	reg_materialize(st, c, model, NULL, MAT_ALIASES);
+	reg_materialize(st, c, model, NULL, MAT_ALIASES | MAT_ALIAS_SCAN);
 	db_write_end(c);
 	c = NULL;
 done:
@@ -578,7 +578,7 @@ int reg_canary_promote(struct reg_store *st, const struct reg_actor *who, const 
 		rc = db_write_commit(c);
 	if (rc < 0)
 		goto done;
-	reg_materialize(st, c, model, NULL, MAT_ALIASES);
+	reg_materialize(st, c, model, NULL, MAT_ALIASES | MAT_ALIAS_SCAN);
 	db_write_end(c);
 	c = NULL;
 	if (out)

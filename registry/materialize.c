@@ -159,7 +159,7 @@ static int alias_is_db(struct reg_alias *a, size_t n, const char *name)
 	return 0;
 }
 
-static int aliases_write(int mfd, struct reg_alias *a, size_t n)
+static int aliases_write(int mfd, struct reg_alias *a, size_t n, int scan)
 {
 	int changed = 0;
 	DIR *d;
@@ -181,6 +181,8 @@ static int aliases_write(int mfd, struct reg_alias *a, size_t n)
 			return rc;
 		changed = 1;
 	}
+	if (!scan)
+		return changed; /* setting an alias removes none: no need to read a large directory */
 	/* Symlinks the db does not know are aliases that were removed. */
 	dfd = openat(mfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
@@ -445,7 +447,7 @@ int reg_materialize(struct reg_store *st, struct reg_conn *c, const char *model,
 			sealed_modes(c, mfd, &vers[i]);
 	}
 	if (what & MAT_ALIASES) {
-		rc = aliases_write(mfd, aliases, na);
+		rc = aliases_write(mfd, aliases, na, !!(what & (MAT_ALIAS_SCAN | MAT_VERSIONS)));
 		if (rc < 0)
 			goto done;
 		dirty |= rc > 0;

@@ -245,7 +245,8 @@ json_t *meta_path_get(json_t *record, const char *path);
 
 /* What reg_model_materialize() rewrites besides <model>/metadata.json. */
 enum {
-	MAT_ALIASES = 1 << 0,  /* alias symlinks (and removal of stale ones) */
+	MAT_ALIASES = 1 << 0,  /* alias symlinks */
+	MAT_ALIAS_SCAN = 1 << 2, /* also remove symlinks of aliases that are gone (reads the dir) */
 	MAT_VERSIONS = 1 << 1, /* every version directory, metadata.json and sealed modes */
 };
 int reg_materialize(struct reg_store *st, struct reg_conn *c, const char *model,
