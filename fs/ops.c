@@ -1217,6 +1217,7 @@ done:
 	reply_err(req, rc == -EROFS || rc == -EINVAL || rc == -E2BIG ? -EINVAL : rc);
 }
 
+/* Files and directories alike: an fs_file goes away. */
 static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)ino;
@@ -1442,24 +1443,15 @@ static void fs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 	do_readdir(req, ino, size, off, fi, 1);
 }
 
-static void fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	(void)ino;
-	file_free(mnt(req), ffile(fi));
-	fuse_reply_err(req, 0);
-}
-
 static void fs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
 	struct fs_mount *m = mnt(req);
 	struct fs_inode *in = fs_inode_get(m, ino);
-	char path[64];
 	int fd, rc = 0;
 
 	(void)datasync;
 	(void)fi;
-	proc_path(path, sizeof(path), in->fd);
-	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	fd = openat(in->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0 || fsync(fd) < 0)
 		rc = -errno;
 	if (fd >= 0)
@@ -1542,7 +1534,7 @@ const struct fuse_lowlevel_ops fs_ops = {
 	.opendir = fs_opendir,
 	.readdir = fs_readdir,
 	.readdirplus = fs_readdirplus,
-	.releasedir = fs_releasedir,
+	.releasedir = fs_release,
 	.fsyncdir = fs_fsyncdir,
 	.statfs = fs_statfs,
 	.getxattr = fs_getxattr,

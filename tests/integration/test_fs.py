@@ -341,6 +341,10 @@ class FsTest(unittest.TestCase):
         os.fdatasync(fd)
         os.close(fd)
         self.assertTrue(read(f"{self.d.store}/{name}/v1/model.pkl").endswith("more"))
+        for d in (f"{m}/v1", m):  # fsync of directories too
+            fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+            os.fsync(fd)
+            os.close(fd)
 
     def test_readers_never_see_a_mix_during_promotion(self):
         name, m = self.model(["v1", "v2"])
