@@ -58,6 +58,7 @@ struct fs_file {
 	int64_t vid;                /* >0 while counted as a writer of a draft */
 	int meta;                   /* staging copy of a version's metadata.json */
 	int meta_dirty;
+	off_t size;                 /* a sealed file's size, fixed at open; -1 when it may change */
 	off_t seq_next;             /* sequential-read tracking for page-cache drops */
 	off_t dropped;
 	/* directories: a snapshot, offsets are indexes + 1 */

@@ -888,6 +888,7 @@ static struct fs_file *file_new(struct fs_mount *m, int fd)
 	if (!f)
 		return NULL;
 	f->fd = fd;
+	f->size = -1;
 	pthread_mutex_lock(&m->mu);
 	f->next = m->files;
 	if (m->files)
@@ -1006,8 +1007,13 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (in->is_meta || in->kind == FS_MMETA) {
 		fi->direct_io = 1; /* small, regenerated on every change: never from a stale cache */
 	} else {
+		struct stat sb;
+
 		fi->keep_cache = atomic_load(&in->sealed); /* sealed content never changes */
 		fi->noflush = !writing;
+		/* Nor does its size: fs_read counts bytes without a stat per request. */
+		if (fi->keep_cache && !writing && fstat(f->fd, &sb) == 0)
+			f->size = sb.st_size;
 	}
 	fuse_reply_open(req, fi);
 }
@@ -1112,10 +1118,13 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	/* Counted before the reply, so a reader that got its bytes also sees them counted. */
 	{
 		struct stat sb;
+		off_t end = f->size;
 		uint64_t n = size;
 
-		if (fstat(f->fd, &sb) == 0) {
-			uint64_t left = off >= sb.st_size ? 0 : (uint64_t)(sb.st_size - off);
+		if (end < 0 && fstat(f->fd, &sb) == 0)
+			end = sb.st_size; /* a draft: its size may change under us */
+		if (end >= 0) {
+			uint64_t left = off >= end ? 0 : (uint64_t)(end - off);
 
 			n = left < size ? left : size;
 		}

@@ -141,6 +141,12 @@ static void stats_count_reads(void **state)
 	fs_mount_stats(x->m, &s1);
 	assert_true(s1.ops > s0.ops);
 	assert_int_equal(s1.bytes_read, s0.bytes_read + 10);
+	/* A sealed file's size is taken once at open; the count stays exact. */
+	fx_write(x->f->dir, "m/v1/other.bin", "abcdefghij"); /* never read: not in any cache */
+	assert_int_equal(reg_version_seal(x->f->st, &api, "m", "v1", NULL), 0);
+	assert_string_equal(mread(x, "m/v1/other.bin"), "abcdefghij");
+	fs_mount_stats(x->m, &s0);
+	assert_int_equal(s0.bytes_read, s1.bytes_read + 10);
 }
 
 int main(void)
