@@ -951,6 +951,16 @@ static int open_meta_staging(struct fs_inode *in, int flags, int *out)
 	return 0;
 }
 
+/* Undoes a failed open or create: the fd, the writer count, then the error reply. */
+static void open_failed(fuse_req_t req, int fd, int64_t vid, int rc)
+{
+	if (fd >= 0)
+		close(fd);
+	if (vid > 0)
+		reg_write_end(mnt(req)->st, vid);
+	reply_err(req, rc < 0 ? rc : -ENOMEM);
+}
+
 static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs_mount *m = mnt(req);
@@ -992,11 +1002,7 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (rc == 0 && !(f = file_new(m, fd)))
 		rc = -ENOMEM;
 	if (rc < 0 || !f) {
-		if (fd >= 0)
-			close(fd);
-		if (vid > 0)
-			reg_write_end(m->st, vid);
-		reply_err(req, rc);
+		open_failed(req, fd, vid, rc);
 		return;
 	}
 	fd = -1;
@@ -1052,11 +1058,7 @@ static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	if (rc == 0 && !(f = file_new(m, fd)))
 		rc = -ENOMEM;
 	if (rc < 0 || !f) {
-		if (fd >= 0)
-			close(fd);
-		if (vid > 0)
-			reg_write_end(m->st, vid);
-		reply_err(req, rc);
+		open_failed(req, fd, vid, rc);
 		return;
 	}
 	f->vid = vid;
