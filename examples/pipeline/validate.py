@@ -22,18 +22,13 @@ import argparse
 import json
 import os
 import pathlib
-import statistics
 import sys
-import time
 
 import numpy as np
 import requests
-from sklearn.metrics import accuracy_score
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
-from anomaly import kserve, platform_metrics as pm  # noqa: E402
-
-MAX_SIZE = 100 * 1024 * 1024
+from anomaly import adr, kserve, platform_metrics as pm  # noqa: E402
 
 
 def main():
@@ -65,29 +60,17 @@ def main():
     example = json.loads((vdir / "input_example.json").read_text())
     probe = np.asarray(example["instances"], dtype=float)
     X_eval, y_eval = pm.holdout(meta["training_data"]["end_date"])
-    acc = float(accuracy_score(y_eval, pm.to_labels(model.predict(X_eval))))
-    lat = []
-    for row in X_eval[:50]:
-        t = time.perf_counter()
-        model.predict(row.reshape(1, -1))
-        lat.append((time.perf_counter() - t) * 1000)
-    size = path.stat().st_size
+    measured = adr.measure(model, X_eval, y_eval, path)
     scores = model.decision_function(probe)
     checks = {
         "sealed bytes": sealed.get(path.name) == digest,
         "predictions reproduce": model.predict(probe).tolist() == example["predictions"],
         "scores reproduce": bool(np.allclose(scores, example["scores"], rtol=0, atol=1e-9)),
-        "accuracy > 0.85": acc > 0.85,
-        "inference latency < 100 ms": statistics.median(lat) < 100,
-        "model size < 100 MB": size < MAX_SIZE,
+        **adr.checks(measured),
     }
     status = "passed" if all(checks.values()) else "failed"
     patch = {"validation_status": status,
-             "validation_metrics": {"accuracy": round(acc, 4),
-                                    "latency_ms_p50": round(statistics.median(lat), 3),
-                                    "model_size_bytes": size,
-                                    "checks": checks,
-                                    "validated_by": "pipeline"}}
+             "validation_metrics": dict(measured, checks=checks, validated_by="pipeline")}
     r = api.patch(base + "/metadata", json=patch, timeout=60)
     if r.status_code != 200:
         print(f"validate: recording the result failed: HTTP {r.status_code}: {r.text}",
@@ -95,8 +78,8 @@ def main():
         return 2
     for k, ok in checks.items():
         print(f"{'ok  ' if ok else 'FAIL'} {k}")
-    print(f"{a.model}/{a.version}: validation {status} (accuracy {acc:.4f}, "
-          f"p50 {statistics.median(lat):.1f} ms, {size} bytes)")
+    print(f"{a.model}/{a.version}: validation {status} (accuracy {measured['accuracy']}, "
+          f"p50 {measured['latency_ms_p50']:.1f} ms, {measured['model_size_bytes']} bytes)")
     return 0 if status == "passed" else 1
 
 
