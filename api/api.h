@@ -67,6 +67,19 @@ int api_server_new(struct reg_store *st, const struct api_config *cfg, struct ap
 int api_server_start(struct api_server *s);
 /* The bound port (useful with port 0). */
 int api_server_port(const struct api_server *s);
+/*
+ * Re-reads the token file (cfg->token_file) and replaces the token table in
+ * one step, for credential rotation without a restart: requests whose
+ * headers arrive after the swap are checked against the new tokens only;
+ * requests already authorised finish as they began. When the file cannot be
+ * read or is refused (any bad line, no tokens), the table in use stays and
+ * -errno with a message is returned. Returns the number of tokens now in
+ * use, or 0 when the server runs without a token file. Safe from any
+ * thread while serving.
+ */
+int api_server_tokens_reload(struct api_server *s);
+/* The number of tokens in use; 0 without a token file. */
+int api_server_tokens_count(struct api_server *s);
 /* Stops accepting, finishes requests in flight, frees. Accepts NULL. */
 void api_server_free(struct api_server *s);
 

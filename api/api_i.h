@@ -285,6 +285,12 @@ int api_metrics_render_http(struct api_metrics *m, struct cm_buf *b);
 struct api_server {
 	struct reg_store *st;
 	struct api_config cfg;
+	/*
+	 * Replaced whole by api_server_tokens_reload(): requests read it under
+	 * tokens_lock (shared) and copy what they keep (the token's name), so
+	 * the old table can be freed once the write lock is released.
+	 */
+	pthread_rwlock_t tokens_lock;
 	struct api_tokens *tokens;
 	int listen_fd;
 	int port;

@@ -87,6 +87,7 @@ struct conn_req {
 	unsigned allow;        /* methods the path allows, for 405 */
 	uint64_t discarded;    /* body bytes dropped since */
 	char err_msg[CM_ERR_MAX];
+	char who_name[API_TOKEN_NAME_MAX]; /* the token's name, copied out of the table */
 	int responded;
 	int status;
 	size_t params_len;
@@ -333,9 +334,16 @@ static enum MHD_Result begin(struct conn_req *cr, const char *url, const char *m
 	cr->q.lookup = io_lookup;
 	cr->q.io = cr;
 	cr->q.who.channel = "api";
+	pthread_rwlock_rdlock(&s->tokens_lock);
 	rc = api_auth_check(s->tokens, MHD_lookup_connection_value(cr->conn, MHD_HEADER_KIND,
 								   MHD_HTTP_HEADER_AUTHORIZATION),
 			    need, &cr->q.role, &cr->q.who.name);
+	if (rc == 0) {
+		/* The table may be replaced by a reload while the request runs. */
+		cm_strlcpy(cr->who_name, cr->q.who.name, sizeof(cr->who_name));
+		cr->q.who.name = cr->who_name;
+	}
+	pthread_rwlock_unlock(&s->tokens_lock);
 	if (rc < 0)
 		return fail_early(cr, rc, has_body);
 	if (rt->flags & API_R_UPLOAD) {
@@ -546,6 +554,23 @@ static int listen_open(struct api_server *s)
 	return 0;
 }
 
+/*
+ * Every request takes the lock shared; a reload takes it exclusively for the
+ * time of a pointer swap. Writers are preferred so that a steady stream of
+ * requests cannot hold a reload off.
+ */
+static int tokens_lock_init(pthread_rwlock_t *l)
+{
+	pthread_rwlockattr_t a;
+	int err;
+
+	pthread_rwlockattr_init(&a);
+	pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	err = pthread_rwlock_init(l, &a);
+	pthread_rwlockattr_destroy(&a);
+	return err ? cm_err_set(-err, "cannot make a lock: %s", strerror(err)) : 0;
+}
+
 int api_server_new(struct reg_store *st, const struct api_config *cfg, struct api_server **out)
 {
 	struct api_server *s = calloc(1, sizeof(*s));
@@ -557,14 +582,21 @@ int api_server_new(struct reg_store *st, const struct api_config *cfg, struct ap
 	s->cfg = *cfg;
 	s->listen_fd = -1;
 	s->started_us = cm_time_now_us();
+	rc = tokens_lock_init(&s->tokens_lock);
+	if (rc < 0) {
+		free(s);
+		return rc;
+	}
 	rc = api_metrics_init(&s->metrics, api_routes_count);
 	if (rc < 0) {
+		pthread_rwlock_destroy(&s->tokens_lock);
 		free(s);
 		return rc;
 	}
 	rc = api_cache_init(&s->cache, cfg->cache_bytes, mhd_release);
 	if (rc < 0) {
 		api_metrics_destroy(&s->metrics);
+		pthread_rwlock_destroy(&s->tokens_lock);
 		free(s);
 		return rc;
 	}
@@ -647,7 +679,28 @@ void api_server_free(struct api_server *s)
 	api_cache_destroy(&s->cache);
 	api_metrics_destroy(&s->metrics);
 	api_tokens_free(s->tokens);
+	pthread_rwlock_destroy(&s->tokens_lock);
 	free(s);
+}
+
+int api_server_tokens_reload(struct api_server *s)
+{
+	struct api_tokens *t = NULL, *old;
+	int n;
+
+	if (!s->cfg.token_file || !s->cfg.token_file[0])
+		return 0;
+	/* Read and check the whole file first: a bad file leaves the table in use alone. */
+	n = api_tokens_load(s->cfg.token_file, &t);
+	if (n < 0)
+		return n;
+	n = (int)t->n;
+	pthread_rwlock_wrlock(&s->tokens_lock);
+	old = s->tokens;
+	s->tokens = t;
+	pthread_rwlock_unlock(&s->tokens_lock);
+	api_tokens_free(old);
+	return n;
 }
 
 void api_on_change(void *ctx, const struct reg_change *c)
@@ -656,4 +709,14 @@ void api_on_change(void *ctx, const struct reg_change *c)
 
 	if (s)
 		api_cache_clear(&s->cache);
+}
+
+int api_server_tokens_count(struct api_server *s)
+{
+	int n;
+
+	pthread_rwlock_rdlock(&s->tokens_lock);
+	n = s->tokens ? (int)s->tokens->n : 0;
+	pthread_rwlock_unlock(&s->tokens_lock);
+	return n;
 }

@@ -2,17 +2,29 @@
 /*
  * modelfs serve: opens the store (taking its writer lock), mounts the FUSE
  * view when asked, serves the REST API, and runs until SIGINT/SIGTERM; then
- * stops the API, unmounts, checkpoints and closes the db and exits 0.
+ * stops the API, unmounts, checkpoints and closes the db and exits 0. SIGHUP
+ * reloads what can change without a restart (the token file; git retries).
+ * Under systemd (Type=notify) it reports READY=1, RELOADING=1 and STOPPING=1.
  * Configuration comes from one table (flags and MODELFS_* environment
  * variables), which also makes --help and --check-config.
+ *
+ * Threads and signals. SIGINT, SIGTERM, SIGHUP and FS_WAKE_SIGNAL are
+ * blocked before any thread starts, so every thread inherits the mask; the
+ * main thread alone reads the first three from a signalfd, and does every
+ * start, reload and stop step itself. The mount's request loop runs on its
+ * own thread (fs_mount_start), which takes FS_WAKE_SIGNAL only.
  */
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -66,7 +78,8 @@ static const struct cm_opt serve_opts[] = {
 	OPT("listen", "MODELFS_LISTEN", CM_OPT_STRING, listen, "127.0.0.1:8080", 0, 0, "HOST:PORT",
 	    "serve the REST API here (port 0 picks a free port, written to --ready-file)"),
 	OPT("token-file", "MODELFS_TOKEN_FILE", CM_OPT_STRING, token_file, NULL, 0, 0, "FILE",
-	    "bearer tokens, '<name> <role> <secret>' a line (roles: reader, writer, admin)"),
+	    "bearer tokens, '<name> <role> <secret>' a line (roles: reader, writer, admin); "
+	    "re-read on SIGHUP"),
 	OPT("auth-reads", "MODELFS_AUTH_READS", CM_OPT_BOOL, auth_reads, "false", 0, 0, NULL,
 	    "reads need a token too (reader role or above)"),
 	OPT("insecure", "MODELFS_INSECURE", CM_OPT_BOOL, insecure, "false", 0, 0, NULL,
@@ -144,7 +157,8 @@ static int check(const struct serve_cfg *c)
 		return cm_err_set(-EINVAL, "--store DIR is required");
 	if (stat(c->store, &sb) < 0 || !S_ISDIR(sb.st_mode))
 		return cm_err_set(-ENOENT, "--store: '%s' is not a directory", c->store);
-	if (c->mount && (stat(c->mount, &sb) < 0 || !S_ISDIR(sb.st_mode)))
+	/* ENOTCONN: the dead mount of a killed daemon, detached when serve starts. */
+	if (c->mount && (stat(c->mount, &sb) < 0 ? errno != ENOTCONN : !S_ISDIR(sb.st_mode)))
 		return cm_err_set(-ENOENT, "--mount: '%s' is not a directory", c->mount);
 	return 0;
 }
@@ -173,24 +187,12 @@ static int ready_write(const char *path, int port)
 	return 0;
 }
 
-static void stop_signals(sigset_t *set)
+static void serve_signals(sigset_t *set)
 {
 	sigemptyset(set);
 	sigaddset(set, SIGINT);
 	sigaddset(set, SIGTERM);
 	sigaddset(set, SIGHUP);
-}
-
-/* Without a mount there is no FUSE loop to stop on signals: wait for one here. */
-static void wait_for_signal(void)
-{
-	sigset_t set;
-	int sig = 0;
-
-	stop_signals(&set);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	sigwait(&set, &sig);
-	cm_log(CM_LOG_INFO, "serve", "signal %d: stopping", sig);
 }
 
 /*
@@ -249,17 +251,163 @@ static void api_config_from(const struct serve_cfg *c, struct fs_mount *m, struc
 	ac->fs_stats_ctx = m;
 }
 
+/* What the main loop, reload and stop need. */
+struct serve_run {
+	const struct serve_cfg *c;
+	struct reg_store *st;
+	struct fs_mount *m;
+	struct api_server *api;
+	struct reg_git_worker *git;
+	char notify[256];    /* $NOTIFY_SOCKET, taken out of the environment; "" without */
+	int notify_failed;   /* a failure is logged once */
+	int ended_fd;        /* eventfd: the mount's loop ended */
+	int ntokens;         /* tokens in use, for STATUS= */
+};
+
+static const struct reg_actor serve_actor = { .channel = "cli", .name = "serve" };
+
+/*
+ * $NOTIFY_SOCKET is read once and removed from the environment, as
+ * sd_notify(3) advises, so that programs serve starts (fusermount3) do not
+ * talk to the service manager in its name.
+ */
+static void notify_init(struct serve_run *r)
+{
+	const char *s = getenv("NOTIFY_SOCKET");
+
+	if (!s || !s[0])
+		return;
+	if (cm_strlcpy(r->notify, s, sizeof(r->notify)) < 0) {
+		cm_log(CM_LOG_WARN, "serve", "NOTIFY_SOCKET is too long; not notifying");
+		r->notify[0] = '\0';
+	}
+	unsetenv("NOTIFY_SOCKET");
+}
+
+static void notify(struct serve_run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void notify(struct serve_run *r, const char *fmt, ...)
+{
+	char msg[CM_NOTIFY_MAX];
+	va_list ap;
+	int rc;
+
+	if (!r->notify[0])
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap); /* a long STATUS is cut, not dropped */
+	va_end(ap);
+	rc = cm_notify_send(r->notify, msg);
+	if (rc < 0 && !r->notify_failed) {
+		r->notify_failed = 1;
+		cm_log(CM_LOG_WARN, "serve", "cannot notify the service manager: %s",
+		       cm_err_describe(rc));
+	}
+}
+
+/* READY=1 with the pid and what is served, plus `extra` (may be ""). */
+static void notify_ready(struct serve_run *r, const char *extra)
+{
+	notify(r, "READY=1\nMAINPID=%ld\nSTATUS=serving store=%s mount=%s api=%s port=%d%s",
+	       (long)getpid(), r->c->store, r->c->mount ? r->c->mount : "-", r->c->listen,
+	       api_server_port(r->api), extra);
+}
+
+/*
+ * SIGHUP. Options come from the command line and the environment, which a
+ * running process cannot be given again, so reload is what can change under
+ * it: the token file (credential rotation, without dropping the mount or
+ * connections) and the git queue (failed tags queued again, the worker run
+ * at once past its backoff, e.g. after the repository or its credentials
+ * were fixed). A bad token file keeps the tokens in use.
+ */
+static void reload(struct serve_run *r)
+{
+	char extra[CM_ERR_MAX + 64] = "";
+	int64_t requeued = 0;
+	int rc;
+
+	notify(r, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading",
+	       (unsigned long long)cm_notify_monotonic_usec());
+	cm_log(CM_LOG_INFO, "serve", "SIGHUP: reloading");
+	if (r->c->token_file && r->c->token_file[0]) {
+		rc = api_server_tokens_reload(r->api);
+		if (rc < 0) {
+			cm_log(CM_LOG_ERROR, "serve", "reload: %s; the %d tokens in use stay",
+			       cm_err_describe(rc), r->ntokens);
+			snprintf(extra, sizeof(extra), "; reload failed, old tokens kept: %s",
+				 cm_err_describe(rc));
+		} else {
+			r->ntokens = rc;
+			cm_log(CM_LOG_INFO, "serve", "reload: %d token%s from %s", rc,
+			       rc == 1 ? "" : "s", r->c->token_file);
+		}
+	} else {
+		cm_log(CM_LOG_INFO, "serve", "reload: no --token-file to read");
+	}
+	if (r->git) {
+		rc = reg_git_retry(r->st, &serve_actor, 0, &requeued);
+		if (rc < 0)
+			cm_log(CM_LOG_ERROR, "serve", "reload: git: %s", cm_err_describe(rc));
+		reg_git_worker_wake(r->git, REG_GIT_RUN_NOW);
+		cm_log(CM_LOG_INFO, "serve", "reload: git: %lld failed tag%s queued again; the queue "
+		       "runs now, past its backoff", (long long)requeued, requeued == 1 ? "" : "s");
+	}
+	notify_ready(r, extra);
+}
+
+/* On the mount's loop thread, when the loop ends: wakes the main loop. */
+static void mount_ended(void *ctx)
+{
+	struct serve_run *r = ctx;
+	uint64_t one = 1;
+
+	/* An eventfd write of 1 fails only on counter overflow, which one write cannot reach. */
+	(void)!write(r->ended_fd, &one, sizeof(one));
+}
+
+/*
+ * Until SIGINT or SIGTERM, or until the mount goes away: SIGHUP reloads.
+ * Returns 0 for a stop, -errno when waiting itself failed.
+ */
+static int serve_wait(struct serve_run *r, int sfd)
+{
+	for (;;) {
+		struct pollfd p[2] = { { .fd = sfd, .events = POLLIN },
+				       { .fd = r->ended_fd, .events = POLLIN } };
+		struct signalfd_siginfo si;
+		ssize_t n;
+
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			return cm_err_set(-errno, "poll: %s", strerror(errno));
+		}
+		if (p[1].revents) {
+			cm_log(CM_LOG_WARN, "serve", "the mount at %s went away: stopping", r->c->mount);
+			return 0;
+		}
+		n = read(sfd, &si, sizeof(si));
+		if (n != (ssize_t)sizeof(si))
+			continue;
+		if (si.ssi_signo == SIGHUP) {
+			reload(r);
+			continue;
+		}
+		cm_log(CM_LOG_INFO, "serve", "signal %u from pid %u: stopping", si.ssi_signo,
+		       si.ssi_pid);
+		return 0;
+	}
+}
+
 int cli_serve(int argc, char **argv)
 {
 	struct serve_cfg c = { 0 };
-	struct reg_store *st = NULL;
-	struct fs_mount *m = NULL;
-	struct api_server *api = NULL;
+	struct serve_run r = { .c = &c, .ended_fd = -1 };
 	struct hook_fanout fan = { 0 };
-	struct reg_git_worker *git = NULL;
 	struct api_config ac;
-	sigset_t stop, old;
+	sigset_t sigs;
 	enum cm_log_level level = CM_LOG_INFO;
+	int sfd = -1, ready = 0;
 	int rc;
 
 	rc = cm_config_parse(serve_opts, N_OPTS, &c, argc, argv);
@@ -292,74 +440,118 @@ int cli_serve(int argc, char **argv)
 		return CLI_ERROR;
 	}
 	cm_log_setup(level, c.log_json);
+	notify_init(&r);
 	/*
 	 * Before any thread exists: every thread serve starts (the mount's, the
 	 * API's, workers) inherits this mask, so SIGINT/SIGTERM/SIGHUP reach only
-	 * the main thread, which waits for them with sigwait() or, with a mount,
-	 * lets libfuse's handler end the FUSE loop.
+	 * the main thread's signalfd, and FS_WAKE_SIGNAL only the mount's loop.
 	 */
 	signal(SIGPIPE, SIG_IGN);
-	stop_signals(&stop);
-	pthread_sigmask(SIG_BLOCK, &stop, &old);
-	rc = reg_store_open(c.store, REG_OPEN_CREATE | REG_OPEN_LOCK, &st);
+	serve_signals(&sigs);
+	sigaddset(&sigs, FS_WAKE_SIGNAL);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	sigdelset(&sigs, FS_WAKE_SIGNAL);
+	sfd = signalfd(-1, &sigs, SFD_CLOEXEC);
+	r.ended_fd = eventfd(0, EFD_CLOEXEC);
+	if (sfd < 0 || r.ended_fd < 0) {
+		cm_log(CM_LOG_ERROR, "serve", "signalfd/eventfd: %s", strerror(errno));
+		rc = -errno;
+		goto done;
+	}
+	rc = reg_store_open(c.store, REG_OPEN_CREATE | REG_OPEN_LOCK, &r.st);
 	if (rc < 0) {
 		cm_log(CM_LOG_ERROR, "serve", "cannot open store %s: %s", c.store, cm_err_describe(rc));
-		return CLI_ERROR;
+		goto done;
 	}
 	if (c.mount) {
 		struct fs_config fc = { .mountpoint = c.mount, .admin_gid = c.admin_gid,
 					.max_threads = (unsigned)c.fuse_threads, .debug = c.fuse_debug };
 
-		rc = fs_mount_open(st, &fc, &m);
+		/* After the store lock: no live modelfs of this store can be behind it. */
+		rc = fs_mount_detach_stale(c.mount);
+		if (rc > 0)
+			cm_log(CM_LOG_WARN, "serve", "%s was the dead mount of a modelfs that did not "
+			       "stop cleanly: detached it", c.mount);
+		if (rc >= 0)
+			rc = fs_mount_open(r.st, &fc, &r.m);
 		if (rc < 0) {
 			cm_log(CM_LOG_ERROR, "serve", "cannot mount %s: %s", c.mount, cm_err_describe(rc));
 			goto done;
 		}
 	}
-	api_config_from(&c, m, &ac);
-	rc = api_server_new(st, &ac, &api);
+	api_config_from(&c, r.m, &ac);
+	rc = api_server_new(r.st, &ac, &r.api);
 	if (rc < 0) {
 		cm_log(CM_LOG_ERROR, "serve", "cannot serve the API: %s", cm_err_msg());
 		goto done;
 	}
+	r.ntokens = api_server_tokens_count(r.api);
 	/* Before any thread can change the store: the hook is read without a lock. */
-	fan.mount = m;
-	fan.api = api;
-	reg_store_set_hook(st, hook_dispatch, &fan);
+	fan.mount = r.m;
+	fan.api = r.api;
+	reg_store_set_hook(r.st, hook_dispatch, &fan);
 	/* Git sync: configuration, read-back and the tag worker (a missing repo is only logged). */
-	rc = cli_git_serve_start(st, &c.git, &git);
+	rc = cli_git_serve_start(r.st, &c.git, &r.git);
 	if (rc < 0)
 		goto done;
-	rc = api_server_start(api);
+	rc = api_server_start(r.api);
 	if (rc < 0) {
 		cm_log(CM_LOG_ERROR, "serve", "cannot serve the API: %s", cm_err_msg());
 		goto done;
 	}
-	cm_log(CM_LOG_INFO, "serve", "modelfs %s serving store=%s mount=%s api=%s port=%d pid=%ld",
-	       MODELFS_VERSION, c.store, c.mount ? c.mount : "-", c.listen, api_server_port(api),
-	       (long)getpid());
-	if (c.ready_file) {
-		rc = ready_write(c.ready_file, api_server_port(api));
+	if (r.m) {
+		rc = fs_mount_start(r.m, mount_ended, &r);
 		if (rc < 0) {
 			cm_log(CM_LOG_ERROR, "serve", "%s", cm_err_msg());
 			goto done;
 		}
 	}
-	if (m) {
-		pthread_sigmask(SIG_SETMASK, &old, NULL); /* libfuse's handlers take them now */
-		rc = fs_mount_run(m);
-		if (rc < 0)
+	cm_log(CM_LOG_INFO, "serve", "modelfs %s serving store=%s mount=%s api=%s port=%d pid=%ld",
+	       MODELFS_VERSION, c.store, c.mount ? c.mount : "-", c.listen, api_server_port(r.api),
+	       (long)getpid());
+	if (c.ready_file) {
+		rc = ready_write(c.ready_file, api_server_port(r.api));
+		if (rc < 0) {
 			cm_log(CM_LOG_ERROR, "serve", "%s", cm_err_msg());
-	} else {
-		wait_for_signal();
+			goto done;
+		}
 	}
+	/* The store is open, the mount is up and its loop runs, the API listens. */
+	notify_ready(&r, "");
+	ready = 1;
+	rc = serve_wait(&r, sfd);
+	if (rc < 0)
+		cm_log(CM_LOG_ERROR, "serve", "%s", cm_err_msg());
 done:
-	/* The API first: its requests may still be changing the store. */
-	api_server_free(api);
-	reg_git_worker_stop(git);
-	reg_store_set_hook(st, NULL, NULL);
-	fs_mount_close(m);
-	reg_store_close(st);
+	if (ready)
+		notify(&r, "STOPPING=1\nSTATUS=stopping");
+	else if (rc < 0)
+		notify(&r, "STATUS=failed to start: %s", cm_err_describe(rc));
+	/*
+	 * Every thread that can change the store calls the change hook, which
+	 * reaches the mount and the API: those threads stop before what the hook
+	 * reaches is freed. The git worker and the mount's loop first (the mount
+	 * stays, so its kernel requests wait instead of failing), then the API,
+	 * whose requests in flight finish while the mount's state still exists.
+	 */
+	reg_git_worker_stop(r.git);
+	if (r.m) {
+		int lrc = fs_mount_end(r.m);
+
+		if (lrc < 0) {
+			cm_log(CM_LOG_ERROR, "serve", "%s", cm_err_msg());
+			rc = lrc;
+		}
+	}
+	api_server_free(r.api);
+	if (r.st)
+		reg_store_set_hook(r.st, NULL, NULL);
+	fs_mount_close(r.m);
+	reg_store_close(r.st);
+	if (sfd >= 0)
+		close(sfd);
+	if (r.ended_fd >= 0)
+		close(r.ended_fd);
 	cm_log(CM_LOG_INFO, "serve", "stopped");
 	return rc < 0 ? CLI_ERROR : CLI_OK;
 }

@@ -104,6 +104,22 @@ void cm_config_help(const struct cm_opt *opts, size_t n, void *out_file);
 /* Prints the effective value of each option and where it came from. */
 void cm_config_dump(const struct cm_opt *opts, size_t n, const void *cfg, void *out_file);
 
+/*
+ * The service manager's notification protocol (sd_notify(3)). `addr` is the
+ * value of $NOTIFY_SOCKET: an absolute socket path or an abstract name
+ * starting with '@'; NULL or "" makes every call a no-op returning 0. `msg`
+ * is newline-separated KEY=VALUE pairs ("READY=1\nSTATUS=serving"), sent as
+ * one datagram. Returns 0 or -errno with a message (-EAFNOSUPPORT for another
+ * kind of address, -ENAMETOOLONG, or the socket's error). Never logs; safe
+ * from any thread (a socket per call).
+ */
+#define CM_NOTIFY_MAX 4096
+int cm_notify_send(const char *addr, const char *msg);
+/* Formats the message first; -E2BIG (nothing sent) past CM_NOTIFY_MAX - 1 bytes. */
+int cm_notify_sendf(const char *addr, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* CLOCK_MONOTONIC in microseconds, for MONOTONIC_USEC= beside RELOADING=1. */
+uint64_t cm_notify_monotonic_usec(void);
+
 /* Wipes and frees; both accept NULL. */
 void cm_free(void *p);
 

@@ -7,6 +7,7 @@
 #ifndef MODELFS_FS_H
 #define MODELFS_FS_H
 
+#include <signal.h>
 #include <stdint.h>
 
 #include "reg.h"
@@ -31,16 +32,42 @@ struct fs_stats {
 /*
  * Mounts the store at cfg->mountpoint. Returns 0 and *out, or -errno with a
  * message (mount point missing, not empty-able, /dev/fuse unavailable).
- * Installs libfuse's SIGINT/SIGTERM/SIGHUP handlers, which end fs_mount_run().
+ * Installs no signal handlers: signals belong to the caller. Requests are
+ * served once fs_mount_start() runs the loop.
  */
 int fs_mount_open(struct reg_store *st, const struct fs_config *cfg, struct fs_mount **out);
-/* Serves requests until the file system is unmounted or a signal arrives. */
-int fs_mount_run(struct fs_mount *m);
-/* Ends fs_mount_run() from another thread. */
-void fs_mount_stop(struct fs_mount *m);
-/* Unmounts and frees. Accepts NULL. */
+
+/*
+ * fs_mount_start() runs the request loop on a thread of its own;
+ * fs_mount_end() leaves it and waits for it, keeping the mount until
+ * fs_mount_close(), so requests that arrive meanwhile wait in the kernel
+ * instead of failing. The loop thread takes FS_WAKE_SIGNAL (a handler that
+ * does nothing is installed for it; other threads should keep it blocked)
+ * and no other signal. `on_end` (may be NULL) is called on the loop thread
+ * when the loop ends, also when the mount is taken away from outside
+ * (fusermount3 -u), so the caller can notice. fs_mount_start returns 0 or
+ * -errno; fs_mount_end returns the loop's result (0, or -errno with its
+ * message) and accepts NULL or a mount whose loop never started. Both from
+ * one controlling thread.
+ */
+#define FS_WAKE_SIGNAL SIGUSR2
+int fs_mount_start(struct fs_mount *m, void (*on_end)(void *ctx), void *ctx);
+int fs_mount_end(struct fs_mount *m);
+/* Ends the loop (fs_mount_end), unmounts and frees. Accepts NULL. */
 void fs_mount_close(struct fs_mount *m);
 void fs_mount_stats(struct fs_mount *m, struct fs_stats *out);
+
+/*
+ * A daemon killed with SIGKILL leaves its mount behind with nobody serving
+ * it: stat() on it fails with ENOTCONN and nothing can be mounted there.
+ * When `mountpoint` is such a dead modelfs mount (fuse.modelfs in
+ * /proc/self/mountinfo), detaches it lazily (umount2 MNT_DETACH as root,
+ * fusermount3 -u -z otherwise) so a restart can mount again. Returns 1 when
+ * a dead mount was detached, 0 when there was none, -errno with a message
+ * when it cannot be (-EBUSY for a dead mount of another file system, which
+ * is left alone). Never logs.
+ */
+int fs_mount_detach_stale(const char *mountpoint);
 
 /*
  * The registry's change hook: queues kernel cache invalidations for changes

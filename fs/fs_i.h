@@ -93,6 +93,13 @@ struct fs_mount {
 	struct fs_inval *qhead, *qtail;
 	int qstop;
 	struct fs_stats stats;
+	/* the request loop's thread (fs_mount_start/fs_mount_end) */
+	pthread_t loop_thread;
+	int loop_started;
+	int loop_rc;
+	char loop_err[CM_ERR_MAX];
+	void (*on_end)(void *ctx);
+	void *on_end_ctx;
 };
 
 /* inode.c */

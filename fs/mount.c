@@ -1,11 +1,22 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Mounting, serving and unmounting the FUSE view. */
+/*
+ * Mounting, serving and unmounting the FUSE view, and clearing the dead mount
+ * a killed daemon leaves behind. Signals are the caller's: no libfuse signal
+ * handlers are installed, so SIGHUP can mean "reload" to the daemon.
+ */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <limits.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fs_i.h"
@@ -74,10 +85,6 @@ int fs_mount_open(struct reg_store *st, const struct fs_config *cfg, struct fs_m
 		rc = cm_err_set(-EINVAL, "libfuse refused the session options");
 		goto fail;
 	}
-	if (fuse_set_signal_handlers(m->se) != 0) {
-		rc = cm_err_set(-EIO, "cannot install signal handlers");
-		goto fail;
-	}
 	if (fuse_session_mount(m->se, cfg->mountpoint) != 0) {
 		rc = cm_err_set(-EIO, "cannot mount on '%s' (does it exist, and is it not already a "
 				"mount point in use?)", cfg->mountpoint);
@@ -96,7 +103,8 @@ fail:
 	return rc;
 }
 
-int fs_mount_run(struct fs_mount *m)
+/* Serves requests until fs_mount_end() or an unmount from outside. */
+static int loop_run(struct fs_mount *m)
 {
 	struct fuse_loop_config *lc = fuse_loop_cfg_create();
 	int rc;
@@ -107,30 +115,101 @@ int fs_mount_run(struct fs_mount *m)
 	fuse_loop_cfg_set_max_threads(lc, m->cfg.max_threads ? m->cfg.max_threads : 16);
 	rc = fuse_session_loop_mt(m->se, lc);
 	fuse_loop_cfg_destroy(lc);
-	/* A signal ends the loop with its number; that is a clean stop. */
+	/* fs_mount_end() or an unmount from outside ends the loop; that is a clean stop. */
 	return rc < 0 ? cm_err_set(rc, "the FUSE loop failed: %s", strerror(-rc)) : 0;
 }
 
-void fs_mount_stop(struct fs_mount *m)
+static void wake_handler(int sig)
 {
-	if (m && m->se)
-		fuse_session_exit(m->se);
-	/* Wake the loop: the reader threads are blocked on /dev/fuse. */
-	if (m && m->se && m->mounted) {
-		fuse_session_unmount(m->se);
-		m->mounted = 0;
+	(void)sig; /* only there so the signal interrupts sem_wait() in libfuse's loop */
+}
+
+static void *loop_main(void *arg)
+{
+	struct fs_mount *m = arg;
+	sigset_t wake;
+
+	sigemptyset(&wake);
+	sigaddset(&wake, FS_WAKE_SIGNAL);
+	pthread_sigmask(SIG_UNBLOCK, &wake, NULL);
+	m->loop_rc = loop_run(m);
+	if (m->loop_rc < 0)
+		cm_strlcpy(m->loop_err, cm_err_msg(), sizeof(m->loop_err));
+	if (m->on_end)
+		m->on_end(m->on_end_ctx);
+	return NULL;
+}
+
+/*
+ * libfuse's multi-threaded loop waits for its workers in sem_wait(), and a
+ * worker ends only when its read of /dev/fuse fails. fuse_session_exit()
+ * alone wakes neither; libfuse's own signal handlers rely on the signal
+ * interrupting sem_wait(). The loop thread is the only one that takes
+ * FS_WAKE_SIGNAL, and fs_mount_end() sends it until the thread has ended (a
+ * signal that arrives between the loop's check and its sem_wait() is lost,
+ * hence the repeat).
+ */
+int fs_mount_start(struct fs_mount *m, void (*on_end)(void *ctx), void *ctx)
+{
+	struct sigaction sa;
+	sigset_t all, old;
+	int err;
+
+	if (m->loop_started)
+		return cm_err_set(-EBUSY, "the FUSE loop runs already");
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = wake_handler;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(FS_WAKE_SIGNAL, &sa, NULL) < 0)
+		return cm_err_set(-errno, "sigaction: %s", strerror(errno));
+	m->on_end = on_end;
+	m->on_end_ctx = ctx;
+	m->loop_rc = 0;
+	m->loop_err[0] = '\0';
+	/* The thread unblocks FS_WAKE_SIGNAL itself and takes no other signal. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	err = pthread_create(&m->loop_thread, NULL, loop_main, m);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (err)
+		return cm_err_set(-err, "cannot start the FUSE loop: %s", strerror(err));
+	m->loop_started = 1;
+	return 0;
+}
+
+int fs_mount_end(struct fs_mount *m)
+{
+	if (!m || !m->loop_started)
+		return 0;
+	fuse_session_exit(m->se);
+	for (;;) {
+		struct timespec until;
+
+		pthread_kill(m->loop_thread, FS_WAKE_SIGNAL);
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += 50 * 1000 * 1000;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		if (pthread_timedjoin_np(m->loop_thread, NULL, &until) == 0)
+			break;
 	}
+	m->loop_started = 0;
+	if (m->loop_rc < 0)
+		return cm_err_set(m->loop_rc, "%s", m->loop_err);
+	return 0;
 }
 
 void fs_mount_close(struct fs_mount *m)
 {
 	if (!m)
 		return;
+	fs_mount_end(m);
 	fs_inval_stop(m);
 	if (m->se) {
 		if (m->mounted)
 			fuse_session_unmount(m->se);
-		fuse_remove_signal_handlers(m->se);
 		fuse_session_destroy(m->se);
 	}
 	fs_files_free_all(m);
@@ -156,4 +235,140 @@ void fs_mount_stats(struct fs_mount *m, struct fs_stats *out)
 	out->bytes_written = atomic_load_explicit((_Atomic uint64_t *)&m->stats.bytes_written,
 						  memory_order_relaxed);
 	out->errors = atomic_load_explicit((_Atomic uint64_t *)&m->stats.errors, memory_order_relaxed);
+}
+
+/* Undoes mountinfo's octal escapes (\040 for a space, ...) in place. */
+static void mountinfo_unescape(char *s)
+{
+	char *w = s;
+
+	for (; *s; s++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
+		    s[3] >= '0' && s[3] <= '7') {
+			*w++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+			s += 3;
+		} else {
+			*w++ = *s;
+		}
+	}
+	*w = '\0';
+}
+
+/*
+ * The absolute path of `path` without resolving its last component, which
+ * cannot be resolved while it is a dead mount (stat gives ENOTCONN).
+ */
+static int path_abs(const char *path, char *out, size_t n)
+{
+	char copy[PATH_MAX], parent[PATH_MAX], *base, *dir;
+	size_t len;
+
+	if (cm_strlcpy(copy, path, sizeof(copy)) < 0)
+		return cm_err_set(-ENAMETOOLONG, "mount point path too long");
+	for (len = strlen(copy); len > 1 && copy[len - 1] == '/'; len--)
+		copy[len - 1] = '\0';
+	base = strrchr(copy, '/');
+	if (!base) {
+		dir = ".";
+		base = copy;
+	} else {
+		*base++ = '\0';
+		dir = copy[0] ? copy : "/";
+	}
+	if (!realpath(dir, parent))
+		return cm_err_set(-errno, "%s: %s", dir, strerror(errno));
+	if (snprintf(out, n, "%s/%s", strcmp(parent, "/") ? parent : "", base) >= (int)n)
+		return cm_err_set(-ENAMETOOLONG, "mount point path too long");
+	return 0;
+}
+
+/* The file system type of the topmost mount at `abs` ("fuse.modelfs"); -ENOENT if none. */
+static int mount_type(const char *abs, char *type, size_t n)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char line[8192];
+	int rc = -ENOENT;
+
+	if (!f)
+		return cm_err_set(-errno, "/proc/self/mountinfo: %s", strerror(errno));
+	/* id parent dev root MOUNTPOINT options [optional...] - FSTYPE source superopts */
+	while (fgets(line, sizeof(line), f)) {
+		char *save = NULL, *mp = NULL, *fstype = NULL, *tok;
+		int i = 0, after_dash = 0;
+
+		for (tok = strtok_r(line, " \n", &save); tok; tok = strtok_r(NULL, " \n", &save), i++) {
+			if (i == 4)
+				mp = tok;
+			else if (i > 5 && !after_dash && !strcmp(tok, "-"))
+				after_dash = 1;
+			else if (after_dash == 1) {
+				fstype = tok;
+				break;
+			}
+		}
+		if (!mp || !fstype)
+			continue;
+		mountinfo_unescape(mp);
+		if (!strcmp(mp, abs)) {
+			cm_strlcpy(type, fstype, n);
+			rc = 0; /* later lines are mounts on top: keep the last */
+		}
+	}
+	fclose(f);
+	return rc;
+}
+
+/* fusermount3 -u -z, for the user who mounted it; 0 or -EPERM with its exit status. */
+static int fusermount_detach(const char *mountpoint)
+{
+	extern char **environ;
+	char *argv[] = { "fusermount3", "-u", "-z", "--", (char *)mountpoint, NULL };
+	pid_t pid;
+	int err, status = 0;
+
+	err = posix_spawnp(&pid, "fusermount3", NULL, NULL, argv, environ);
+	if (err)
+		return cm_err_set(-err, "cannot run fusermount3: %s", strerror(err));
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return cm_err_set(-errno, "waiting for fusermount3: %s", strerror(errno));
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		return cm_err_set(-EPERM, "fusermount3 -u -z %s failed (status %d)", mountpoint,
+				  status);
+	return 0;
+}
+
+int fs_mount_detach_stale(const char *mountpoint)
+{
+	char abs[PATH_MAX + 1], type[64] = "";
+	struct stat sb;
+	int rc;
+
+	if (stat(mountpoint, &sb) == 0 || errno != ENOTCONN)
+		return 0;
+	rc = path_abs(mountpoint, abs, sizeof(abs));
+	if (rc < 0)
+		return rc;
+	rc = mount_type(abs, type, sizeof(type));
+	if (rc == -ENOENT)
+		return cm_err_set(-ENOTCONN, "'%s' is not connected but is no mount point", abs);
+	if (rc < 0)
+		return rc;
+	/* Only our own kind: another file system's dead mount is for a human to judge. */
+	if (strcmp(type, "fuse.modelfs"))
+		return cm_err_set(-EBUSY, "'%s' is a dead %s mount, not one of modelfs: unmount it "
+				  "by hand", abs, type);
+	if (geteuid() == 0) {
+		if (umount2(abs, MNT_DETACH) < 0)
+			return cm_err_set(-errno, "detaching the dead mount at '%s': %s", abs,
+					  strerror(errno));
+	} else {
+		rc = fusermount_detach(abs);
+		if (rc < 0)
+			return rc;
+	}
+	if (stat(mountpoint, &sb) < 0)
+		return cm_err_set(-errno, "'%s' after detaching the dead mount: %s", abs,
+				  strerror(errno));
+	return 1;
 }

@@ -722,6 +722,7 @@ struct reg_git_worker {
 	pthread_mutex_t mu;
 	pthread_cond_t cv; /* CLOCK_MONOTONIC */
 	int kicked;
+	int now;           /* the next run ignores backoff (REG_GIT_RUN_NOW) */
 	atomic_int stop;
 	reg_git_report_cb cb;
 	void *ctx;
@@ -1836,6 +1837,8 @@ static void *worker_main(void *arg)
 		int rc;
 
 		w->kicked = 0;
+		r.flags = w->now ? REG_GIT_RUN_NOW : 0;
+		w->now = 0;
 		pthread_mutex_unlock(&w->mu);
 		pthread_mutex_lock(&gs_run_mu);
 		rc = run_locked(&r);
@@ -1913,6 +1916,18 @@ fail:
 	pthread_mutex_destroy(&w->mu);
 	free(w);
 	return err;
+}
+
+void reg_git_worker_wake(struct reg_git_worker *w, unsigned flags)
+{
+	if (!w)
+		return;
+	pthread_mutex_lock(&w->mu);
+	w->kicked = 1;
+	if (flags & REG_GIT_RUN_NOW)
+		w->now = 1;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
 }
 
 void reg_git_worker_stop(struct reg_git_worker *w)

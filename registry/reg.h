@@ -434,6 +434,14 @@ struct reg_git_worker;
  */
 int reg_git_worker_start(struct reg_store *st, reg_git_report_cb cb, void *ctx,
 			 struct reg_git_worker **out);
+/*
+ * Makes the worker run the queue now instead of at its next wake-up; with
+ * REG_GIT_RUN_NOW that run also ignores backoff, so items waiting to retry
+ * are tried at once (one that fails again waits as its attempts say). A run in
+ * progress is not interrupted: the wake-up takes effect when it ends.
+ * Returns at once; safe from any thread. Accepts NULL.
+ */
+void reg_git_worker_wake(struct reg_git_worker *w, unsigned flags);
 /* Stops and joins the worker (a push in progress is abandoned). Accepts NULL. */
 void reg_git_worker_stop(struct reg_git_worker *w);
 

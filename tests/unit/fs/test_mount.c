@@ -19,17 +19,10 @@
 struct mfx {
 	struct fx *f;
 	struct fs_mount *m;
-	pthread_t loop;
 	char mnt[4200];
 };
 
 static const struct reg_actor api = { .channel = "api", .name = "pipeline" };
-
-static void *loop_main(void *p)
-{
-	fs_mount_run(p);
-	return NULL;
-}
 
 static int setup(void **state)
 {
@@ -51,7 +44,10 @@ static int setup(void **state)
 		return -1;
 	}
 	reg_store_set_hook(x->f->st, fs_on_change, x->m);
-	pthread_create(&x->loop, NULL, loop_main, x->m);
+	if (fs_mount_start(x->m, NULL, NULL) < 0) {
+		fprintf(stderr, "loop: %s\n", cm_err_msg());
+		return -1;
+	}
 	*state = x;
 	return 0;
 }
@@ -61,8 +57,7 @@ static int teardown(void **state)
 	struct mfx *x = *state;
 	void *fst = x->f;
 
-	fs_mount_stop(x->m);
-	pthread_join(x->loop, NULL);
+	assert_int_equal(fs_mount_end(x->m), 0);
 	reg_store_set_hook(x->f->st, NULL, NULL);
 	fs_mount_close(x->m);
 	rmdir(x->mnt);
