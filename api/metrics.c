@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "api_i.h"
+#include "reg_json.h"
 
 /* Status codes with a slot of their own; anything else counts under the last one. */
 static const int codes[API_CODES_N] = { 200, 201, 204, 206, 304, 400, 401, 403, 404, 405, 408,
@@ -224,14 +225,7 @@ static int render_tally(struct api_metrics *m, struct cm_buf *b)
 /* The shortest decimal that reads back as the same double (0.83, not 0.82999999999999996). */
 static int number(struct cm_buf *b, double v)
 {
-	char buf[32];
-
-	for (int prec = 15; prec <= 17; prec++) {
-		snprintf(buf, sizeof(buf), "%.*g", prec, v);
-		if (strtod(buf, NULL) == v)
-			break;
-	}
-	return cm_buf_printf(b, "%s\n", buf);
+	return cm_buf_printf(b, "%.*g\n", reg_json_real_digits(v), v);
 }
 
 /*

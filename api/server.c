@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "api_i.h"
+#include "reg_json.h"
 
 /*
  * libmicrohttpd 0.9.75 cannot send an answer before the whole body is read:
@@ -142,7 +143,8 @@ static struct MHD_Response *response_build(struct api_resp *r, size_t *bytes)
 	} else if (r->json) {
 		struct cm_buf b = { 0 };
 
-		if (json_dump_callback(r->json, dump_cb, &b, JSON_COMPACT) == 0 &&
+		if (json_dump_callback(r->json, dump_cb, &b,
+				       JSON_COMPACT | reg_json_real_flags(r->json)) == 0 &&
 		    cm_buf_append(&b, "\n", 1) == 0)
 			resp = MHD_create_response_from_buffer_with_free_callback(b.len, b.data, free);
 		*bytes = b.len;

@@ -134,7 +134,7 @@ struct adopted {
 static int record_version(struct reg_conn *c, int64_t mid, const char *model, int64_t seq,
 			  struct adopted *a)
 {
-	char *text = json_dumps(a->rec, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	char *text = reg_json_dumps(a->rec, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	static const char *const cols[] = { "git_commit", "training_data_hash", "validation_status",
 					    "parent_version" };
 	sqlite3_stmt *s;

@@ -615,7 +615,7 @@ int reg_policy_set(struct reg_store *st, const struct reg_actor *who, const char
 	rc = reg_policy_check(policy);
 	if (rc < 0)
 		return rc;
-	text = json_dumps(policy, JSON_COMPACT);
+	text = reg_json_dumps(policy, JSON_COMPACT);
 	if (!text)
 		return cm_err_set(-ENOMEM, "out of memory");
 	rc = db_write_begin(st, &c);
@@ -626,7 +626,7 @@ int reg_policy_set(struct reg_store *st, const struct reg_actor *who, const char
 		rc = policy_load(c, mid, &old);
 	if (rc < 0)
 		goto done;
-	otext = json_dumps(old, JSON_COMPACT);
+	otext = reg_json_dumps(old, JSON_COMPACT);
 	DB_STMT(c, MODEL_POLICY_SET, s);
 	sqlite3_bind_int64(s, 1, mid);
 	db_bind_text(s, 2, text);

@@ -289,12 +289,26 @@ static void report(struct fsck *f, enum reg_fsck_kind kind, int repairable, cons
 		f->cb(f->ctx, kind, where, NULL, repairable && f->repair);
 }
 
+/*
+ * The file holds `want`: the same bytes, or the same JSON written by an
+ * earlier release in another format (reals with 17 digits, say).
+ */
 static int file_same(int dirfd, const char *name, const char *want)
 {
 	char *have = NULL;
-	int same = st_read_file(dirfd, name, REG_META_MAX * 4, &have, NULL) == 0 &&
-		   !strcmp(have, want);
+	json_t *a = NULL, *b = NULL;
+	int same;
 
+	if (st_read_file(dirfd, name, REG_META_MAX * 4, &have, NULL) < 0)
+		return 0;
+	same = !strcmp(have, want);
+	if (!same) {
+		a = json_loads(have, 0, NULL);
+		b = json_loads(want, 0, NULL);
+		same = a && b && json_equal(a, b);
+	}
+	json_decref(a);
+	json_decref(b);
 	free(have);
 	return same;
 }

@@ -63,7 +63,7 @@ static int write_if_changed(int dirfd, const char *name, const char *data, mode_
 /* JSON text with a final newline, as the files on disk hold it. */
 static char *dump_line(json_t *j)
 {
-	char *text = json_dumps(j, JSON_INDENT(2));
+	char *text = reg_json_dumps(j, JSON_INDENT(2));
 	size_t len;
 	char *t2;
 

@@ -37,7 +37,7 @@ int reg_event_add(struct reg_conn *c, const struct reg_actor *who, const char *k
 	int rc = 0;
 
 	if (detail) {
-		d = json_dumps(detail, JSON_COMPACT);
+		d = reg_json_dumps(detail, JSON_COMPACT);
 		if (!d)
 			return cm_err_set(-ENOMEM, "out of memory writing an event");
 	}

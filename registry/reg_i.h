@@ -10,6 +10,7 @@
 #include "cm.h"
 #include "gitsync_i.h"
 #include "reg.h"
+#include "reg_json.h"
 
 #define REG_META_DIR ".modelfs"
 #define REG_DB_NAME "registry.db"

@@ -149,7 +149,7 @@ static void bind_record_columns(sqlite3_stmt *s, json_t *rec, int first)
 
 static int record_text(json_t *rec, char **out)
 {
-	char *t = json_dumps(rec, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	char *t = reg_json_dumps(rec, JSON_COMPACT | JSON_PRESERVE_ORDER);
 
 	if (!t)
 		return cm_err_set(-ENOMEM, "out of memory");
@@ -388,8 +388,8 @@ static int record_store(struct reg_store *st, struct reg_conn *c, const struct r
 		json_object_set(before, k, b ? b : json_null());
 		json_object_set(after, k, a ? a : json_null());
 	}
-	btext = json_dumps(before, JSON_COMPACT);
-	atext = json_dumps(after, JSON_COMPACT);
+	btext = reg_json_dumps(before, JSON_COMPACT);
+	atext = reg_json_dumps(after, JSON_COMPACT);
 	detail = json_pack("{sO}", "fields", changed);
 	rc = reg_event_add(c, who, kind, model, v->name, NULL, btext, atext, detail);
 	if (rc < 0)
