@@ -2,7 +2,9 @@
 # SPDX-License-Identifier: Apache-2.0
 # Builds modelfs with ThreadSanitizer in a separate build directory and runs
 # the concurrency tests there (the registry's, the API's response cache and
-# server); any data race report fails the run.
+# server, the in-process mount, and the daemon's signal/reload/stop paths in
+# the service test, where the first race aborts the daemon); any data race
+# report fails the run.
 #
 #   tests/run-tsan.sh [BUILD_DIR]   (relative to the source root; default build-tsan)
 #
@@ -28,7 +30,10 @@ ninja -C "$build"
 export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 ${TSAN_OPTIONS:-}"
 
 log=$build/meson-logs/testlog.txt
-run() { meson test -C "$build" registry/concurrency api/cache api/server --print-errorlogs "$@"; }
+run() {
+	meson test -C "$build" registry/concurrency api/cache api/server fs/mount service \
+		--print-errorlogs "$@"
+}
 
 if run; then
 	status=0
