@@ -148,18 +148,20 @@ int api_h_promote(struct api_req *q, struct api_resp *r)
 	return alias_change(q, r, "current", api_body_str(q, "version"));
 }
 
-static const struct api_field rollback_fields[] = { { "alias", API_F_STRING, 0 } };
+static const struct api_field rollback_fields[] = { { "alias", API_F_STRING, 0 },
+						     { "reason", API_F_STRING, 0 } };
 
 int api_h_rollback(struct api_req *q, struct api_resp *r)
 {
 	const char *alias;
 	struct reg_alias a;
-	int rc = api_body_check(q, rollback_fields, 1);
+	int rc = api_body_check(q, rollback_fields, 2);
 
 	if (rc < 0)
 		return rc;
 	alias = api_body_str(q, "alias");
-	rc = reg_alias_rollback(q->st, &q->who, q->model, alias ? alias : "current", &a);
+	rc = reg_alias_rollback(q->st, &q->who, q->model, alias ? alias : "current",
+				api_body_str(q, "reason"), &a);
 	if (rc < 0)
 		return rc;
 	return api_resp_json(r, 200, api_alias_view(q->model, &a));

@@ -459,8 +459,9 @@ done:
 }
 
 int reg_alias_rollback(struct reg_store *st, const struct reg_actor *who, const char *model,
-		       const char *alias, struct reg_alias *out)
+		       const char *alias, const char *reason, struct reg_alias *out)
 {
+	struct reg_alias_opts why = { .percent = -1, .reason = reason };
 	struct reg_conn *c = NULL;
 	struct reg_alias cur = { 0 };
 	struct reg_version v;
@@ -501,7 +502,7 @@ int reg_alias_rollback(struct reg_store *st, const struct reg_actor *who, const 
 	have = rc == 0;
 	if (rc < 0 && rc != -ENOENT)
 		goto done;
-	detail = change_detail(NULL, have ? cur.percent : -1, "rollback");
+	detail = change_detail(&why, have ? cur.percent : -1, "rollback");
 	rc = alias_apply(c, who, mid, model, alias, &v, have ? cur.percent : -1,
 			 have ? cur.version : NULL, detail);
 	if (rc == 0)

@@ -273,10 +273,11 @@ int reg_alias_at(struct reg_store *st, const char *model, const char *alias, int
 /*
  * Points `alias` back at the version it pointed at before its latest
  * change (from the event log). Not gated: that version held the alias
- * before. -ENOENT when there is no earlier version.
+ * before. -ENOENT when there is no earlier version. `reason` (may be NULL)
+ * is kept in the event.
  */
 int reg_alias_rollback(struct reg_store *st, const struct reg_actor *who, const char *model,
-		       const char *alias, struct reg_alias *out);
+		       const char *alias, const char *reason, struct reg_alias *out);
 /* canary → current, canary cleared, in one transaction; gated as current. */
 int reg_canary_promote(struct reg_store *st, const struct reg_actor *who, const char *model,
 		       struct reg_alias_opts *opts, struct reg_alias *out);

@@ -11,7 +11,7 @@ the version directory), and checks:
 - it answers the notebook's recorded request batch (input_example.json) with
   the same predictions and scores (the model is reproducible);
 - accuracy on the three labelled days after its training window > 0.85;
-- median single-row inference latency < 100 ms;
+- median single-row inference latency < 100 ms (CPU time; see anomaly/adr.py);
 - model size < 100 MB.
 
 Then it sets validation_status (passed or failed) and validation_metrics over
@@ -79,7 +79,8 @@ def main():
     for k, ok in checks.items():
         print(f"{'ok  ' if ok else 'FAIL'} {k}")
     print(f"{a.model}/{a.version}: validation {status} (accuracy {measured['accuracy']}, "
-          f"p50 {measured['latency_ms_p50']:.1f} ms, {measured['model_size_bytes']} bytes)")
+          f"latency p50 {measured['latency_ms_p50']:.1f} ms cpu / {measured['wall_ms_p50']:.1f} ms "
+          f"wall, {measured['model_size_bytes']} bytes)")
     return 0 if status == "passed" else 1
 
 

@@ -165,7 +165,7 @@ static void metrics(void **state)
 	assert_null(strstr(r.text, "modelfs_fuse_operations_total"));
 	api_resp_clear(&r);
 	/* Without a change the store's share is not rebuilt; after one it is. */
-	assert_int_equal(reg_alias_rollback(f->st, &fx_actor, "m", "current", NULL), -ENOENT);
+	assert_int_equal(reg_alias_rollback(f->st, &fx_actor, "m", "current", NULL, NULL), -ENOENT);
 	fx_version(f, "m", "v2", "model.pkl", "2", NULL);
 	fx_pass(f, "m", "v2");
 	assert_int_equal(reg_alias_set(f->st, &fx_actor, "m", "current", "v2", NULL, NULL), 0);

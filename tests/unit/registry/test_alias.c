@@ -24,7 +24,7 @@ static void promote_and_rollback(void **state)
 	assert_int_equal(v.state, REG_SEALED);
 	assert_int_equal(reg_alias_set(f->st, &fx_actor, "anomaly-detector", "current", "v2", NULL, &a), 0);
 	assert_string_equal(fx_readlink(f->dir, "anomaly-detector/current"), "v2");
-	assert_int_equal(reg_alias_rollback(f->st, &fx_actor, "anomaly-detector", "current", &a), 0);
+	assert_int_equal(reg_alias_rollback(f->st, &fx_actor, "anomaly-detector", "current", NULL, &a), 0);
 	assert_string_equal(a.version, "v1");
 	assert_string_equal(fx_readlink(f->dir, "anomaly-detector/current"), "v1");
 	assert_int_equal(fx_fsck(f), 0);
@@ -135,7 +135,7 @@ static void bad_targets(void **state)
 	assert_int_equal(reg_alias_set(f->st, &fx_actor, "m", "../x", "v1", NULL, NULL), -EINVAL);
 	assert_int_equal(reg_alias_set(f->st, &fx_actor, "other", "current", "v1", NULL, NULL), -ENOENT);
 	assert_int_equal(reg_alias_delete(f->st, &fx_actor, "m", "staging", NULL), -ENOENT);
-	assert_int_equal(reg_alias_rollback(f->st, &fx_actor, "m", "current", NULL), -ENOENT);
+	assert_int_equal(reg_alias_rollback(f->st, &fx_actor, "m", "current", NULL, NULL), -ENOENT);
 }
 
 int main(void)

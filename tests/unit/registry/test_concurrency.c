@@ -347,7 +347,7 @@ static void writer_op(struct worker *w)
 	if (op < 88) {
 		struct reg_alias out;
 
-		rc = reg_alias_rollback(st, &fx_actor, m, a, &out);
+		rc = reg_alias_rollback(st, &fx_actor, m, a, NULL, &out);
 		if (rc == 0)
 			atomic_fetch_add(&sh->count[K_ALIAS_SET], 1);
 		else if (rc != -ENOENT)

@@ -241,7 +241,7 @@ static void child_alias(struct reg_store *st, int wfd, const char *m, struct poo
 	if (what <= 3) {
 		a = "current";
 		say(wfd, "try %s %s @rollback", m, a);
-		rc = reg_alias_rollback(st, &child_actor, m, a, &out);
+		rc = reg_alias_rollback(st, &child_actor, m, a, NULL, &out);
 		if (rc == -ENOENT) {
 			say(wfd, "fail %s %s", m, a);
 			return;

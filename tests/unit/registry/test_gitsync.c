@@ -428,7 +428,7 @@ static void test_gto(void **state)
 	o.percent = 50; /* a percent change is no stage change */
 	assert_int_equal(reg_alias_set(g->f->st, &fx_actor, "m", "canary", "v2", &o, NULL), 0);
 	assert_int_equal(reg_canary_promote(g->f->st, &fx_actor, "m", NULL, NULL), 0);
-	assert_int_equal(reg_alias_rollback(g->f->st, &fx_actor, "m", "current", NULL), 0);
+	assert_int_equal(reg_alias_rollback(g->f->st, &fx_actor, "m", "current", NULL, NULL), 0);
 	assert_int_equal(reg_alias_set(g->f->st, &fx_actor, "m", "staging", "v2", NULL, NULL), 0);
 	assert_int_equal(reg_alias_delete(g->f->st, &fx_actor, "m", "staging", NULL), 0);
 	run_now(g);
