@@ -80,7 +80,13 @@ int api_server_port(const struct api_server *s);
 int api_server_tokens_reload(struct api_server *s);
 /* The number of tokens in use; 0 without a token file. */
 int api_server_tokens_count(struct api_server *s);
-/* Stops accepting, finishes requests in flight, frees. Accepts NULL. */
+/*
+ * Stops accepting and waits for the requests in flight (their changes still
+ * reach the change hook). The server stays allocated, so the hook may still
+ * call api_on_change(). Idempotent; accepts NULL.
+ */
+void api_server_stop(struct api_server *s);
+/* api_server_stop(), then frees. Accepts NULL. */
 void api_server_free(struct api_server *s);
 
 /*

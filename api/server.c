@@ -670,12 +670,19 @@ int api_server_port(const struct api_server *s)
 	return s->port;
 }
 
+void api_server_stop(struct api_server *s)
+{
+	if (s && s->mhd) {
+		MHD_stop_daemon(s->mhd);
+		s->mhd = NULL;
+	}
+}
+
 void api_server_free(struct api_server *s)
 {
 	if (!s)
 		return;
-	if (s->mhd)
-		MHD_stop_daemon(s->mhd);
+	api_server_stop(s);
 	if (s->listen_fd >= 0)
 		close(s->listen_fd);
 	api_cache_destroy(&s->cache);

@@ -454,8 +454,10 @@ int cli_serve(int argc, char **argv)
 	sfd = signalfd(-1, &sigs, SFD_CLOEXEC);
 	r.ended_fd = eventfd(0, EFD_CLOEXEC);
 	if (sfd < 0 || r.ended_fd < 0) {
-		cm_log(CM_LOG_ERROR, "serve", "signalfd/eventfd: %s", strerror(errno));
-		rc = -errno;
+		int e = errno;
+
+		cm_log(CM_LOG_ERROR, "serve", "signalfd/eventfd: %s", strerror(e));
+		rc = -e;
 		goto done;
 	}
 	rc = reg_store_open(c.store, REG_OPEN_CREATE | REG_OPEN_LOCK, &r.st);
@@ -529,11 +531,14 @@ done:
 		notify(&r, "STATUS=failed to start: %s", cm_err_describe(rc));
 	/*
 	 * Every thread that can change the store calls the change hook, which
-	 * reaches the mount and the API: those threads stop before what the hook
-	 * reaches is freed. The git worker and the mount's loop first (the mount
-	 * stays, so its kernel requests wait instead of failing), then the API,
-	 * whose requests in flight finish while the mount's state still exists.
+	 * reaches the mount and the API. A change made over HTTP or by git waits
+	 * in the hook until the kernel dropped its cached entries, which needs
+	 * the mount's loop to answer the requests holding the directory locks:
+	 * so the API (its requests in flight finish) and the git worker stop
+	 * while the loop still runs, then the loop (the mount stays, so kernel
+	 * requests wait instead of failing), and only then is anything freed.
 	 */
+	api_server_stop(r.api);
 	reg_git_worker_stop(r.git);
 	if (r.m) {
 		int lrc = fs_mount_end(r.m);
@@ -543,9 +548,9 @@ done:
 			rc = lrc;
 		}
 	}
-	api_server_free(r.api);
 	if (r.st)
 		reg_store_set_hook(r.st, NULL, NULL);
+	api_server_free(r.api);
 	fs_mount_close(r.m);
 	reg_store_close(r.st);
 	if (sfd >= 0)

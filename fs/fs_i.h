@@ -92,6 +92,8 @@ struct fs_mount {
 	pthread_cond_t qcv;
 	struct fs_inval *qhead, *qtail;
 	int qstop;
+	/* set by fs_mount_end(): no more kernel notifications (nobody would answer them) */
+	atomic_int ending;
 	struct fs_stats stats;
 	/* the request loop's thread (fs_mount_start/fs_mount_end) */
 	pthread_t loop_thread;

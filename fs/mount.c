@@ -159,6 +159,12 @@ int fs_mount_start(struct fs_mount *m, void (*on_end)(void *ctx), void *ctx)
 		return cm_err_set(-EBUSY, "the FUSE loop runs already");
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = wake_handler;
+	/*
+	 * No SA_RESTART: the loop's sem_wait() must return EINTR to see the exit
+	 * flag (with SA_RESTART glibc restarts the futex wait and the loop never
+	 * ends). Worker threads, started from the loop thread, have the signal
+	 * unblocked too; only fs_mount_end() sends it, to the loop thread.
+	 */
 	sigemptyset(&sa.sa_mask);
 	if (sigaction(FS_WAKE_SIGNAL, &sa, NULL) < 0)
 		return cm_err_set(-errno, "sigaction: %s", strerror(errno));
@@ -181,6 +187,12 @@ int fs_mount_end(struct fs_mount *m)
 {
 	if (!m || !m->loop_started)
 		return 0;
+	/*
+	 * Queued invalidations go out while the loop still answers the requests
+	 * whose directory locks they wait for; after that none are sent.
+	 */
+	atomic_store(&m->ending, 1);
+	fs_inval_stop(m);
 	fuse_session_exit(m->se);
 	for (;;) {
 		struct timespec until;
@@ -286,13 +298,14 @@ static int path_abs(const char *path, char *out, size_t n)
 static int mount_type(const char *abs, char *type, size_t n)
 {
 	FILE *f = fopen("/proc/self/mountinfo", "re");
-	char line[8192];
+	char *line = NULL;
+	size_t cap = 0;
 	int rc = -ENOENT;
 
 	if (!f)
 		return cm_err_set(-errno, "/proc/self/mountinfo: %s", strerror(errno));
 	/* id parent dev root MOUNTPOINT options [optional...] - FSTYPE source superopts */
-	while (fgets(line, sizeof(line), f)) {
+	while (getline(&line, &cap, f) > 0) {
 		char *save = NULL, *mp = NULL, *fstype = NULL, *tok;
 		int i = 0, after_dash = 0;
 
@@ -314,6 +327,7 @@ static int mount_type(const char *abs, char *type, size_t n)
 			rc = 0; /* later lines are mounts on top: keep the last */
 		}
 	}
+	free(line);
 	fclose(f);
 	return rc;
 }
@@ -326,7 +340,16 @@ static int fusermount_detach(const char *mountpoint)
 	pid_t pid;
 	int err, status = 0;
 
-	err = posix_spawnp(&pid, "fusermount3", NULL, NULL, argv, environ);
+	posix_spawnattr_t attr;
+	sigset_t none;
+
+	/* serve blocks its stop signals in every thread; the child must not inherit that. */
+	sigemptyset(&none);
+	posix_spawnattr_init(&attr);
+	posix_spawnattr_setsigmask(&attr, &none);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+	err = posix_spawnp(&pid, "fusermount3", NULL, &attr, argv, environ);
+	posix_spawnattr_destroy(&attr);
 	if (err)
 		return cm_err_set(-err, "cannot run fusermount3: %s", strerror(err));
 	while (waitpid(pid, &status, 0) < 0)
@@ -359,7 +382,7 @@ int fs_mount_detach_stale(const char *mountpoint)
 		return cm_err_set(-EBUSY, "'%s' is a dead %s mount, not one of modelfs: unmount it "
 				  "by hand", abs, type);
 	if (geteuid() == 0) {
-		if (umount2(abs, MNT_DETACH) < 0)
+		if (umount2(abs, MNT_DETACH | UMOUNT_NOFOLLOW) < 0)
 			return cm_err_set(-errno, "detaching the dead mount at '%s': %s", abs,
 					  strerror(errno));
 	} else {

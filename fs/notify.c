@@ -74,6 +74,12 @@ void fs_inval_push(struct fs_mount *m, fuse_ino_t parent, const char *name, fuse
 	if (name)
 		cm_strlcpy(q->name, name, sizeof(q->name));
 	pthread_mutex_lock(&m->qmu);
+	if (m->qstop) {
+		/* The loop is ending: a notification now could wait for ever. */
+		pthread_mutex_unlock(&m->qmu);
+		free(q);
+		return;
+	}
 	if (m->qtail)
 		m->qtail->next = q;
 	else
@@ -105,6 +111,14 @@ void fs_on_change(void *ctx, const struct reg_change *c)
 
 	/* Changes made through the mount are already in the kernel's view. */
 	if (!m || !m->se || (c->channel && !strcmp(c->channel, "fs")))
+		return;
+	/*
+	 * A notification waits for directory locks that requests in the kernel
+	 * hold until the loop answers them: once the loop is ending, nobody will.
+	 * (serve stops every other thread that changes the store first; this is
+	 * the backstop.)
+	 */
+	if (atomic_load(&m->ending))
 		return;
 	if (!c->model)
 		return;

@@ -187,6 +187,14 @@ static int draft_size(struct reg_store *st, const char *model, const char *versi
 	return rc;
 }
 
+static int reason_check(const char *reason)
+{
+	if (reason && strlen(reason) > REG_REASON_MAX)
+		return cm_err_set(-EINVAL, "a reason is at most %d bytes (got %zu)", REG_REASON_MAX,
+				  strlen(reason));
+	return 0;
+}
+
 static int opts_check(const char *alias, const struct reg_alias_opts *o)
 {
 	if (o->percent < -1 || o->percent > 100)
@@ -196,7 +204,7 @@ static int opts_check(const char *alias, const struct reg_alias_opts *o)
 		return cm_err_set(-EINVAL, "only the canary alias has a traffic percent");
 	if (o->force && (!o->reason || !o->reason[0]))
 		return cm_err_set(-EINVAL, "a forced change needs a reason");
-	return 0;
+	return reason_check(o->reason);
 }
 
 static json_t *change_detail(const struct reg_alias_opts *o, int percent, const char *how)
@@ -473,6 +481,8 @@ int reg_alias_rollback(struct reg_store *st, const struct reg_actor *who, const 
 	int rc;
 
 	rc = reg_name_alias_check(alias);
+	if (rc == 0)
+		rc = reason_check(reason);
 	if (rc < 0)
 		return rc;
 	rc = db_write_begin(st, &c);

@@ -18,6 +18,7 @@
 #include <sys/types.h>
 
 #define REG_NAME_MAX 64 /* names are at most 63 bytes, plus NUL */
+#define REG_REASON_MAX 1024 /* bytes of a change's reason (force, rollback) */
 #define REG_META_MAX (1024 * 1024) /* largest metadata record, in bytes of JSON */
 
 struct reg_store;

@@ -376,6 +376,7 @@ class OpenDaemonTest(unittest.TestCase):
         self.assertEqual(c.post("/v1/models/prod/rollback").json()["version"], v3)
         c.post("/v1/models/prod/rollback", {"alias": "never-set"}, expect=404)
         c.post("/v1/models/prod/rollback", {"reason": 5}, expect=400)
+        c.post("/v1/models/prod/rollback", {"reason": "x" * 1025}, expect=422)
         # CAS.
         r = c.put("/v1/models/prod/aliases/current", {"version": v1, "expected_version": v2}, expect=409)
         self.assertEqual(error_code(r), "conflict")

@@ -10,7 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fixture.h"
@@ -144,11 +147,71 @@ static void stats_count_reads(void **state)
 	assert_int_equal(s0.bytes_read, s1.bytes_read + 10);
 }
 
+struct change_arg {
+	struct mfx *x;
+	int rc;
+};
+
+static void *promote_v2(void *arg)
+{
+	struct change_arg *a = arg;
+
+	a->rc = reg_alias_set(a->x->f->st, &api, "m", "current", "v2", NULL, NULL);
+	return NULL;
+}
+
+/*
+ * Once the loop has ended nobody answers the kernel, so a change from
+ * another channel must not wait for a notification: a lookup in flight holds
+ * the directory lock the notification needs (serve stops the API and git
+ * before the loop; this is what happens if one were late).
+ */
+static void change_after_loop_end_does_not_wait(void **state)
+{
+	struct mfx *x = *state;
+	struct change_arg arg = { .x = x, .rc = 1 };
+	char path[4300];
+	struct timespec until;
+	struct stat sb;
+	pthread_t t;
+	pid_t child;
+	int joined;
+
+	fx_version(x->f, "m", "v1", "model.pkl", "1", NULL);
+	fx_version(x->f, "m", "v2", "model.pkl", "2", NULL);
+	fx_pass(x->f, "m", "v1");
+	fx_pass(x->f, "m", "v2");
+	assert_int_equal(reg_alias_set(x->f->st, &api, "m", "current", "v1", NULL, NULL), 0);
+	snprintf(path, sizeof(path), "%s/m/current", x->mnt);
+	assert_int_equal(lstat(path, &sb), 0); /* the kernel knows m and current */
+	assert_int_equal(fs_mount_end(x->m), 0);
+	child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		snprintf(path, sizeof(path), "%s/m/nosuch", x->mnt);
+		lstat(path, &sb); /* waits: the loop is gone */
+		_exit(0);
+	}
+	usleep(300 * 1000);
+	assert_int_equal(pthread_create(&t, NULL, promote_v2, &arg), 0);
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 5;
+	joined = pthread_timedjoin_np(t, NULL, &until) == 0;
+	kill(child, SIGKILL);
+	waitpid(child, NULL, 0);
+	if (!joined) {
+		pthread_join(t, NULL);
+		fail_msg("a change after the loop ended waited for the kernel");
+	}
+	assert_int_equal(arg.rc, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(other_channel_changes_show_at_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(stats_count_reads, setup, teardown),
+		cmocka_unit_test_setup_teardown(change_after_loop_end_does_not_wait, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
