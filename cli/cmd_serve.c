@@ -502,8 +502,18 @@ int cli_serve(int argc, char **argv)
 		goto done;
 	}
 	if (r.m) {
+		struct stat sb;
+
 		rc = fs_mount_start(r.m, mount_ended, &r);
 		if (rc < 0) {
+			cm_log(CM_LOG_ERROR, "serve", "%s", cm_err_msg());
+			goto done;
+		}
+		/* Answered by the loop: the kernel's FUSE_INIT is done and the mount serves. */
+		if (stat(c.mount, &sb) < 0) {
+			int e = errno;
+
+			rc = cm_err_set(-e, "the mount at %s does not answer: %s", c.mount, strerror(e));
 			cm_log(CM_LOG_ERROR, "serve", "%s", cm_err_msg());
 			goto done;
 		}
