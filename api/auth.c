@@ -96,17 +96,9 @@ int api_tokens_parse(const char *text, struct api_tokens **out)
 			rc = cm_err_set(-E2BIG, "more than %d tokens", TOKENS_MAX);
 			goto done;
 		}
-		if (t->n == cap) {
-			size_t ncap = cap ? cap * 2 : 8;
-			struct api_token *nv = realloc(t->v, ncap * sizeof(*nv));
-
-			if (!nv) {
-				rc = cm_err_set(-ENOMEM, "out of memory");
-				goto done;
-			}
-			t->v = nv;
-			cap = ncap;
-		}
+		rc = cm_grow(&t->v, &cap, t->n + 1, sizeof(*t->v), 8);
+		if (rc < 0)
+			goto done;
 		rc = line_parse(line, no, &t->v[t->n]);
 		if (rc < 0)
 			goto done;

@@ -207,17 +207,9 @@ static int verify_targets(struct reg_store *st, const char *spec, char (**out)[2
 			rc = reg_version_list(st, models[i].name, &f, &v, &nv);
 		}
 		for (size_t j = 0; rc == 0 && j < nv; j++) {
-			if (cnt == cap) {
-				void *nt;
-
-				cap = cap ? cap * 2 : 64;
-				nt = realloc(t, cap * sizeof(*t));
-				if (!nt) {
-					rc = -ENOMEM;
-					break;
-				}
-				t = nt;
-			}
+			rc = cm_grow(&t, &cap, cnt + 1, sizeof(*t), 64);
+			if (rc < 0)
+				break;
 			snprintf(t[cnt][0], 64, "%s", models[i].name);
 			snprintf(t[cnt][1], 64, "%s", v[j].name);
 			cnt++;

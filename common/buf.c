@@ -77,3 +77,26 @@ void cm_buf_free(struct cm_buf *b)
 	b->data = NULL;
 	b->len = b->cap = 0;
 }
+
+int cm_grow(void *arrp, size_t *cap, size_t need, size_t size, size_t first)
+{
+	size_t n = *cap ? *cap : (first ? first : 1);
+	void *old, *p;
+
+	if (need <= *cap)
+		return 0;
+	while (n < need) {
+		if (n > SIZE_MAX / 2)
+			return cm_err_set(-ENOMEM, "out of memory");
+		n *= 2;
+	}
+	if (size && n > SIZE_MAX / size)
+		return cm_err_set(-ENOMEM, "out of memory");
+	memcpy(&old, arrp, sizeof(old));
+	p = realloc(old, n * size);
+	if (!p)
+		return cm_err_set(-ENOMEM, "out of memory");
+	memcpy(arrp, &p, sizeof(p));
+	*cap = n;
+	return 0;
+}

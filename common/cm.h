@@ -58,6 +58,14 @@ int cm_buf_printf(struct cm_buf *b, const char *fmt, ...) __attribute__((format(
 void cm_buf_reset(struct cm_buf *b);
 void cm_buf_free(struct cm_buf *b);
 
+/*
+ * Room for at least `need` elements of `size` bytes in the array *arrp
+ * (any `T **`) whose capacity is *cap: the capacity doubles, from `first`.
+ * Returns 0, or -ENOMEM with a message leaving *arrp and *cap as they were.
+ * The usual loop: `rc = cm_grow(&v, &cap, n + 1, sizeof(*v), 16);`.
+ */
+int cm_grow(void *arrp, size_t *cap, size_t need, size_t size, size_t first);
+
 /* Microseconds since the epoch (CLOCK_REALTIME). */
 int64_t cm_time_now_us(void);
 

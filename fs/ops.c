@@ -1312,15 +1312,8 @@ static int dir_snapshot(struct fs_mount *m, struct fs_inode *in, struct fs_file 
 		}
 		if (!keep)
 			continue;
-		if (n == cap) {
-			struct fs_dirent *nv;
-
-			cap = cap ? cap * 2 : 64;
-			nv = realloc(v, cap * sizeof(*v));
-			if (!nv)
-				break;
-			v = nv;
-		}
+		if (cm_grow(&v, &cap, n + 1, sizeof(*v), 64) < 0)
+			break;
 		v[n].name = strdup(name);
 		v[n].type = type;
 		v[n].ino = ino;
@@ -1333,15 +1326,8 @@ static int dir_snapshot(struct fs_mount *m, struct fs_inode *in, struct fs_file 
 		for (struct fs_inode *p = m->pending; p; p = p->pnext) {
 			if (!p->listed || strcmp(p->model, in->model))
 				continue;
-			if (n == cap) {
-				struct fs_dirent *nv;
-
-				cap = cap ? cap * 2 : 64;
-				nv = realloc(v, cap * sizeof(*v));
-				if (!nv)
-					break;
-				v = nv;
-			}
+			if (cm_grow(&v, &cap, n + 1, sizeof(*v), 64) < 0)
+				break;
 			v[n].name = strdup(p->name);
 			v[n].type = DT_LNK;
 			v[n].ino = (ino_t)(uintptr_t)p;

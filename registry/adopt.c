@@ -28,18 +28,14 @@ struct name_list {
 static int names_add(struct name_list *l, const char *name, const char *target)
 {
 	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 16;
-		void *nv = realloc(l->v, cap * sizeof(*l->v));
-		void *nt;
+		size_t cv = l->cap, ct = l->cap; /* the two arrays grow in step */
+		int rc = cm_grow(&l->v, &cv, l->n + 1, sizeof(*l->v), 16);
 
-		if (!nv)
-			return cm_err_set(-ENOMEM, "out of memory");
-		l->v = nv;
-		nt = realloc(l->target, cap * sizeof(*l->target));
-		if (!nt)
-			return cm_err_set(-ENOMEM, "out of memory");
-		l->target = nt;
-		l->cap = cap;
+		if (rc == 0)
+			rc = cm_grow(&l->target, &ct, l->n + 1, sizeof(*l->target), 16);
+		if (rc < 0)
+			return rc;
+		l->cap = cv;
 	}
 	cm_strlcpy(l->v[l->n], name, REG_NAME_MAX);
 	cm_strlcpy(l->target[l->n], target ? target : "", REG_NAME_MAX);

@@ -397,17 +397,9 @@ int reg_alias_list(struct reg_store *st, const char *model, struct reg_alias **o
 	DB_STMT(c, ALIAS_LIST, s);
 	sqlite3_bind_int64(s, 1, mid);
 	while (sqlite3_step(s) == SQLITE_ROW) {
-		if (cnt == cap) {
-			struct reg_alias *na;
-
-			cap = cap ? cap * 2 : 4;
-			na = realloc(a, cap * sizeof(*a));
-			if (!na) {
-				rc = cm_err_set(-ENOMEM, "out of memory");
-				break;
-			}
-			a = na;
-		}
+		rc = cm_grow(&a, &cap, cnt + 1, sizeof(*a), 4);
+		if (rc < 0)
+			break;
 		db_col_text(s, 0, a[cnt].name, sizeof(a[cnt].name));
 		db_col_text(s, 1, a[cnt].version, sizeof(a[cnt].version));
 		a[cnt].percent = sqlite3_column_type(s, 2) == SQLITE_NULL ? -1 : sqlite3_column_int(s, 2);

@@ -2163,17 +2163,9 @@ int reg_git_backfill(struct reg_store *st, const struct reg_actor *who, int64_t 
 	}
 	DB_STMT(c, GIT_UNQUEUED, s);
 	while ((src = sqlite3_step(s)) == SQLITE_ROW) {
-		if (cnt == cap) {
-			void *nn;
-
-			cap = cap ? cap * 2 : 64;
-			nn = realloc(names, cap * sizeof(*names));
-			if (!nn) {
-				rc = cm_err_set(-ENOMEM, "out of memory");
-				break;
-			}
-			names = nn;
-		}
+		rc = cm_grow(&names, &cap, cnt + 1, sizeof(*names), 64);
+		if (rc < 0)
+			break;
 		db_col_text(s, 0, names[cnt][0], REG_NAME_MAX);
 		db_col_text(s, 1, names[cnt][1], REG_NAME_MAX);
 		cnt++;
@@ -2318,17 +2310,9 @@ static int vers_load(struct reg_store *st, struct gs_ver **out, size_t *n)
 
 	DB_STMT(c, GIT_SEALED, s);
 	while ((src = sqlite3_step(s)) == SQLITE_ROW) {
-		if (cnt == cap) {
-			void *nv;
-
-			cap = cap ? cap * 2 : 64;
-			nv = realloc(v, cap * sizeof(*v));
-			if (!nv) {
-				rc = cm_err_set(-ENOMEM, "out of memory");
-				break;
-			}
-			v = nv;
-		}
+		rc = cm_grow(&v, &cap, cnt + 1, sizeof(*v), 64);
+		if (rc < 0)
+			break;
 		memset(&v[cnt], 0, sizeof(v[cnt]));
 		db_col_text(s, 0, v[cnt].model, sizeof(v[cnt].model));
 		db_col_text(s, 1, v[cnt].name, sizeof(v[cnt].name));
@@ -2430,15 +2414,8 @@ static int tag_split(struct gs_check *k, const char *tag, char *model, char *ver
 static void seen_add(struct gs_check *k, const char *tag, const char *model, const char *version,
 		     const char *sha)
 {
-	if (k->nseen == k->capseen) {
-		size_t cap = k->capseen ? k->capseen * 2 : 64;
-		void *ns = realloc(k->seen, cap * sizeof(*k->seen));
-
-		if (!ns)
-			return; /* lineage through this tag waits for the next read-back */
-		k->seen = ns;
-		k->capseen = cap;
-	}
+	if (cm_grow(&k->seen, &k->capseen, k->nseen + 1, sizeof(*k->seen), 64) < 0)
+		return; /* lineage through this tag waits for the next read-back */
 	snprintf(k->seen[k->nseen][0], GS_TAG_MAX, "%s", tag);
 	snprintf(k->seen[k->nseen][1], GS_TAG_MAX, "%s", model);
 	snprintf(k->seen[k->nseen][2], GS_TAG_MAX, "%s", version);
@@ -2556,17 +2533,9 @@ static int tags_list(git_repository *repo, char ***out, size_t *n)
 	if (git_reference_iterator_glob_new(&iter, repo, "refs/tags/*") < 0)
 		return cm_err_set(-EIO, "listing tags: %s", git_msg());
 	while ((grc = git_reference_next_name(&name, iter)) == 0) {
-		if (cnt == cap) {
-			void *nn;
-
-			cap = cap ? cap * 2 : 256;
-			nn = realloc(names, cap * sizeof(*names));
-			if (!nn) {
-				rc = cm_err_set(-ENOMEM, "out of memory");
-				break;
-			}
-			names = nn;
-		}
+		rc = cm_grow(&names, &cap, cnt + 1, sizeof(*names), 256);
+		if (rc < 0)
+			break;
 		names[cnt] = strdup(name + strlen("refs/tags/"));
 		if (!names[cnt]) {
 			rc = cm_err_set(-ENOMEM, "out of memory");
@@ -2609,17 +2578,9 @@ static int seen_record(struct gs_check *k, char **tags, size_t ntags)
 
 		if (!t || (ntags && bsearch(&t, tags, ntags, sizeof(*tags), str_cmp)))
 			continue;
-		if (nstale == capstale) {
-			void *ns;
-
-			capstale = capstale ? capstale * 2 : 16;
-			ns = realloc(stale, capstale * sizeof(*stale));
-			if (!ns) {
-				rc = cm_err_set(-ENOMEM, "out of memory");
-				break;
-			}
-			stale = ns;
-		}
+		rc = cm_grow(&stale, &capstale, nstale + 1, sizeof(*stale), 16);
+		if (rc < 0)
+			break;
 		stale[nstale] = strdup(t);
 		if (stale[nstale])
 			nstale++;

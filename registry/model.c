@@ -173,17 +173,9 @@ int reg_model_list(struct reg_store *st, const char *after, size_t limit,
 	db_bind_text(s, 1, after ? after : "");
 	sqlite3_bind_int64(s, 2, limit ? (int64_t)limit : -1);
 	while ((src = sqlite3_step(s)) == SQLITE_ROW) {
-		if (cnt == cap) {
-			struct reg_model *nv;
-
-			cap = cap ? cap * 2 : 16;
-			nv = realloc(v, cap * sizeof(*v));
-			if (!nv) {
-				rc = cm_err_set(-ENOMEM, "out of memory listing models");
-				break;
-			}
-			v = nv;
-		}
+		rc = cm_grow(&v, &cap, cnt + 1, sizeof(*v), 16);
+		if (rc < 0)
+			break;
 		model_row(s, &v[cnt++]);
 	}
 	if (rc == 0 && src != SQLITE_DONE)

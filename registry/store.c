@@ -254,15 +254,8 @@ struct file_list {
 
 static int list_add(struct file_list *l, const char *path, const struct stat *sb)
 {
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 16;
-		struct reg_file *v = realloc(l->v, cap * sizeof(*v));
-
-		if (!v)
-			return cm_err_set(-ENOMEM, "out of memory listing files");
-		l->v = v;
-		l->cap = cap;
-	}
+	if (cm_grow(&l->v, &l->cap, l->n + 1, sizeof(*l->v), 16) < 0)
+		return cm_err_set(-ENOMEM, "out of memory listing files");
 	memset(&l->v[l->n], 0, sizeof(l->v[l->n]));
 	l->v[l->n].path = strdup(path);
 	if (!l->v[l->n].path)

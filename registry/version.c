@@ -93,17 +93,9 @@ int reg_versions_query(struct reg_conn *c, int64_t mid, const char *model,
 		db_bind_text(s, 4, f->validation_status);
 	sqlite3_bind_int64(s, 5, f && f->limit ? (int64_t)f->limit : -1);
 	while ((src = sqlite3_step(s)) == SQLITE_ROW) {
-		if (cnt == cap) {
-			struct reg_version *nv;
-
-			cap = cap ? cap * 2 : 16;
-			nv = realloc(v, cap * sizeof(*v));
-			if (!nv) {
-				rc = cm_err_set(-ENOMEM, "out of memory listing versions");
-				break;
-			}
-			v = nv;
-		}
+		rc = cm_grow(&v, &cap, cnt + 1, sizeof(*v), 16);
+		if (rc < 0)
+			break;
 		version_fill(s, model, &v[cnt++]);
 	}
 	if (rc == 0 && src != SQLITE_DONE)
@@ -470,15 +462,8 @@ static struct reg_live *live_find(struct reg_store *st, int64_t vid, int create)
 			return &st->live[i];
 	if (!create)
 		return NULL;
-	if (st->live_n == st->live_cap) {
-		size_t cap = st->live_cap ? st->live_cap * 2 : 8;
-		struct reg_live *nl = realloc(st->live, cap * sizeof(*nl));
-
-		if (!nl)
-			return NULL;
-		st->live = nl;
-		st->live_cap = cap;
-	}
+	if (cm_grow(&st->live, &st->live_cap, st->live_n + 1, sizeof(*st->live), 8) < 0)
+		return NULL;
 	st->live[st->live_n] = (struct reg_live){ .vid = vid };
 	return &st->live[st->live_n++];
 }
@@ -919,17 +904,9 @@ static int files_recorded(struct reg_conn *c, int64_t vid, struct reg_file **out
 	DB_STMT(c, FILE_LIST, s);
 	sqlite3_bind_int64(s, 1, vid);
 	while (sqlite3_step(s) == SQLITE_ROW) {
-		if (cnt == cap) {
-			struct reg_file *nv;
-
-			cap = cap ? cap * 2 : 8;
-			nv = realloc(v, cap * sizeof(*v));
-			if (!nv) {
-				rc = cm_err_set(-ENOMEM, "out of memory");
-				break;
-			}
-			v = nv;
-		}
+		rc = cm_grow(&v, &cap, cnt + 1, sizeof(*v), 8);
+		if (rc < 0)
+			break;
 		memset(&v[cnt], 0, sizeof(v[cnt]));
 		v[cnt].path = db_col_strdup(s, 0);
 		v[cnt].size = sqlite3_column_int64(s, 1);

@@ -158,6 +158,40 @@ static void impossible_size_is_refused(void **state)
 	cm_buf_free(&b);
 }
 
+/* cm_grow: doubling from `first`, contents kept, nothing changed on a refusal. */
+static void grow_arrays(void **state)
+{
+	struct pair {
+		int a;
+		double b;
+	} *v = NULL;
+	size_t cap = 0;
+
+	(void)state;
+	assert_int_equal(cm_grow(&v, &cap, 0, sizeof(*v), 4), 0);
+	assert_null(v);
+	for (int i = 0; i < 1000; i++) {
+		assert_int_equal(cm_grow(&v, &cap, (size_t)i + 1, sizeof(*v), 4), 0);
+		assert_true(cap >= (size_t)i + 1);
+		v[i] = (struct pair){ i, i / 2.0 };
+	}
+	assert_int_equal(cap, 1024); /* 4, 8, ... */
+	for (int i = 0; i < 1000; i++)
+		assert_true(v[i].a == i && v[i].b == i / 2.0);
+	assert_int_equal(cm_grow(&v, &cap, 5000, sizeof(*v), 4), 0);
+	assert_int_equal(cap, 8192);
+	assert_int_equal(v[999].a, 999);
+	/* Too large: refused, the array and its capacity untouched. */
+	cm_err_clear();
+	assert_int_equal(cm_grow(&v, &cap, SIZE_MAX / 2 + 2, sizeof(*v), 4), -ENOMEM);
+	assert_string_equal(cm_err_msg(), "out of memory");
+	assert_int_equal(cap, 8192);
+	assert_int_equal(v[999].a, 999);
+	assert_int_equal(cm_grow(&v, &cap, SIZE_MAX / sizeof(*v), sizeof(*v), 4), -ENOMEM);
+	assert_int_equal(cap, 8192);
+	free(v);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -169,6 +203,7 @@ int main(void)
 		cmocka_unit_test(grows_over_many_appends),
 		cmocka_unit_test(large_printf),
 		cmocka_unit_test(impossible_size_is_refused),
+		cmocka_unit_test(grow_arrays),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
