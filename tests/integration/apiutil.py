@@ -14,10 +14,11 @@ import re
 import signal
 import subprocess
 import tempfile
-import time
 
 import jsonschema
 import requests
+
+from fsutil import start_serve
 
 
 class Daemon:
@@ -51,21 +52,8 @@ class Daemon:
     def start(self, listen="127.0.0.1:0", timeout=20):
         args = [self.modelfs, "serve", "--store", self.store, "--listen", listen,
                 "--ready-file", self.ready] + self.extra
-        self.log = open(self.log_path, "a")
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log)
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if os.path.exists(self.ready):
-                with open(self.ready) as f:
-                    line = f.read().strip()
-                if line.startswith("port="):
-                    self.port = int(line[5:])
-                    return self
-            if self.proc.poll() is not None:
-                self.log.close()
-                raise RuntimeError(f"modelfs serve exited {self.proc.returncode}:\n{self.read_log()}")
-            time.sleep(0.02)
-        raise RuntimeError(f"modelfs serve not ready after {timeout}s:\n{self.read_log()}")
+        self.proc, self.log, self.port = start_serve(args, self.log_path, self.ready, timeout)
+        return self
 
     def read_log(self):
         try:

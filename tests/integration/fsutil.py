@@ -8,6 +8,40 @@ import tempfile
 import time
 
 
+def wait_for(fn, timeout=20.0, what="condition"):
+    """Polls fn until it returns something true, which is returned."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = fn()
+        if v:
+            return v
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def start_serve(args, log_path, ready, timeout=20):
+    """Starts `modelfs serve ... --ready-file <ready>`; returns (proc, log, port) once it
+    wrote port=<n>, or raises with the daemon's log."""
+    if os.path.exists(ready):
+        os.unlink(ready)
+    log = open(log_path, "a")
+    proc = subprocess.Popen(args, stdout=log, stderr=log)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if os.path.exists(ready):
+            with open(ready) as f:
+                line = f.read().strip()
+            if line.startswith("port="):
+                return proc, log, int(line[5:])
+        if proc.poll() is not None:
+            log.close()
+            with open(log_path) as f:
+                raise RuntimeError(f"modelfs serve exited {proc.returncode}:\n{f.read()}")
+        time.sleep(0.02)
+    with open(log_path) as f:
+        raise RuntimeError(f"modelfs serve not ready after {timeout}s:\n{f.read()}")
+
+
 def has_listen_option(modelfs):
     out = subprocess.run([modelfs, "serve", "--help"], capture_output=True, text=True).stdout
     return "--listen" in out
@@ -33,27 +67,13 @@ class Daemon:
         self.port = None
 
     def start(self, timeout=20):
-        if os.path.exists(self.ready):
-            os.unlink(self.ready)
         args = [self.modelfs, "serve", "--store", self.store, "--mount", self.mnt,
                 "--ready-file", self.ready]
         if has_listen_option(self.modelfs):
             args += ["--listen", "127.0.0.1:0"]
         args += self.extra
-        self.log = open(self.log_path, "a")
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log)
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if os.path.exists(self.ready):
-                with open(self.ready) as f:
-                    line = f.read().strip()
-                if line.startswith("port="):
-                    self.port = int(line[5:])
-                    return self
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"modelfs serve exited {self.proc.returncode}:\n{self.read_log()}")
-            time.sleep(0.02)
-        raise RuntimeError(f"modelfs serve not ready after {timeout}s:\n{self.read_log()}")
+        self.proc, self.log, self.port = start_serve(args, self.log_path, self.ready, timeout)
+        return self
 
     def read_log(self):
         try:

@@ -259,7 +259,7 @@ class OpenDaemonTest(unittest.TestCase):
         c.put(f"{base}/sub", data=b"x", expect=409)  # a directory
         c.get(f"{base}/nope", expect=404)
         c.get(f"{base}/sub", expect=404)
-        c.put(f"/v1/models/files/versions/v99/files/x", data=b"x", expect=404)
+        c.put("/v1/models/files/versions/v99/files/x", data=b"x", expect=404)
         # No temporary files left in the version directory.
         for root, dirs, files in os.walk(os.path.join(self.d.store, "files", v)):
             for n in files:

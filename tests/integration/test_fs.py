@@ -11,7 +11,6 @@ with a native directory.
 import errno
 import json
 import os
-import shutil
 import signal
 import stat
 import subprocess

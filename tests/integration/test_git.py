@@ -18,6 +18,7 @@ import unittest
 import requests
 
 from apiutil import Daemon, OpenAPI
+from fsutil import wait_for
 
 MODELFS = None
 API = None  # the OpenAPI validator
@@ -35,16 +36,6 @@ def git(*args, cwd=None, check=True):
 def modelfs(*args, env=None):
     return subprocess.run([MODELFS, *args], capture_output=True, text=True, timeout=120,
                           env=env)
-
-
-def wait_for(fn, timeout=20.0, what="condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 class GitTest(unittest.TestCase):

@@ -31,6 +31,9 @@ import unittest
 
 import requests
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fsutil import wait_for  # noqa: E402
+
 MODELFS = None
 SRC = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OLD = "old-secret-0123456789abcdef"
@@ -56,16 +59,6 @@ def write_atomic(path, text):
         f.write(text)
     os.chmod(path + ".tmp", 0o600)
     os.rename(path + ".tmp", path)
-
-
-def wait_for(fn, timeout=20.0, what="condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 class NotifySocket:
