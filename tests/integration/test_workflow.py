@@ -30,7 +30,7 @@ import requests
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
-from fsutil import Daemon  # noqa: E402
+from fsutil import Daemon, wait_for  # noqa: E402
 
 MODELFS = None
 MODEL = "anomaly-detector"
@@ -227,24 +227,16 @@ class Workflow(unittest.TestCase):
 
     def check_tag(self, version, commit):
         tag = f"model-{MODEL}-{version}"
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            tags = git(self.repo, "tag", "-l", tag)
-            if tags:
-                break
-            time.sleep(0.1)
+        wait_for(lambda: git(self.repo, "tag", "-l", tag), what=tag)
         self.assertEqual(git(self.repo, "rev-parse", f"{tag}^{{commit}}"), commit, tag)
         self.assertEqual(git(self.repo, "cat-file", "-t", tag), "tag")  # annotated
 
     def wait_git_idle(self):
-        deadline = time.time() + 20
-        while time.time() < deadline:
+        def idle():
             q = self.call("GET", "/v1/git")["queue"]
-            if q["pending"] == 0 and q["pushing"] == 0:
-                self.assertEqual(q["failed"], 0)
-                return
-            time.sleep(0.1)
-        self.fail("git tag queue did not drain")
+            return q if q["pending"] == 0 and q["pushing"] == 0 else None
+
+        self.assertEqual(wait_for(idle, what="the git tag queue to drain")["failed"], 0)
 
     def history(self):
         return self.call("GET", f"/v1/models/{MODEL}/history",
