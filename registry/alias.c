@@ -386,34 +386,11 @@ int reg_alias_get(struct reg_store *st, const char *model, const char *alias,
 int reg_alias_list(struct reg_store *st, const char *model, struct reg_alias **out, size_t *n)
 {
 	struct reg_conn *c = db_read_begin(st);
-	struct reg_alias *a = NULL;
-	size_t cnt = 0, cap = 0;
-	sqlite3_stmt *s;
 	int64_t mid;
 	int rc = reg_model_id(c, model, &mid);
 
-	if (rc < 0)
-		goto done;
-	DB_STMT(c, ALIAS_LIST, s);
-	sqlite3_bind_int64(s, 1, mid);
-	while (sqlite3_step(s) == SQLITE_ROW) {
-		rc = cm_grow(&a, &cap, cnt + 1, sizeof(*a), 4);
-		if (rc < 0)
-			break;
-		db_col_text(s, 0, a[cnt].name, sizeof(a[cnt].name));
-		db_col_text(s, 1, a[cnt].version, sizeof(a[cnt].version));
-		a[cnt].percent = sqlite3_column_type(s, 2) == SQLITE_NULL ? -1 : sqlite3_column_int(s, 2);
-		a[cnt].updated_us = sqlite3_column_int64(s, 3);
-		cnt++;
-	}
-	sqlite3_reset(s);
-	if (rc == 0) {
-		*out = a;
-		*n = cnt;
-		a = NULL;
-	}
-done:
-	free(a);
+	if (rc == 0)
+		rc = mat_aliases(c, mid, out, n);
 	db_read_end(c);
 	return rc;
 }
