@@ -77,6 +77,28 @@ def version(c, model, files=None, metadata=None, name=None, seal=False):
     return v
 
 
+# DESIGN.md's second-round routes that belong to open issues not built yet
+# (lifecycle, search, outbox, webhooks, triggers, the UI). The routes test
+# fails when one of these is built and still listed here.
+PLANNED_ROUTES = {
+    ("POST", "/v1/models/{model}/versions/{version}/archive"),
+    ("POST", "/v1/models/{model}/versions/{version}/unarchive"),
+    ("DELETE", "/v1/models/{model}/versions/{version}"),
+    ("GET", "/v1/search"),
+    ("GET", "/v1/refusals"),
+    ("GET", "/v1/models/{model}/triggers"),
+    ("PUT", "/v1/models/{model}/triggers"),
+    ("GET", "/v1/webhooks"),
+    ("POST", "/v1/webhooks"),
+    ("GET", "/v1/webhooks/{id}"),
+    ("DELETE", "/v1/webhooks/{id}"),
+    ("GET", "/v1/outbox"),
+    ("GET", "/ui/"),
+    ("GET", "/ui/models/{model}"),
+    ("GET", "/ui/models/{model}/versions/{version}"),
+}
+
+
 class OpenDaemonTest(unittest.TestCase):
     """No token file on loopback: everything allowed, as 'anonymous'."""
 
@@ -118,19 +140,34 @@ class OpenDaemonTest(unittest.TestCase):
             table.add((m, pattern.replace("{path*}", "{path}")))
         documented = {(m, p) for p, item in doc["paths"].items() for m in item}
         self.assertEqual(table, documented)
-        # Every route in DESIGN.md's Routes block is documented.
+        # Every route in DESIGN.md's Routes block is documented, except the
+        # second round's routes that are not built yet (PLANNED_ROUTES): one that
+        # is built must leave that list, one that is listed must not be built.
         design = os.path.join(SOURCE_ROOT, "..", "shared", "DESIGN.md")
         if os.path.exists(design):
             block = open(design).read().split("### Routes", 1)[1].split("```")[1]
+            planned_seen = set()
             for line in block.splitlines():
-                m = re.match(r"^(GET\|PUT|GET|POST|PUT|PATCH|DELETE)\s+(\S+)(.*)$", line.strip())
-                if not m:
+                # "METHOD[|METHOD] /path …", possibly several on a line; bare
+                # paths after the health line are GETs too.
+                words = line.split()
+                if not words or not re.match(r"^[A-Z|]+$", words[0]):
                     continue
-                methods, path = m.group(1).split("|"), m.group(2)
-                paths = [path] + re.findall(r"\s(/\S+)", m.group(3)) if path == "/livez" else [path]
-                for p in paths:
+                methods = None
+                for w in words:
+                    if re.match(r"^(GET|POST|PUT|PATCH|DELETE)(\|(GET|POST|PUT|PATCH|DELETE))*$", w):
+                        methods = w.split("|")
+                        continue
+                    if methods is None or not w.startswith("/"):
+                        continue
                     for meth in methods:
-                        self.assertIn(meth.lower(), doc["paths"].get(p, {}), f"{meth} {p}")
+                        if (meth, w) in PLANNED_ROUTES:
+                            planned_seen.add((meth, w))
+                            self.assertNotIn(meth.lower(), doc["paths"].get(w, {}),
+                                             f"{meth} {w} is built: remove it from PLANNED_ROUTES")
+                            continue
+                        self.assertIn(meth.lower(), doc["paths"].get(w, {}), f"{meth} {w}")
+            self.assertEqual(planned_seen, PLANNED_ROUTES, "PLANNED_ROUTES not in DESIGN.md")
         # Every $ref resolves and every schema is a valid JSON Schema once converted.
         import jsonschema
         for name, schema in API.converted["components"]["schemas"].items():
