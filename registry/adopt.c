@@ -293,9 +293,13 @@ int adopt_model_dir(struct reg_store *st, const char *name, json_t *report)
 
 		DB_STMT(c, VERSION_MAX_SEQ, s);
 		sqlite3_bind_int64(s, 1, mid);
-		if (sqlite3_step(s) == SQLITE_ROW)
+		rc = db_step(c, s, "numbering adopted versions");
+		if (rc > 0)
 			seq = sqlite3_column_int64(s, 0) + 1;
 		sqlite3_reset(s);
+		if (rc < 0)
+			goto done;
+		rc = 0;
 	}
 	for (size_t i = 0; i < vers.n; i++) {
 		struct reg_version existing;
@@ -393,17 +397,21 @@ int adopt_version_dir(struct reg_store *st, const char *model, const char *name)
 	return rc;
 }
 
-/* Adoption runs until it has finished once: a crash half way resumes at the next open. */
+/*
+ * Adoption runs until it has finished once: a crash half way resumes at the
+ * next open. 1 while pending, 0 when done, -errno when the db cannot say.
+ */
 int reg_adopt_pending(struct reg_store *st)
 {
 	struct reg_conn *c = db_read_begin(st);
 	sqlite3_stmt *s;
-	int rc = 1;
+	int rc;
 
 	DB_STMT(c, INFO_GET, s);
 	db_bind_text(s, 1, "adopted");
-	if (sqlite3_step(s) == SQLITE_ROW)
-		rc = 0;
+	rc = db_step(c, s, "reading whether the store was adopted");
+	if (rc >= 0)
+		rc = !rc;
 	sqlite3_reset(s);
 done:
 	db_read_end(c);

@@ -61,18 +61,23 @@ static int64_t disk_event_id(int root_fd, const char *model)
  * all or part of its directory. Older deletes completed on disk: a directory
  * under such a name is someone else's, left alone for fsck to report.
  */
-static void finish_deletes(struct reg_store *st, struct reg_conn *c, const char *model,
-			   int64_t mid, int64_t since)
+static int finish_deletes(struct reg_store *st, struct reg_conn *c, const char *model,
+			  int64_t mid, int64_t since)
 {
 	sqlite3_stmt *s = db_stmt(c, REG_SQL_EVENT_DELETED_SINCE);
 	int mfd = -1;
 	int removed = 0;
+	int more;
 
-	if (!s || st_openat_dir(st->root_fd, model, &mfd) < 0)
-		return;
+	if (!s)
+		return -EIO;
+	if (st_openat_dir(st->root_fd, model, &mfd) < 0) {
+		cm_err_clear();
+		return 0;
+	}
 	db_bind_text(s, 1, model);
 	sqlite3_bind_int64(s, 2, since);
-	while (sqlite3_step(s) == SQLITE_ROW) {
+	while ((more = db_step(c, s, "listing deleted versions")) > 0) {
 		char name[REG_NAME_MAX];
 		struct reg_version v;
 		int rc;
@@ -91,7 +96,10 @@ static void finish_deletes(struct reg_store *st, struct reg_conn *c, const char 
 	if (removed)
 		st_fsync_dir(mfd);
 	close(mfd);
+	if (more < 0)
+		return more;
 	cm_err_clear();
+	return 0;
 }
 
 /* 1 when the last event that made or removed the model is its delete. */
@@ -103,7 +111,8 @@ static int model_deleted(struct reg_conn *c, const char *model)
 	if (!s)
 		return 0;
 	db_bind_text(s, 1, model);
-	if (sqlite3_step(s) == SQLITE_ROW)
+	/* An error reads as "not deleted": nothing is removed on a doubt. */
+	if (db_step(c, s, "reading a model's last event") > 0)
 		deleted = !strcmp((const char *)sqlite3_column_text(s, 0), "model.delete");
 	sqlite3_reset(s);
 	return deleted;
@@ -223,13 +232,19 @@ int reg_reconcile(struct reg_store *st)
 			break;
 		}
 		db_bind_text(s, 1, models[i].name);
-		if (sqlite3_step(s) == SQLITE_ROW)
+		rc = db_step(c, s, "reading a model's last event");
+		if (rc > 0)
 			last = sqlite3_column_int64(s, 0);
 		sqlite3_reset(s);
+		if (rc < 0)
+			break;
+		rc = 0;
 		disk = disk_event_id(st->root_fd, models[i].name);
 		if (disk == last)
 			continue;
-		finish_deletes(st, c, models[i].name, models[i].id, disk);
+		rc = finish_deletes(st, c, models[i].name, models[i].id, disk);
+		if (rc < 0)
+			break;
 		rc = reg_materialize(st, c, models[i].name, NULL, MAT_ALIASES | MAT_VERSIONS);
 		if (rc < 0)
 			break;
@@ -321,17 +336,18 @@ static int in_versions(struct reg_version *v, size_t n, const char *name)
 	return 0;
 }
 
-static void check_sealed_files(struct fsck *f, struct reg_conn *c, int vfd, const char *model,
-			       const struct reg_version *v)
+static int check_sealed_files(struct fsck *f, struct reg_conn *c, int vfd, const char *model,
+			      const struct reg_version *v)
 {
 	struct reg_file *disk = NULL;
 	sqlite3_stmt *s = db_stmt(c, REG_SQL_FILE_LIST);
 	size_t nd = 0;
+	int rc;
 
 	if (!s)
-		return;
+		return -EIO;
 	sqlite3_bind_int64(s, 1, v->id);
-	while (sqlite3_step(s) == SQLITE_ROW) {
+	while ((rc = db_step(c, s, "listing a version's files")) > 0) {
 		const char *path = (const char *)sqlite3_column_text(s, 0);
 		int64_t size = sqlite3_column_int64(s, 1);
 		const char *sha = (const char *)sqlite3_column_text(s, 2);
@@ -357,24 +373,29 @@ static void check_sealed_files(struct fsck *f, struct reg_conn *c, int vfd, cons
 		close(fd);
 	}
 	sqlite3_reset(s);
+	if (rc < 0)
+		return rc;
 	/* Files on disk the seal did not record. */
-	if (st_list_files(vfd, &disk, &nd) == 0) {
-		for (size_t i = 0; i < nd; i++) {
-			sqlite3_stmt *q = NULL;
-			int known = 0;
+	rc = st_list_files(vfd, &disk, &nd);
+	for (size_t i = 0; rc == 0 && i < nd; i++) {
+		sqlite3_stmt *q = db_stmt(c, REG_SQL_FILE_GET);
+		int known;
 
-			if (sqlite3_prepare_v2(c->db, "SELECT 1 FROM files WHERE version_id = ?1 AND "
-					       "path = ?2", -1, &q, NULL) == SQLITE_OK) {
-				sqlite3_bind_int64(q, 1, v->id);
-				db_bind_text(q, 2, disk[i].path);
-				known = sqlite3_step(q) == SQLITE_ROW;
-			}
-			sqlite3_finalize(q);
-			if (!known)
-				report(f, REG_FSCK_EXTRA_FILE, 0, "%s/%s/%s", model, v->name, disk[i].path);
+		if (!q) {
+			rc = -EIO;
+			break;
 		}
+		sqlite3_bind_int64(q, 1, v->id);
+		db_bind_text(q, 2, disk[i].path);
+		known = db_step(c, q, "looking up a file record");
+		sqlite3_reset(q);
+		if (known < 0)
+			rc = known;
+		else if (!known)
+			report(f, REG_FSCK_EXTRA_FILE, 0, "%s/%s/%s", model, v->name, disk[i].path);
 	}
 	reg_files_free(disk, nd);
+	return rc;
 }
 
 static int check_model(struct fsck *f, struct reg_conn *c, const char *model, int64_t mid)
@@ -413,8 +434,10 @@ static int check_model(struct fsck *f, struct reg_conn *c, const char *model, in
 		free(text);
 		text = NULL;
 		if (vers[i].state != REG_DRAFT)
-			check_sealed_files(f, c, vfd, model, &vers[i]);
+			rc = check_sealed_files(f, c, vfd, model, &vers[i]);
 		close(vfd);
+		if (rc < 0)
+			goto done;
 	}
 	for (size_t i = 0; i < na; i++) {
 		char target[PATH_MAX];

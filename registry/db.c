@@ -30,41 +30,46 @@ static const char *const sql_text[REG_SQL_COUNT] = {
 #undef X
 };
 
+static const char *const sql_name[REG_SQL_COUNT] = {
+#define X(id, sql) [REG_SQL_##id] = #id,
+	REG_SQL_LIST(X)
+	REG_SQL_GIT_LIST(X)
+#undef X
+};
+
+int (*db_step_fault)(sqlite3_stmt *s);
+
+/* The -errno for a SQLite result code. */
+static int db_errno(int src)
+{
+	switch (src & 0xff) {
+	case SQLITE_CONSTRAINT:
+		return (src == SQLITE_CONSTRAINT_UNIQUE || src == SQLITE_CONSTRAINT_PRIMARYKEY) ? -EEXIST
+											 : -EINVAL;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return -EBUSY;
+	case SQLITE_FULL:
+		return -ENOSPC;
+	case SQLITE_NOMEM:
+		return -ENOMEM;
+	case SQLITE_READONLY:
+		return -EROFS;
+	case SQLITE_CANTOPEN:
+		return -ENOENT;
+	case SQLITE_PERM:
+	case SQLITE_AUTH:
+		return -EACCES;
+	default:
+		return -EIO;
+	}
+}
+
 int db_err(struct reg_conn *c, int src, const char *what)
 {
 	const char *msg = c && c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(src);
-	int rc;
 
-	switch (src & 0xff) {
-	case SQLITE_CONSTRAINT:
-		rc = (src == SQLITE_CONSTRAINT_UNIQUE || src == SQLITE_CONSTRAINT_PRIMARYKEY) ? -EEXIST
-											: -EINVAL;
-		break;
-	case SQLITE_BUSY:
-	case SQLITE_LOCKED:
-		rc = -EBUSY;
-		break;
-	case SQLITE_FULL:
-		rc = -ENOSPC;
-		break;
-	case SQLITE_NOMEM:
-		rc = -ENOMEM;
-		break;
-	case SQLITE_READONLY:
-		rc = -EROFS;
-		break;
-	case SQLITE_CANTOPEN:
-		rc = -ENOENT;
-		break;
-	case SQLITE_PERM:
-	case SQLITE_AUTH:
-		rc = -EACCES;
-		break;
-	default:
-		rc = -EIO;
-		break;
-	}
-	return cm_err_set(rc, "%s: %s (sqlite %d)", what, msg, src);
+	return cm_err_set(db_errno(src), "%s: %s (sqlite %d)", what, msg, src);
 }
 
 static int conn_exec(struct reg_conn *c, const char *sql, const char *what)
@@ -87,9 +92,13 @@ int db_migrate(sqlite3 *db)
 
 	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL) != SQLITE_OK)
 		return db_err(&c, sqlite3_errcode(db), "reading the schema version");
-	if (sqlite3_step(s) == SQLITE_ROW)
+	rc = db_step(&c, s, "reading the schema version");
+	if (rc > 0)
 		version = sqlite3_column_int(s, 0);
 	sqlite3_finalize(s);
+	if (rc < 0)
+		return rc;
+	rc = 0;
 	if (version > (int)reg_migrations_count)
 		return cm_err_set(-EPROTO, "the store's schema (version %d) is newer than this modelfs "
 				  "understands (%u); upgrade modelfs", version, reg_migrations_count);
@@ -175,11 +184,16 @@ int db_open(struct reg_store *st, const char *path, int readonly)
 		sqlite3_stmt *s = NULL;
 		int version = 0;
 
-		if (sqlite3_prepare_v2(st->readers[0].db, "PRAGMA user_version", -1, &s, NULL) ==
-			    SQLITE_OK &&
-		    sqlite3_step(s) == SQLITE_ROW)
+		if (sqlite3_prepare_v2(st->readers[0].db, "PRAGMA user_version", -1, &s, NULL) !=
+		    SQLITE_OK)
+			return db_err(&st->readers[0], sqlite3_errcode(st->readers[0].db),
+				      "reading the schema version");
+		rc = db_step(&st->readers[0], s, "reading the schema version");
+		if (rc > 0)
 			version = sqlite3_column_int(s, 0);
 		sqlite3_finalize(s);
+		if (rc < 0)
+			return rc;
 		if (version != (int)reg_migrations_count)
 			return cm_err_set(-EPROTO, "the store's schema is at version %d, this modelfs "
 					  "needs %u; open it once read-write to migrate",
@@ -341,15 +355,47 @@ sqlite3_stmt *db_stmt(struct reg_conn *c, enum reg_sql id)
 	return s;
 }
 
+/* The statement's name in REG_SQL_LIST, or the start of its text. */
+static void stmt_name(struct reg_conn *c, sqlite3_stmt *s, char *out, size_t n)
+{
+	const char *sql;
+
+	for (int i = 0; c && i < REG_SQL_COUNT; i++) {
+		if (c->stmt[i] == s) {
+			cm_strlcpy(out, sql_name[i], n);
+			return;
+		}
+	}
+	sql = sqlite3_sql(s);
+	snprintf(out, n, "%.40s", sql ? sql : "?");
+}
+
+int db_step(struct reg_conn *c, sqlite3_stmt *s, const char *what)
+{
+	const char *msg;
+	char name[64];
+	int src;
+
+	if (db_step_fault && (src = db_step_fault(s)) != SQLITE_OK)
+		goto fail;
+	src = sqlite3_step(s);
+	if (src == SQLITE_ROW)
+		return 1;
+	if (src == SQLITE_DONE)
+		return 0;
+fail:
+	stmt_name(c, s, name, sizeof(name));
+	msg = c && c->db && src == sqlite3_extended_errcode(c->db) ? sqlite3_errmsg(c->db)
+								     : sqlite3_errstr(src);
+	return cm_err_set(db_errno(src), "%s (%s): %s (sqlite %d)", what, name, msg, src);
+}
+
 int db_exec_stmt(struct reg_conn *c, sqlite3_stmt *s, const char *what)
 {
-	int src = sqlite3_step(s);
-	int rc = 0;
+	int rc = db_step(c, s, what);
 
-	if (src != SQLITE_DONE && src != SQLITE_ROW)
-		rc = db_err(c, src, what);
 	sqlite3_reset(s);
-	return rc;
+	return rc < 0 ? rc : 0;
 }
 
 void db_col_text(sqlite3_stmt *s, int col, char *dst, size_t n)

@@ -134,7 +134,7 @@ static int sealed_modes(struct reg_conn *c, int mfd, const struct reg_version *v
 		return rc;
 	DB_STMT(c, FILE_LIST, s);
 	sqlite3_bind_int64(s, 1, v->id);
-	while (sqlite3_step(s) == SQLITE_ROW) {
+	while ((rc = db_step(c, s, "listing a version's files")) > 0) {
 		const char *path = (const char *)sqlite3_column_text(s, 0);
 		int fd = -1;
 		struct stat sb;
@@ -234,18 +234,31 @@ static json_t *versions_summary(struct reg_conn *c, int64_t mid)
 		return NULL;
 	DB_STMT(c, VERSION_STATES, s);
 	sqlite3_bind_int64(s, 1, mid);
-	while (sqlite3_step(s) == SQLITE_ROW) {
+	while ((rc = db_step(c, s, "counting versions by state")) > 0) {
 		json_int_t n = sqlite3_column_int64(s, 1);
 
-		json_object_set_new(sum, (const char *)sqlite3_column_text(s, 0), json_integer(n));
+		if (json_object_set_new(sum, (const char *)sqlite3_column_text(s, 0),
+					json_integer(n)) < 0) {
+			rc = cm_err_set(-ENOMEM, "out of memory");
+			break;
+		}
 		total += n;
 	}
 	sqlite3_reset(s);
-	json_object_set_new(sum, "count", json_integer(total));
+	if (rc < 0)
+		goto done;
+	if (json_object_set_new(sum, "count", json_integer(total)) < 0) {
+		rc = cm_err_set(-ENOMEM, "out of memory");
+		goto done;
+	}
 	DB_STMT(c, VERSION_LATEST, s);
 	sqlite3_bind_int64(s, 1, mid);
-	if (sqlite3_step(s) == SQLITE_ROW)
-		json_object_set_new(sum, "latest", json_string((const char *)sqlite3_column_text(s, 0)));
+	rc = db_step(c, s, "reading the latest version");
+	if (rc > 0)
+		rc = json_object_set_new(sum, "latest",
+					 json_string((const char *)sqlite3_column_text(s, 0))) < 0
+			     ? cm_err_set(-ENOMEM, "out of memory")
+			     : 0;
 	sqlite3_reset(s);
 done:
 	if (rc < 0) {
@@ -304,9 +317,13 @@ static json_t *model_document(struct reg_conn *c, const char *model, int64_t mid
 	jal = jvers = NULL;
 	DB_STMT(c, MODEL_LAST_EVENT, s);
 	db_bind_text(s, 1, model);
-	if (sqlite3_step(s) == SQLITE_ROW)
+	rc = db_step(c, s, "reading a model's last event");
+	if (rc > 0)
 		last = sqlite3_column_int64(s, 0);
 	sqlite3_reset(s);
+	if (rc < 0)
+		goto done;
+	rc = 0;
 	/*
 	 * event_id goes first, so that opening a store reads a line per model
 	 * instead of parsing every model's version summary (check.c).
@@ -344,7 +361,7 @@ int mat_aliases(struct reg_conn *c, int64_t mid, struct reg_alias **out, size_t 
 
 	DB_STMT(c, ALIAS_LIST, s);
 	sqlite3_bind_int64(s, 1, mid);
-	while (sqlite3_step(s) == SQLITE_ROW) {
+	while ((rc = db_step(c, s, "listing aliases")) > 0) {
 		rc = cm_grow(&a, &cap, cnt + 1, sizeof(*a), 4);
 		if (rc < 0)
 			break;

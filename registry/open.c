@@ -126,8 +126,10 @@ int reg_store_open(const char *path, unsigned flags, struct reg_store **out)
 		st_fsync_dir(st->meta_fd);
 		st_fsync_dir(st->root_fd);
 	}
-	if (!(flags & REG_OPEN_READONLY) && reg_adopt_pending(st) == 1) {
-		rc = reg_adopt(st);
+	if (!(flags & REG_OPEN_READONLY)) {
+		rc = reg_adopt_pending(st);
+		if (rc == 1)
+			rc = reg_adopt(st);
 		if (rc < 0)
 			goto fail;
 	}

@@ -177,6 +177,17 @@ void db_note(struct reg_conn *c, const char *kind, const char *channel, const ch
 sqlite3_stmt *db_stmt(struct reg_conn *c, enum reg_sql id);
 /* Maps a SQLite result to -errno with a message about `what`. */
 int db_err(struct reg_conn *c, int src, const char *what);
+/*
+ * Steps s: 1 for a row, 0 when done, -errno for an error (detail names `what`,
+ * the statement and SQLite's message). Every step in registry/ goes through
+ * here, so that an error never reads as "no row" or "end of rows".
+ */
+int db_step(struct reg_conn *c, sqlite3_stmt *s, const char *what);
+/*
+ * Test hook: when set, called before every db_step(); a result other than
+ * SQLITE_OK is returned as if the step had failed with it (tests only).
+ */
+extern int (*db_step_fault)(sqlite3_stmt *s);
 /* Steps a statement expecting SQLITE_DONE; returns 0 or -errno. */
 int db_exec_stmt(struct reg_conn *c, sqlite3_stmt *s, const char *what);
 /* Copies a text column into a fixed buffer ("" for NULL). */

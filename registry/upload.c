@@ -292,15 +292,15 @@ static int file_row(struct reg_store *st, const char *model, const char *version
 	DB_STMT(c, FILE_GET, s);
 	sqlite3_bind_int64(s, 1, v->id);
 	db_bind_text(s, 2, path);
-	src = sqlite3_step(s);
-	if (src == SQLITE_ROW) {
+	src = db_step(c, s, "reading a file record");
+	if (src > 0) {
 		out->size = sqlite3_column_int64(s, 0);
 		db_col_text(s, 1, out->sha256, sizeof(out->sha256));
 		out->mode = (mode_t)sqlite3_column_int(s, 2);
-	} else if (src == SQLITE_DONE) {
+	} else if (src == 0) {
 		rc = cm_err_set(-ENOENT, "no file '%s' in %s/%s", path, model, version);
 	} else {
-		rc = db_err(c, src, "reading a file record");
+		rc = src;
 	}
 	sqlite3_reset(s);
 done:

@@ -52,13 +52,13 @@ int reg_version_row(struct reg_conn *c, int64_t model_id, const char *model, con
 	DB_STMT(c, VERSION_GET, s);
 	sqlite3_bind_int64(s, 1, model_id);
 	db_bind_text(s, 2, name);
-	src = sqlite3_step(s);
-	if (src == SQLITE_ROW)
+	src = db_step(c, s, "reading a version");
+	if (src > 0)
 		version_fill(s, model, out);
-	else if (src == SQLITE_DONE)
+	else if (src == 0)
 		rc = cm_err_set(-ENOENT, "no version '%s' of model '%s'", name, model);
 	else
-		rc = db_err(c, src, "reading a version");
+		rc = src;
 	sqlite3_reset(s);
 done:
 	return rc;
@@ -92,14 +92,14 @@ int reg_versions_query(struct reg_conn *c, int64_t mid, const char *model,
 	if (f && f->validation_status)
 		db_bind_text(s, 4, f->validation_status);
 	sqlite3_bind_int64(s, 5, f && f->limit ? (int64_t)f->limit : -1);
-	while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+	while ((src = db_step(c, s, "listing versions")) > 0) {
 		rc = cm_grow(&v, &cap, cnt + 1, sizeof(*v), 16);
 		if (rc < 0)
 			break;
 		version_fill(s, model, &v[cnt++]);
 	}
-	if (rc == 0 && src != SQLITE_DONE)
-		rc = db_err(c, src, "listing versions");
+	if (rc == 0 && src < 0)
+		rc = src;
 	sqlite3_reset(s);
 	if (rc == 0) {
 		*out = v;
@@ -181,9 +181,13 @@ int reg_version_create(struct reg_store *st, const struct reg_actor *who, const 
 		goto done;
 	DB_STMT(c, VERSION_MAX_SEQ, s);
 	sqlite3_bind_int64(s, 1, mid);
-	if (sqlite3_step(s) == SQLITE_ROW)
+	rc = db_step(c, s, "numbering a new version");
+	if (rc > 0)
 		seq = sqlite3_column_int64(s, 0) + 1;
 	sqlite3_reset(s);
+	if (rc < 0)
+		goto done;
+	rc = 0;
 	if (!name || !name[0]) {
 		/* v<N+1>, skipping names already taken by explicitly named versions. */
 		for (int64_t k = seq;; k++) {
@@ -267,19 +271,31 @@ int reg_version_list(struct reg_store *st, const char *model, const struct reg_v
 	return rc;
 }
 
-/* The alias names that point at version vid, as a JSON array. */
-static json_t *aliases_of(struct reg_conn *c, int64_t vid)
+/* The alias names that point at version vid, as a new JSON array in *out. */
+static int aliases_of(struct reg_conn *c, int64_t vid, json_t **out)
 {
 	json_t *a = json_array();
-	sqlite3_stmt *s = db_stmt(c, REG_SQL_ALIAS_BY_VERSION);
+	sqlite3_stmt *s;
+	int rc;
 
-	if (!s || !a)
-		return a;
+	if (!a)
+		return cm_err_set(-ENOMEM, "out of memory");
+	DB_STMT(c, ALIAS_BY_VERSION, s);
 	sqlite3_bind_int64(s, 1, vid);
-	while (sqlite3_step(s) == SQLITE_ROW)
-		json_array_append_new(a, json_string((const char *)sqlite3_column_text(s, 0)));
+	while ((rc = db_step(c, s, "listing a version's aliases")) > 0) {
+		if (json_array_append_new(a, json_string((const char *)sqlite3_column_text(s, 0)))) {
+			rc = cm_err_set(-ENOMEM, "out of memory");
+			break;
+		}
+	}
 	sqlite3_reset(s);
-	return a;
+	if (rc == 0) {
+		*out = a;
+		a = NULL;
+	}
+done:
+	json_decref(a);
+	return rc;
 }
 
 int reg_version_metadata_get(struct reg_store *st, const char *model, const char *version,
@@ -287,21 +303,25 @@ int reg_version_metadata_get(struct reg_store *st, const char *model, const char
 {
 	struct reg_conn *c = db_read_begin(st);
 	struct reg_version v;
-	json_t *rec = NULL;
+	json_t *rec = NULL, *al = NULL;
 	int64_t mid;
 	int rc;
 
 	rc = lookup(c, model, version, &mid, &v);
 	if (rc == 0)
 		rc = reg_record_load(c, v.id, &rec);
+	if (rc == 0)
+		rc = aliases_of(c, v.id, &al);
 	if (rc == 0) {
 		if (!json_object_get(rec, "model_name"))
 			json_object_set_new(rec, "model_name", json_string(model));
 		if (!json_object_get(rec, "version"))
 			json_object_set_new(rec, "version", json_string(version));
-		json_object_set_new(rec, "deployed_to", aliases_of(c, v.id));
+		json_object_set_new(rec, "deployed_to", al);
 		*out = rec;
+		rec = NULL;
 	}
+	json_decref(rec);
 	db_read_end(c);
 	return rc;
 }
@@ -803,7 +823,9 @@ int reg_version_archive(struct reg_store *st, const struct reg_actor *who, const
 				version);
 		goto done;
 	}
-	al = aliases_of(c, v.id);
+	rc = aliases_of(c, v.id, &al);
+	if (rc < 0)
+		goto done;
 	if (json_array_size(al)) {
 		rc = cm_err_set(-EBUSY, "version %s/%s is the target of alias '%s'", model, version,
 				json_string_value(json_array_get(al, 0)));
@@ -847,7 +869,9 @@ int reg_version_delete(struct reg_store *st, const struct reg_actor *who, const 
 	rc = lookup(c, model, version, &mid, &v);
 	if (rc < 0)
 		goto done;
-	al = aliases_of(c, v.id);
+	rc = aliases_of(c, v.id, &al);
+	if (rc < 0)
+		goto done;
 	if (json_array_size(al)) {
 		rc = cm_err_set(-EBUSY, "version %s/%s is the target of alias '%s'", model, version,
 				json_string_value(json_array_get(al, 0)));
@@ -903,7 +927,7 @@ static int files_recorded(struct reg_conn *c, int64_t vid, struct reg_file **out
 
 	DB_STMT(c, FILE_LIST, s);
 	sqlite3_bind_int64(s, 1, vid);
-	while (sqlite3_step(s) == SQLITE_ROW) {
+	while ((rc = db_step(c, s, "listing a version's files")) > 0) {
 		rc = cm_grow(&v, &cap, cnt + 1, sizeof(*v), 8);
 		if (rc < 0)
 			break;
