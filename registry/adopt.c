@@ -201,9 +201,10 @@ int adopt_model_dir(struct reg_store *st, const char *name, json_t *report)
 			close(dfd);
 		goto done;
 	}
-	while ((de = readdir(d)) != NULL) {
+	while ((rc = cm_readdir(d, &de)) > 0) {
 		struct stat sb;
 
+		rc = 0;
 		if (de->d_name[0] == '.' || !strcmp(de->d_name, REG_METADATA_FILE))
 			continue;
 		if (fstatat(mfd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0)
@@ -237,6 +238,10 @@ int adopt_model_dir(struct reg_store *st, const char *name, json_t *report)
 		}
 		if (rc < 0)
 			goto done;
+	}
+	if (rc < 0) {
+		rc = cm_err_wrap(rc, "listing '%s'", name);
+		goto done;
 	}
 	if (vers.n)
 		qsort(vers.v, vers.n, sizeof(*vers.v), vers_cmp);
@@ -448,14 +453,16 @@ int reg_adopt(struct reg_store *st)
 	DIR *d;
 	int dfd = openat(st->root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	int rc = 0;
+	int more = 0;
 
 	d = dfd >= 0 ? fdopendir(dfd) : NULL;
 	if (!d) {
+		rc = cm_err_set(-errno, "listing the store: %s", strerror(errno));
 		if (dfd >= 0)
 			close(dfd);
-		return cm_err_set(-errno, "listing the store: %s", strerror(errno));
+		return rc;
 	}
-	while ((de = readdir(d)) != NULL) {
+	while ((more = cm_readdir(d, &de)) > 0) {
 		struct stat sb;
 
 		if (de->d_name[0] == '.' || reg_name_model_check(de->d_name) < 0)
@@ -468,6 +475,12 @@ int reg_adopt(struct reg_store *st)
 		}
 	}
 	closedir(d);
+	if (rc == 0 && more < 0)
+		rc = cm_err_wrap(more, "listing the store");
+	if (rc < 0) {
+		names_free(&models);
+		return rc;
+	}
 	cm_err_clear();
 	for (size_t i = 0; rc == 0 && i < models.n; i++)
 		rc = adopt_model_dir(st, models.v[i], NULL);

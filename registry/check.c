@@ -145,9 +145,10 @@ static int remove_model_remains(struct reg_store *st, const char *model)
 	/* Pass 0 checks that everything is ours, pass 1 removes it. */
 	for (pass = 0; rc == 0 && pass < 2; pass++) {
 		rewinddir(d);
-		while (rc == 0 && (de = readdir(d)) != NULL) {
+		while (rc == 0 && (rc = cm_readdir(d, &de)) > 0) {
 			int ours;
 
+			rc = 0;
 			if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 				continue;
 			if (!strcmp(de->d_name, REG_METADATA_FILE))
@@ -181,6 +182,7 @@ static void finish_model_deletes(struct reg_store *st, struct reg_conn *c,
 	DIR *d;
 	int dfd = openat(st->root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	int removed = 0;
+	int more;
 
 	d = dfd >= 0 ? fdopendir(dfd) : NULL;
 	if (!d) {
@@ -188,7 +190,7 @@ static void finish_model_deletes(struct reg_store *st, struct reg_conn *c,
 			close(dfd);
 		return;
 	}
-	while ((de = readdir(d)) != NULL) {
+	while ((more = cm_readdir(d, &de)) > 0) {
 		struct stat sb;
 		int known = 0;
 		int rc;
@@ -206,6 +208,8 @@ static void finish_model_deletes(struct reg_store *st, struct reg_conn *c,
 						       de->d_name));
 		removed |= rc == 0;
 	}
+	if (more < 0)
+		reg_disk_error(st, cm_err_wrap(more, "looking for deleted models' remains"));
 	closedir(d);
 	if (removed)
 		st_fsync_dir(st->root_fd);
@@ -453,7 +457,13 @@ static int check_model(struct fsck *f, struct reg_conn *c, const char *model, in
 	}
 	dfd = openat(mfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	d = dfd >= 0 ? fdopendir(dfd) : NULL;
-	while (d && (de = readdir(d)) != NULL) {
+	if (!d) {
+		rc = cm_err_set(-errno, "listing '%s': %s", model, strerror(errno));
+		if (dfd >= 0)
+			close(dfd);
+		goto done;
+	}
+	while ((rc = cm_readdir(d, &de)) > 0) {
 		struct stat sb;
 		int known = 0;
 
@@ -485,6 +495,10 @@ static int check_model(struct fsck *f, struct reg_conn *c, const char *model, in
 			}
 		}
 	}
+	if (rc < 0) {
+		rc = cm_err_wrap(rc, "listing '%s'", model);
+		goto done;
+	}
 	if (mat_model_text(c, model, &text) == 0 && !file_same(mfd, REG_METADATA_FILE, text)) {
 		/* Only a generated file that is out of date; the event id says why. */
 		report(f, REG_FSCK_METADATA, 1, "%s/%s", model, REG_METADATA_FILE);
@@ -515,7 +529,14 @@ static int adopt_extra_versions(struct reg_store *st, const char *model)
 		return rc;
 	dfd = openat(mfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	d = dfd >= 0 ? fdopendir(dfd) : NULL;
-	while (d && (de = readdir(d)) != NULL) {
+	if (!d) {
+		rc = cm_err_set(-errno, "listing '%s': %s", model, strerror(errno));
+		if (dfd >= 0)
+			close(dfd);
+		close(mfd);
+		return rc;
+	}
+	while ((rc = cm_readdir(d, &de)) > 0) {
 		struct reg_version v;
 		struct stat sb;
 
@@ -529,11 +550,12 @@ static int adopt_extra_versions(struct reg_store *st, const char *model)
 		if (rc < 0)
 			break;
 	}
-	if (d)
-		closedir(d);
+	closedir(d);
 	close(mfd);
+	if (rc < 0)
+		return rc;
 	cm_err_clear();
-	return rc;
+	return 0;
 }
 
 int reg_store_fsck(struct reg_store *st, int repair, int hash, reg_fsck_cb cb, void *ctx)
@@ -567,12 +589,18 @@ int reg_store_fsck(struct reg_store *st, int repair, int hash, reg_fsck_cb cb, v
 			rc = adopt_extra_versions(st, models[i].name);
 	}
 	/* Model directories the db does not know. */
-	dfd = openat(st->root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	dfd = rc == 0 ? openat(st->root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
 	d = dfd >= 0 ? fdopendir(dfd) : NULL;
-	while (rc == 0 && d && (de = readdir(d)) != NULL) {
+	if (rc == 0 && !d) {
+		rc = cm_err_set(-errno, "listing the store: %s", strerror(errno));
+		if (dfd >= 0)
+			close(dfd);
+	}
+	while (rc == 0 && d && (rc = cm_readdir(d, &de)) > 0) {
 		struct stat sb;
 		int known = 0;
 
+		rc = 0;
 		if (de->d_name[0] == '.' || reg_name_model_check(de->d_name) < 0)
 			continue;
 		if (fstatat(st->root_fd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0 ||

@@ -189,10 +189,11 @@ static int aliases_write(int mfd, struct reg_alias *a, size_t n, int scan)
 		return cm_err_set(-errno, "reopening a directory: %s", strerror(errno));
 	d = fdopendir(dfd);
 	if (!d) {
+		rc = cm_err_set(-errno, "listing a model directory: %s", strerror(errno));
 		close(dfd);
-		return cm_err_set(-errno, "listing a model directory: %s", strerror(errno));
+		return rc;
 	}
-	while ((de = readdir(d)) != NULL) {
+	while ((rc = cm_readdir(d, &de)) > 0) {
 		char target[PATH_MAX];
 		ssize_t len;
 
@@ -214,7 +215,7 @@ static int aliases_write(int mfd, struct reg_alias *a, size_t n, int scan)
 			changed = 1;
 	}
 	closedir(d);
-	return changed;
+	return rc < 0 ? rc : changed;
 }
 
 /*

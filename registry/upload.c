@@ -322,10 +322,12 @@ int reg_version_file_open(struct reg_store *st, const char *model, const char *v
 		rc = file_row(st, model, version, path, &v, &info);
 	if (rc == 0)
 		rc = reg_version_dir_open(st, model, version, &vfd);
-	if (rc == 0)
+	if (rc == 0) {
+		/* v is only known here: a failed lookup above leaves it unset. */
 		rc = st_openat_path(vfd, path, O_RDONLY, 0, &f);
-	if (rc == -ELOOP || rc == -ENOTDIR || (rc == -ENOENT && v.state == REG_DRAFT))
-		rc = cm_err_set(-ENOENT, "no file '%s' in %s/%s", path, model, version);
+		if (rc == -ELOOP || rc == -ENOTDIR || (rc == -ENOENT && v.state == REG_DRAFT))
+			rc = cm_err_set(-ENOENT, "no file '%s' in %s/%s", path, model, version);
+	}
 	if (rc < 0)
 		goto done;
 	if (fstat(f, &sb) < 0) {

@@ -735,6 +735,8 @@ int reg_version_seal(struct reg_store *st, const struct reg_actor *who, const ch
 		goto done;
 	if (v.state != REG_DRAFT) {
 		rc = 0; /* sealed meanwhile by another path; idempotent */
+		if (out)
+			*out = v;
 		goto done;
 	}
 	for (size_t i = 0; i < n; i++) {
