@@ -98,7 +98,6 @@ int db_migrate(sqlite3 *db)
 	sqlite3_finalize(s);
 	if (rc < 0)
 		return rc;
-	rc = 0;
 	if (version > (int)reg_migrations_count)
 		return cm_err_set(-EPROTO, "the store's schema (version %d) is newer than this modelfs "
 				  "understands (%u); upgrade modelfs", version, reg_migrations_count);
@@ -161,6 +160,73 @@ static void conn_close(struct reg_conn *c)
 	}
 }
 
+/* What the start-up integrity check may spend; a larger db is opened after that much checked. */
+#define DB_CHECK_BUDGET_US (20 * 1000000LL)
+
+static int check_progress(void *deadline)
+{
+	return cm_time_now_us() > *(const int64_t *)deadline;
+}
+
+static int db_damaged(const char *path, const char *what)
+{
+	(void)path; /* the caller names the store; the message must fit CM_ERR_MAX */
+	return cm_err_set(-EUCLEAN, "its registry database .modelfs/" REG_DB_NAME " is damaged "
+			  "(%.80s) and modelfs will not open it. Stop every modelfs on this store, "
+			  "restore .modelfs/" REG_DB_NAME " from a backup (remove the -wal and -shm "
+			  "files beside it), then run `modelfs fsck STORE`. Without a backup, move "
+			  ".modelfs aside and run `modelfs init STORE` to adopt the volume afresh "
+			  "(history and aliases' past are lost)", what);
+}
+
+/*
+ * PRAGMA quick_check, stopped at the first problem and after
+ * DB_CHECK_BUDGET_US (a db too large to finish in that is opened: the
+ * pages read so far were sound). -EUCLEAN with what to do when damaged.
+ */
+static int db_check(struct reg_conn *c, const char *path)
+{
+	int64_t deadline = cm_time_now_us() + DB_CHECK_BUDGET_US;
+	sqlite3_stmt *s = NULL;
+	char first[256] = "";
+	int src;
+	int rc;
+
+	sqlite3_progress_handler(c->db, 1000, check_progress, &deadline);
+	src = sqlite3_prepare_v2(c->db, "PRAGMA quick_check(1)", -1, &s, NULL);
+	if (src != SQLITE_OK) {
+		rc = -EIO;
+	} else {
+		rc = db_step(c, s, "checking the database");
+		if (rc > 0)
+			db_col_text(s, 0, first, sizeof(first));
+		src = rc < 0 ? sqlite3_extended_errcode(c->db) : SQLITE_OK;
+	}
+	if (src != SQLITE_OK)
+		cm_strlcpy(first, sqlite3_errmsg(c->db), sizeof(first));
+	sqlite3_finalize(s);
+	sqlite3_progress_handler(c->db, 0, NULL, NULL);
+	if (src == SQLITE_INTERRUPT)
+		return 0;
+	if ((src & 0xff) == SQLITE_CORRUPT || (src & 0xff) == SQLITE_NOTADB)
+		return db_damaged(path, first);
+	if (rc < 0)
+		return src == SQLITE_OK ? rc : db_err(c, src, "checking the database");
+	if (strcmp(first, "ok"))
+		return db_damaged(path, first[0] ? first : "quick_check gave no answer");
+	return 0;
+}
+
+/* An open that failed on a damaged file says so, and what to do. */
+static int open_failed(struct reg_conn *c, const char *path, int rc)
+{
+	int src = c->db ? sqlite3_extended_errcode(c->db) : SQLITE_OK;
+
+	if ((src & 0xff) == SQLITE_CORRUPT || (src & 0xff) == SQLITE_NOTADB)
+		return db_damaged(path, sqlite3_errmsg(c->db));
+	return rc;
+}
+
 int db_open(struct reg_store *st, const char *path, int readonly)
 {
 	int rc;
@@ -169,6 +235,9 @@ int db_open(struct reg_store *st, const char *path, int readonly)
 	if (!readonly) {
 		rc = conn_open(&st->writer, path, 0);
 		if (rc < 0)
+			return open_failed(&st->writer, path, rc);
+		rc = db_check(&st->writer, path);
+		if (rc < 0)
 			return rc;
 		rc = db_migrate(st->writer.db);
 		if (rc < 0)
@@ -176,6 +245,11 @@ int db_open(struct reg_store *st, const char *path, int readonly)
 	}
 	for (int i = 0; i < REG_READERS; i++) {
 		rc = conn_open(&st->readers[i], path, 1);
+		if (rc < 0)
+			return open_failed(&st->readers[i], path, rc);
+	}
+	if (readonly) {
+		rc = db_check(&st->readers[0], path);
 		if (rc < 0)
 			return rc;
 	}

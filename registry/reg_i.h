@@ -26,7 +26,9 @@
 	X(MODEL_DELETE, "DELETE FROM models WHERE id = ?1") \
 	X(MODEL_POLICY_GET, "SELECT policy FROM models WHERE id = ?1") \
 	X(MODEL_POLICY_SET, "UPDATE models SET policy = ?2 WHERE id = ?1") \
-	X(MODEL_LAST_EVENT, "SELECT coalesce(max(id), 0) FROM events WHERE model = ?1") \
+	/* git.* events change nothing materialised: <model>/metadata.json's event_id skips them. */ \
+	X(MODEL_LAST_EVENT, "SELECT coalesce((SELECT id FROM events WHERE model = ?1 " \
+		"AND kind NOT LIKE 'git.%' ORDER BY id DESC LIMIT 1), 0)") \
 	X(VERSION_INSERT, "INSERT INTO versions(model_id, name, seq, state, created_at, metadata, " \
 		"git_commit, training_data_hash, validation_status, parent_version) " \
 		"VALUES (?1, ?2, ?3, 'draft', ?4, ?5, ?6, ?7, ?8, ?9)") \
