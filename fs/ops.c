@@ -1001,6 +1001,9 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		if (fd < 0)
 			rc = -errno;
 	}
+	/* A sealed file changed on the volume behind the registry is never served. */
+	if (rc == 0 && !writing && in->kind == FS_CONTENT && !in->is_meta)
+		rc = reg_file_check(m->st, in->model, in->version, NULL, fd);
 	if (rc == 0 && !(f = file_new(m, fd)))
 		rc = -ENOMEM;
 	if (rc < 0 || !f) {

@@ -162,6 +162,7 @@ static int record_version(struct reg_conn *c, int64_t mid, const char *model, in
 		sqlite3_bind_int64(s, 3, a->files[i].size);
 		db_bind_text(s, 4, a->files[i].sha256);
 		sqlite3_bind_int(s, 5, (int)a->files[i].mode);
+		integ_stat_bind(s, 6, &a->files[i]);
 		rc = db_exec_stmt(c, s, "adopting a file");
 		if (rc < 0)
 			goto done;

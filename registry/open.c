@@ -74,6 +74,7 @@ int reg_store_open(const char *path, unsigned flags, struct reg_store **out)
 	st->root_fd = st->meta_fd = st->lock_fd = -1;
 	st->flags = flags;
 	pthread_mutex_init(&st->live_mu, NULL);
+	pthread_mutex_init(&st->integ_mu, NULL);
 	pthread_cond_init(&st->live_cv, NULL);
 	st->path = strdup(path);
 	if (!st->path) {
@@ -135,6 +136,8 @@ int reg_store_open(const char *path, unsigned flags, struct reg_store **out)
 	}
 	if (!(flags & (REG_OPEN_READONLY | REG_OPEN_NO_RECONCILE))) {
 		rc = reg_reconcile(st);
+		if (rc == 0)
+			rc = integ_backfill(st);
 		if (rc < 0)
 			goto fail;
 	}
@@ -157,6 +160,8 @@ void reg_store_close(struct reg_store *st)
 	if (st->root_fd >= 0)
 		close(st->root_fd);
 	pthread_mutex_destroy(&st->live_mu);
+	integ_free(st);
+	pthread_mutex_destroy(&st->integ_mu);
 	pthread_cond_destroy(&st->live_cv);
 	free(st->live);
 	free(st->path);

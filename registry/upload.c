@@ -297,6 +297,9 @@ static int file_row(struct reg_store *st, const char *model, const char *version
 		out->size = sqlite3_column_int64(s, 0);
 		db_col_text(s, 1, out->sha256, sizeof(out->sha256));
 		out->mode = (mode_t)sqlite3_column_int(s, 2);
+		out->ino = sqlite3_column_int64(s, 3);
+		out->mtime_ns = sqlite3_column_int64(s, 4);
+		out->ctime_ns = sqlite3_column_int64(s, 5);
 	} else if (src == 0) {
 		rc = cm_err_set(-ENOENT, "no file '%s' in %s/%s", path, model, version);
 	} else {
@@ -339,11 +342,12 @@ int reg_version_file_open(struct reg_store *st, const char *model, const char *v
 				version);
 		goto done;
 	}
-	if (v.state != REG_DRAFT && sb.st_size != info.size) {
-		rc = cm_err_set(-EIO, "%s/%s/%s is %lld bytes on disk but was sealed at %lld: the "
-				"volume was changed behind modelfs (run modelfs fsck)", model, version,
-				path, (long long)sb.st_size, (long long)info.size);
-		goto done;
+	if (v.state != REG_DRAFT) {
+		info.path = (char *)path; /* borrowed for the check only */
+		rc = integ_verify(st, model, version, v.id, &info, f);
+		info.path = NULL;
+		if (rc < 0)
+			goto done;
 	}
 	info.size = sb.st_size;
 	info.mode = sb.st_mode & 07777;

@@ -629,6 +629,8 @@ int ver_seal_files(int vfd, struct reg_file *files, size_t n, int64_t *total)
 		}
 		if (rc == 0 && fchmod(fd, f->mode & 07555) < 0)
 			rc = cm_err_set(-errno, "write-protecting '%s': %s", f->path, strerror(errno));
+		if (rc == 0)
+			rc = integ_stat_take(fd, f);
 		close(fd);
 		if (rc < 0)
 			break;
@@ -746,6 +748,7 @@ int reg_version_seal(struct reg_store *st, const struct reg_actor *who, const ch
 		sqlite3_bind_int64(s, 3, files[i].size);
 		db_bind_text(s, 4, files[i].sha256);
 		sqlite3_bind_int(s, 5, (int)files[i].mode);
+		integ_stat_bind(s, 6, &files[i]);
 		rc = db_exec_stmt(c, s, "recording a file");
 		if (rc < 0)
 			goto done;

@@ -12,6 +12,7 @@
 usage: test_integrity.py /path/to/modelfs
 """
 import os
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -143,6 +144,120 @@ class GitTagFsckTest(unittest.TestCase):
         p = modelfs("fsck", d.store)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         self.assertNotIn("metadata-differs", p.stdout)
+
+
+class SealedFileTest(unittest.TestCase):
+    """A sealed file changed on the raw volume: refused by the mount and over HTTP."""
+
+    def setUp(self):
+        self.d = fsutil.Daemon(MODELFS)
+        self.d.start()
+        self.d.url = f"http://127.0.0.1:{self.d.port}"
+        call(self.d, "POST", "/v1/models", expect=201, json={"name": "m"})
+        self.v1 = register(self.d, "m", "v1", {"a.bin": b"A" * 16, "b.bin": b"B" * 16,
+                                               "c.bin": b"C" * 16})
+
+    def tearDown(self):
+        self.d.cleanup()
+
+    def raw(self, name):
+        return os.path.join(self.d.store, "m", "v1", name)
+
+    def mount_read(self, name):
+        with open(os.path.join(self.d.mnt, "m", "v1", name), "rb") as f:
+            return f.read()
+
+    def http_get(self, name):
+        return requests.get(f"{self.d.url}/v1/models/m/versions/v1/files/{name}", timeout=10)
+
+    def metric(self, name):
+        text = requests.get(self.d.url + "/metrics", timeout=10).text
+        for line in text.splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        raise AssertionError(f"no metric {name}")
+
+    def assert_refused(self, name):
+        with self.assertRaises(OSError) as cm:
+            self.mount_read(name)
+        self.assertEqual(cm.exception.errno, 5, cm.exception)  # EIO
+        r = self.http_get(name)
+        self.assertEqual(r.status_code, 500, r.text)
+        self.assertEqual(r.json()["error"]["code"], "io_error")
+        self.assertIn(f"m/v1/{name} changed on the volume after it was sealed",
+                      r.json()["error"]["message"])
+        self.assertNotIn("ETag", r.headers)
+
+    def test_edited_touched_and_untouched(self):
+        d = self.d
+        # Served before anything changed, through both front ends.
+        for name, byte in (("a.bin", b"A"), ("b.bin", b"B"), ("c.bin", b"C")):
+            self.assertEqual(self.mount_read(name), byte * 16)
+            self.assertEqual(self.http_get(name).status_code, 200)
+        self.assertEqual(self.metric("modelfs_integrity_mismatches_total"), 0)
+        # Same size, new bytes, mtime put back: the ctime still tells.
+        st = os.stat(self.raw("a.bin"))
+        os.chmod(self.raw("a.bin"), 0o644)
+        with open(self.raw("a.bin"), "r+b") as f:
+            f.write(b"X" * 16)
+        os.chmod(self.raw("a.bin"), st.st_mode & 0o7777)
+        os.utime(self.raw("a.bin"), ns=(st.st_atime_ns, st.st_mtime_ns))
+        self.assertEqual(os.path.getsize(self.raw("a.bin")), 16)
+        self.assert_refused("a.bin")
+        self.assert_refused("a.bin")
+        # Only touched: refused too.
+        os.utime(self.raw("b.bin"))
+        self.assert_refused("b.bin")
+        # Untouched: still served, with its recorded ETag.
+        self.assertEqual(self.mount_read("c.bin"), b"C" * 16)
+        r = self.http_get("c.bin")
+        self.assertEqual(r.status_code, 200)
+        self.assertEqual(r.content, b"C" * 16)
+        self.assertTrue(r.headers["ETag"].startswith('"'))
+        # One event per file, however often it was refused.
+        ev = d.events(model="m", kind="integrity.mismatch")
+        self.assertEqual(sorted(e["version"] for e in ev), ["v1", "v1"], ev)
+        self.assertEqual(self.metric("modelfs_integrity_mismatched_files"), 2)
+        self.assertGreaterEqual(self.metric("modelfs_integrity_mismatches_total"), 6)
+        # /readyz stays ready (the volume is shared by every replica) but says so.
+        r = requests.get(d.url + "/readyz", timeout=10)
+        self.assertEqual(r.status_code, 200)
+        self.assertEqual(r.json()["integrity_mismatches"], 2)
+        self.assertIn("changed on the volume", r.json()["warning"])
+        # The integrity events leave <model>/metadata.json current for fsck; fsck's
+        # re-hash finds a.bin's bytes changed.
+        p = modelfs("fsck", d.store)
+        self.assertNotIn("metadata-differs", p.stdout)
+        self.assertIn("m/v1/a.bin", p.stdout)
+        self.assertNotIn("m/v1/c.bin", p.stdout)
+
+    def test_replaced_file_and_backfill(self):
+        d = self.d
+        # A file replaced by another inode (same name, size and bytes) is refused.
+        os.chmod(os.path.dirname(self.raw("c.bin")), 0o755)
+        tmp = self.raw(".c.bin.new")
+        with open(tmp, "wb") as f:
+            f.write(b"C" * 16)
+        os.chmod(tmp, 0o444)
+        os.rename(tmp, self.raw("c.bin"))
+        self.assert_refused("c.bin")
+        # Versions sealed before the stat was recorded: recorded at the next start.
+        self.assertEqual(d.stop(), 0)
+        db = sqlite3.connect(os.path.join(d.store, ".modelfs", "registry.db"))
+        db.execute("UPDATE files SET ino = NULL, mtime_ns = NULL, ctime_ns = NULL")
+        db.commit()
+        db.close()
+        d.start()
+        d.url = f"http://127.0.0.1:{d.port}"
+        self.assertEqual(len(d.events(kind="integrity.backfill")), 1)
+        db = sqlite3.connect(f"file:{d.store}/.modelfs/registry.db?mode=ro", uri=True)
+        self.assertEqual(db.execute("SELECT count(*) FROM files WHERE ino IS NULL").fetchone()[0],
+                         0)
+        db.close()
+        self.assertEqual(self.mount_read("a.bin"), b"A" * 16)
+        self.assertEqual(self.http_get("c.bin").status_code, 200)
+        os.utime(self.raw("a.bin"))
+        self.assert_refused("a.bin")
 
 
 def main():
