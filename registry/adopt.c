@@ -96,7 +96,7 @@ static json_t *read_record(struct reg_store *st, int vfd, const char *model, con
 		keep_original(st, vfd, model, version);
 		return json_object();
 	}
-	rec = json_loads(data, 0, &jerr);
+	rec = reg_json_loads(data, &jerr);
 	free(data);
 	if (!rec) {
 		json_array_append_new(notes, json_sprintf("%s/%s/metadata.json is not JSON (%s, line "

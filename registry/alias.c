@@ -48,7 +48,7 @@ static int policy_load(struct reg_conn *c, int64_t mid, json_t **out)
 	sqlite3_bind_int64(s, 1, mid);
 	rc = db_step(c, s, "reading a model's policy");
 	if (rc > 0 && sqlite3_column_type(s, 0) != SQLITE_NULL)
-		p = json_loads((const char *)sqlite3_column_text(s, 0), 0, &jerr);
+		p = reg_json_loads((const char *)sqlite3_column_text(s, 0), &jerr);
 	sqlite3_reset(s);
 	if (rc < 0)
 		goto done;
@@ -209,18 +209,24 @@ static int opts_check(const char *alias, const struct reg_alias_opts *o)
 	return reason_check(o->reason);
 }
 
+/* The event detail of an alias change; NULL when out of memory (never a partial one). */
 static json_t *change_detail(const struct reg_alias_opts *o, int percent, const char *how)
 {
 	json_t *d = json_object();
+	int bad = !d;
 
-	if (percent >= 0)
-		json_object_set_new(d, "percent", json_integer(percent));
-	if (o && o->force)
-		json_object_set_new(d, "force", json_true());
-	if (o && o->reason && o->reason[0])
-		json_object_set_new(d, "reason", json_string(o->reason));
-	if (how)
-		json_object_set_new(d, "via", json_string(how));
+	if (d && percent >= 0)
+		bad |= json_object_set_new(d, "percent", json_integer(percent));
+	if (d && o && o->force)
+		bad |= json_object_set_new(d, "force", json_true());
+	if (d && o && o->reason && o->reason[0])
+		bad |= json_object_set_new(d, "reason", json_string(o->reason));
+	if (d && how)
+		bad |= json_object_set_new(d, "via", json_string(how));
+	if (bad) {
+		json_decref(d);
+		return NULL;
+	}
 	return d;
 }
 
@@ -320,7 +326,7 @@ int reg_alias_set(struct reg_store *st, const struct reg_actor *who, const char 
 			goto done;
 	}
 	detail = change_detail(o, percent, NULL);
-	rc = alias_apply(c, who, mid, model, alias, &v, percent, have ? cur.version : NULL, detail);
+	rc = !detail ? cm_err_set(-ENOMEM, "out of memory") : alias_apply(c, who, mid, model, alias, &v, percent, have ? cur.version : NULL, detail);
 	if (rc == 0)
 		rc = alias_row(c, mid, model, alias, &cur);
 	if (rc == 0)
@@ -494,7 +500,7 @@ int reg_alias_rollback(struct reg_store *st, const struct reg_actor *who, const 
 	if (rc < 0 && rc != -ENOENT)
 		goto done;
 	detail = change_detail(&why, have ? cur.percent : -1, "rollback");
-	rc = alias_apply(c, who, mid, model, alias, &v, have ? cur.percent : -1,
+	rc = !detail ? cm_err_set(-ENOMEM, "out of memory") : alias_apply(c, who, mid, model, alias, &v, have ? cur.percent : -1,
 			 have ? cur.version : NULL, detail);
 	if (rc == 0)
 		rc = alias_row(c, mid, model, alias, &cur);
@@ -561,7 +567,7 @@ int reg_canary_promote(struct reg_store *st, const struct reg_actor *who, const 
 			goto done;
 	}
 	detail = change_detail(o, -1, "canary.promote");
-	rc = alias_apply(c, who, mid, model, "current", &v, -1, have ? cur.version : NULL, detail);
+	rc = !detail ? cm_err_set(-ENOMEM, "out of memory") : alias_apply(c, who, mid, model, "current", &v, -1, have ? cur.version : NULL, detail);
 	if (rc == 0)
 		rc = alias_remove(c, who, mid, model, "canary", &canary, detail);
 	if (rc == 0)

@@ -39,6 +39,13 @@ static const char *const sql_name[REG_SQL_COUNT] = {
 
 int (*db_step_fault)(sqlite3_stmt *s);
 
+/*
+ * A bind that failed (SQLite copies text: it can run out of memory) leaves
+ * its parameter NULL; the next db_step() on this thread fails instead of
+ * running the statement with it. Binds and their step always share a thread.
+ */
+static _Thread_local int bind_failed;
+
 /* The -errno for a SQLite result code. */
 static int db_errno(int src)
 {
@@ -450,6 +457,11 @@ int db_step(struct reg_conn *c, sqlite3_stmt *s, const char *what)
 	char name[64];
 	int src;
 
+	if (bind_failed) {
+		src = bind_failed;
+		bind_failed = 0;
+		goto fail;
+	}
 	if (db_step_fault && (src = db_step_fault(s)) != SQLITE_OK)
 		goto fail;
 	src = sqlite3_step(s);
@@ -488,7 +500,9 @@ char *db_col_strdup(sqlite3_stmt *s, int col)
 
 int db_bind_text(sqlite3_stmt *s, int i, const char *v)
 {
-	if (!v)
-		return sqlite3_bind_null(s, i);
-	return sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
+	int src = v ? sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(s, i);
+
+	if (src != SQLITE_OK && !bind_failed)
+		bind_failed = src;
+	return src;
 }

@@ -388,8 +388,8 @@ int reg_git_configure(struct reg_store *st, const struct reg_actor *who,
 	if (bj)
 		json_object_del(bj, "updated_at");
 	if (!bj || !json_equal(bj, aj)) {
-		btext = bj ? json_dumps(bj, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-		atext = json_dumps(aj, JSON_COMPACT | JSON_SORT_KEYS);
+		btext = bj ? reg_json_dumps(bj, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+		atext = reg_json_dumps(aj, JSON_COMPACT | JSON_SORT_KEYS);
 		rc = reg_event_add(c, who, "git.configure", NULL, NULL, NULL, btext, atext, NULL);
 		if (rc < 0)
 			goto done;

@@ -279,10 +279,11 @@ static json_t *model_document(struct reg_conn *c, const char *model, int64_t mid
 	const char *current = NULL;
 	sqlite3_stmt *s;
 	int64_t last = 0;
+	int bad = !jal || !deployed; /* a failed set or append: the document would lack a part */
 	int rc = 0;
 
 	for (size_t i = 0; i < na; i++) {
-		json_object_set_new(jal, aliases[i].name, json_string(aliases[i].version));
+		bad |= json_object_set_new(jal, aliases[i].name, json_string(aliases[i].version));
 		if (!strcmp(aliases[i].name, "current"))
 			current = aliases[i].version;
 	}
@@ -290,32 +291,39 @@ static json_t *model_document(struct reg_conn *c, const char *model, int64_t mid
 		struct reg_version cv;
 		json_t *rec = NULL;
 
-		if (reg_version_row(c, mid, model, current, &cv) == 0 &&
-		    reg_record_load(c, cv.id, &rec) == 0) {
-			doc = record_for_disk(rec, model, current);
-			json_decref(rec);
-		}
-	}
-	if (!doc)
+		/* A record that cannot be read now must not become a document without it. */
+		rc = reg_version_row(c, mid, model, current, &cv);
+		if (rc == 0)
+			rc = reg_record_load(c, cv.id, &rec);
+		if (rc < 0)
+			goto done;
+		doc = record_for_disk(rec, model, current);
+		json_decref(rec);
+	} else {
 		doc = json_object();
-	if (!doc || !jvers) {
+	}
+	if (!doc || !jvers || bad) {
 		rc = cm_err_set(-ENOMEM, "out of memory");
 		goto done;
 	}
 	if (current)
 		for (size_t i = 0; i < na; i++)
 			if (!strcmp(aliases[i].version, current))
-				json_array_append_new(deployed, json_string(aliases[i].name));
-	json_object_set_new(doc, "model_name", json_string(model));
-	json_object_set_new(doc, "deployed_to", deployed);
+				bad |= json_array_append_new(deployed, json_string(aliases[i].name));
+	bad |= json_object_set_new(doc, "model_name", json_string(model));
+	bad |= json_object_set_new(doc, "deployed_to", deployed);
 	deployed = NULL;
 	for (size_t i = 0; i < na; i++)
 		if (!strcmp(aliases[i].name, "canary") && aliases[i].percent >= 0)
-			json_object_set_new(doc, "canary_traffic_percent",
-					    json_integer(aliases[i].percent));
-	json_object_set_new(doc, "aliases", jal);
-	json_object_set_new(doc, "versions", jvers);
+			bad |= json_object_set_new(doc, "canary_traffic_percent",
+						   json_integer(aliases[i].percent));
+	bad |= json_object_set_new(doc, "aliases", jal);
+	bad |= json_object_set_new(doc, "versions", jvers);
 	jal = jvers = NULL;
+	if (bad) {
+		rc = cm_err_set(-ENOMEM, "out of memory");
+		goto done;
+	}
 	DB_STMT(c, MODEL_LAST_EVENT, s);
 	db_bind_text(s, 1, model);
 	rc = db_step(c, s, "reading a model's last event");

@@ -81,7 +81,7 @@ int reg_record_load(struct reg_conn *c, int64_t vid, json_t **out)
 		goto done;
 	}
 	rc = 0;
-	rec = json_loads((const char *)sqlite3_column_text(s, 0), 0, &jerr);
+	rec = reg_json_loads((const char *)sqlite3_column_text(s, 0), &jerr);
 	sqlite3_reset(s);
 	if (!rec) {
 		rc = cm_err_set(-EIO, "stored metadata record is not JSON: %s", jerr.text);

@@ -68,6 +68,7 @@ int reg_store_open(const char *path, unsigned flags, struct reg_store **out)
 
 	if (!path || !path[0])
 		return cm_err_set(-EINVAL, "no store directory given");
+	reg_json_init();
 	st = calloc(1, sizeof(*st));
 	if (!st)
 		return cm_err_set(-ENOMEM, "out of memory");

@@ -212,7 +212,7 @@ int db_exec_stmt(struct reg_conn *c, sqlite3_stmt *s, const char *what);
 void db_col_text(sqlite3_stmt *s, int col, char *dst, size_t n);
 /* A text column as a new string (NULL for NULL). */
 char *db_col_strdup(sqlite3_stmt *s, int col);
-/* Binds NULL for a NULL string. */
+/* Binds NULL for a NULL string; a failed bind fails the thread's next db_step(). */
 int db_bind_text(sqlite3_stmt *s, int i, const char *v);
 int db_migrate(sqlite3 *db);
 

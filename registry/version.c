@@ -327,19 +327,25 @@ int reg_version_metadata_get(struct reg_store *st, const char *model, const char
 }
 
 /* Fields whose values differ between a and b (both objects), as an array. */
+/* NULL when out of memory: a partial list would let a frozen field change unseen. */
 static json_t *changed_fields(json_t *a, json_t *b)
 {
 	json_t *out = json_array();
 	const char *k;
 	json_t *v;
+	int bad = !out;
 
 	json_object_foreach(a, k, v) {
-		if (!json_equal(v, json_object_get(b, k)))
-			json_array_append_new(out, json_string(k));
+		if (out && !json_equal(v, json_object_get(b, k)))
+			bad |= json_array_append_new(out, json_string(k));
 	}
 	json_object_foreach(b, k, v) {
-		if (!json_object_get(a, k))
-			json_array_append_new(out, json_string(k));
+		if (out && !json_object_get(a, k))
+			bad |= json_array_append_new(out, json_string(k));
+	}
+	if (bad) {
+		json_decref(out);
+		return NULL;
 	}
 	return out;
 }
@@ -356,6 +362,7 @@ static int record_store(struct reg_store *st, struct reg_conn *c, const struct r
 	sqlite3_stmt *s;
 	size_t i;
 	json_t *f;
+	int bad;
 	int rc;
 
 	rc = meta_check(rec, model, v->name);
@@ -368,6 +375,10 @@ static int record_store(struct reg_store *st, struct reg_conn *c, const struct r
 	json_object_del(old, "model_name");
 	json_object_del(old, "version");
 	changed = changed_fields(old, rec);
+	if (!changed) {
+		rc = cm_err_set(-ENOMEM, "out of memory");
+		goto done;
+	}
 	if (!json_array_size(changed))
 		goto done; /* nothing to do: no event either */
 	if (v->state != REG_DRAFT) {
@@ -393,17 +404,21 @@ static int record_store(struct reg_store *st, struct reg_conn *c, const struct r
 		goto done;
 	before = json_object();
 	after = json_object();
+	bad = !before || !after || !changed;
 	json_array_foreach(changed, i, f) {
 		const char *k = json_string_value(f);
 		json_t *b = json_object_get(old, k), *a = json_object_get(rec, k);
 
-		json_object_set(before, k, b ? b : json_null());
-		json_object_set(after, k, a ? a : json_null());
+		bad |= !before || json_object_set(before, k, b ? b : json_null());
+		bad |= !after || json_object_set(after, k, a ? a : json_null());
 	}
-	btext = reg_json_dumps(before, JSON_COMPACT);
-	atext = reg_json_dumps(after, JSON_COMPACT);
-	detail = json_pack("{sO}", "fields", changed);
-	rc = reg_event_add(c, who, kind, model, v->name, NULL, btext, atext, detail);
+	btext = bad ? NULL : reg_json_dumps(before, JSON_COMPACT);
+	atext = bad ? NULL : reg_json_dumps(after, JSON_COMPACT);
+	detail = bad ? NULL : json_pack("{sO}", "fields", changed);
+	/* The audit trail gets the whole change or the change fails. */
+	rc = !btext || !atext || !detail
+		     ? cm_err_set(-ENOMEM, "out of memory")
+		     : reg_event_add(c, who, kind, model, v->name, NULL, btext, atext, detail);
 	if (rc < 0)
 		goto done;
 	rc = db_write_commit(c);
@@ -763,7 +778,7 @@ int reg_version_seal(struct reg_store *st, const struct reg_actor *who, const ch
 		goto done;
 	detail = json_pack("{sssIsI}", "digest", digest, "files", (json_int_t)n, "total_size",
 			   (json_int_t)total);
-	rc = reg_event_add(c, who, "version.seal", model, version, NULL, "draft", "sealed", detail);
+	rc = !detail ? cm_err_set(-ENOMEM, "out of memory") : reg_event_add(c, who, "version.seal", model, version, NULL, "draft", "sealed", detail);
 	if (rc == 0)
 		rc = reg_version_row(c, mid, model, version, &v);
 	if (rc == 0)
