@@ -25,6 +25,7 @@ int api_h_readyz(struct api_req *q, struct api_resp *r)
 	char msg[256] = "";
 	int64_t errors = reg_store_disk_errors(q->st, msg, sizeof(msg));
 	struct reg_model *m = NULL;
+	int64_t refused, files = 0;
 	size_t n = 0;
 	int rc;
 
@@ -38,6 +39,17 @@ int api_h_readyz(struct api_req *q, struct api_resp *r)
 		return cm_err_set(-EAGAIN, "%lld disk updates failed after their commit (last: %s); "
 				  "a restart reconciles the volume", (long long)errors, msg);
 	}
+	/*
+	 * Sealed files that changed on the volume are refused one by one (EIO,
+	 * 500) but leave the daemon ready: every replica reads the same volume,
+	 * so failing readiness would take them all out of service for one bad
+	 * file. The warning here, the event and the metric are the alarm.
+	 */
+	refused = reg_store_integrity(q->st, &files, msg, sizeof(msg));
+	if (refused > 0)
+		return api_resp_json(r, 200, json_pack("{s:s s:i s:I s:s}", "status", "ready",
+						       "disk_errors", 0, "integrity_mismatches",
+						       (json_int_t)files, "warning", msg));
 	return api_resp_json(r, 200, json_pack("{s:s s:i}", "status", "ready", "disk_errors", 0));
 }
 
@@ -131,6 +143,8 @@ static int metrics_git(struct api_server *s, struct cm_buf *b)
 
 static int metrics_process(struct api_server *s, struct cm_buf *b)
 {
+	int64_t files = 0;
+	int64_t refused = reg_store_integrity(s->st, &files, NULL, 0);
 	char msg[256];
 	int rc;
 
@@ -143,9 +157,18 @@ static int metrics_process(struct api_server *s, struct cm_buf *b)
 			      "# HELP modelfs_store_disk_errors Disk updates that failed after their "
 			      "commit since the store was opened.\n"
 			      "# TYPE modelfs_store_disk_errors gauge\n"
-			      "modelfs_store_disk_errors %lld\n",
+			      "modelfs_store_disk_errors %lld\n"
+			      "# HELP modelfs_integrity_mismatches_total Opens of sealed files refused "
+			      "because the file changed on the volume after its seal.\n"
+			      "# TYPE modelfs_integrity_mismatches_total counter\n"
+			      "modelfs_integrity_mismatches_total %lld\n"
+			      "# HELP modelfs_integrity_mismatched_files Distinct sealed files found "
+			      "changed on the volume since the store was opened.\n"
+			      "# TYPE modelfs_integrity_mismatched_files gauge\n"
+			      "modelfs_integrity_mismatched_files %lld\n",
 			   MODELFS_VERSION, (double)s->started_us / 1e6,
-			   (long long)reg_store_disk_errors(s->st, msg, sizeof(msg)));
+			   (long long)reg_store_disk_errors(s->st, msg, sizeof(msg)),
+			   (long long)refused, (long long)files);
 	if (rc == 0)
 		rc = metrics_git(s, b);
 	if (rc == 0 && s->cfg.fs_stats) {

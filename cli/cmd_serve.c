@@ -181,8 +181,10 @@ static int ready_write(const char *path, int port)
 	}
 	fclose(f);
 	if (rename(tmp, path) < 0) {
+		int rc = cm_err_set(-errno, "--ready-file: %s: %s", path, strerror(errno));
+
 		unlink(tmp);
-		return cm_err_set(-errno, "--ready-file: %s: %s", path, strerror(errno));
+		return rc;
 	}
 	return 0;
 }

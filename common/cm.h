@@ -6,6 +6,7 @@
 #ifndef MODELFS_CM_H
 #define MODELFS_CM_H
 
+#include <dirent.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -31,6 +32,13 @@ void cm_err_clear(void);
 
 /* A message for rc: the thread's message when set, strerror(-rc) otherwise. */
 const char *cm_err_describe(int rc);
+
+/*
+ * readdir() that tells an error from the end: 1 with *out set, 0 at the end,
+ * -errno (with detail) when reading failed. A listing that stopped early on
+ * an error must never pass for the whole directory.
+ */
+int cm_readdir(DIR *d, struct dirent **out);
 
 enum cm_log_level { CM_LOG_DEBUG, CM_LOG_INFO, CM_LOG_WARN, CM_LOG_ERROR };
 

@@ -722,15 +722,17 @@ static int version_empty(struct fs_inode *p, const char *name)
 	struct dirent *de;
 	int empty = 1;
 	DIR *d;
+	int rc;
 
 	if (fd < 0)
 		return -errno;
 	d = fdopendir(fd);
 	if (!d) {
+		rc = -errno;
 		close(fd);
-		return -errno;
+		return rc;
 	}
-	while ((de = readdir(d)) != NULL) {
+	while ((rc = cm_readdir(d, &de)) > 0) {
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
 		    !strcmp(de->d_name, "metadata.json"))
 			continue;
@@ -738,7 +740,7 @@ static int version_empty(struct fs_inode *p, const char *name)
 		break;
 	}
 	closedir(d);
-	return empty;
+	return rc < 0 ? rc : empty;
 }
 
 static void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -999,6 +1001,9 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		if (fd < 0)
 			rc = -errno;
 	}
+	/* A sealed file changed on the volume behind the registry is never served. */
+	if (rc == 0 && !writing && in->kind == FS_CONTENT && !in->is_meta)
+		rc = reg_file_check(m->st, in->model, in->version, NULL, fd);
 	if (rc == 0 && !(f = file_new(m, fd)))
 		rc = -ENOMEM;
 	if (rc < 0 || !f) {
@@ -1275,6 +1280,7 @@ static int dir_snapshot(struct fs_mount *m, struct fs_inode *in, struct fs_file 
 	struct dirent *de;
 	DIR *d;
 	int fd;
+	int rc;
 
 	/* openat(".") on the O_PATH fd: half the cost of reopening through /proc. */
 	fd = openat(in->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -1282,8 +1288,9 @@ static int dir_snapshot(struct fs_mount *m, struct fs_inode *in, struct fs_file 
 		return -errno;
 	d = fdopendir(fd);
 	if (!d) {
+		rc = -errno;
 		close(fd);
-		return -errno;
+		return rc;
 	}
 	for (;;) {
 		const char *name;
@@ -1291,8 +1298,8 @@ static int dir_snapshot(struct fs_mount *m, struct fs_inode *in, struct fs_file 
 		ino_t ino;
 		int keep;
 
-		de = readdir(d);
-		if (!de)
+		rc = cm_readdir(d, &de);
+		if (rc <= 0)
 			break;
 		name = de->d_name;
 		type = de->d_type;
@@ -1312,29 +1319,41 @@ static int dir_snapshot(struct fs_mount *m, struct fs_inode *in, struct fs_file 
 		}
 		if (!keep)
 			continue;
+		rc = -ENOMEM;
 		if (cm_grow(&v, &cap, n + 1, sizeof(*v), 64) < 0)
 			break;
 		v[n].name = strdup(name);
 		v[n].type = type;
 		v[n].ino = ino;
-		if (v[n].name)
-			n++;
+		if (!v[n].name)
+			break;
+		n++;
 	}
 	closedir(d);
-	if (in->kind == FS_MODEL) {
+	if (rc == 0 && in->kind == FS_MODEL) {
 		pthread_mutex_lock(&m->mu);
 		for (struct fs_inode *p = m->pending; p; p = p->pnext) {
 			if (!p->listed || strcmp(p->model, in->model))
 				continue;
+			rc = -ENOMEM;
 			if (cm_grow(&v, &cap, n + 1, sizeof(*v), 64) < 0)
 				break;
 			v[n].name = strdup(p->name);
 			v[n].type = DT_LNK;
 			v[n].ino = (ino_t)(uintptr_t)p;
-			if (v[n].name)
-				n++;
+			if (!v[n].name)
+				break;
+			n++;
+			rc = 0;
 		}
 		pthread_mutex_unlock(&m->mu);
+	}
+	if (rc < 0) {
+		/* A short listing must not pass for the directory. */
+		for (size_t i = 0; i < n; i++)
+			free(v[i].name);
+		free(v);
+		return rc;
 	}
 	if (n > 1)
 		qsort(v, n, sizeof(*v), dirent_cmp);

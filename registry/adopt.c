@@ -96,7 +96,7 @@ static json_t *read_record(struct reg_store *st, int vfd, const char *model, con
 		keep_original(st, vfd, model, version);
 		return json_object();
 	}
-	rec = json_loads(data, 0, &jerr);
+	rec = reg_json_loads(data, &jerr);
 	free(data);
 	if (!rec) {
 		json_array_append_new(notes, json_sprintf("%s/%s/metadata.json is not JSON (%s, line "
@@ -162,6 +162,7 @@ static int record_version(struct reg_conn *c, int64_t mid, const char *model, in
 		sqlite3_bind_int64(s, 3, a->files[i].size);
 		db_bind_text(s, 4, a->files[i].sha256);
 		sqlite3_bind_int(s, 5, (int)a->files[i].mode);
+		integ_stat_bind(s, 6, &a->files[i]);
 		rc = db_exec_stmt(c, s, "adopting a file");
 		if (rc < 0)
 			goto done;
@@ -201,9 +202,10 @@ int adopt_model_dir(struct reg_store *st, const char *name, json_t *report)
 			close(dfd);
 		goto done;
 	}
-	while ((de = readdir(d)) != NULL) {
+	while ((rc = cm_readdir(d, &de)) > 0) {
 		struct stat sb;
 
+		rc = 0;
 		if (de->d_name[0] == '.' || !strcmp(de->d_name, REG_METADATA_FILE))
 			continue;
 		if (fstatat(mfd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0)
@@ -237,6 +239,10 @@ int adopt_model_dir(struct reg_store *st, const char *name, json_t *report)
 		}
 		if (rc < 0)
 			goto done;
+	}
+	if (rc < 0) {
+		rc = cm_err_wrap(rc, "listing '%s'", name);
+		goto done;
 	}
 	if (vers.n)
 		qsort(vers.v, vers.n, sizeof(*vers.v), vers_cmp);
@@ -293,9 +299,13 @@ int adopt_model_dir(struct reg_store *st, const char *name, json_t *report)
 
 		DB_STMT(c, VERSION_MAX_SEQ, s);
 		sqlite3_bind_int64(s, 1, mid);
-		if (sqlite3_step(s) == SQLITE_ROW)
+		rc = db_step(c, s, "numbering adopted versions");
+		if (rc > 0)
 			seq = sqlite3_column_int64(s, 0) + 1;
 		sqlite3_reset(s);
+		if (rc < 0)
+			goto done;
+		rc = 0;
 	}
 	for (size_t i = 0; i < vers.n; i++) {
 		struct reg_version existing;
@@ -393,17 +403,21 @@ int adopt_version_dir(struct reg_store *st, const char *model, const char *name)
 	return rc;
 }
 
-/* Adoption runs until it has finished once: a crash half way resumes at the next open. */
+/*
+ * Adoption runs until it has finished once: a crash half way resumes at the
+ * next open. 1 while pending, 0 when done, -errno when the db cannot say.
+ */
 int reg_adopt_pending(struct reg_store *st)
 {
 	struct reg_conn *c = db_read_begin(st);
 	sqlite3_stmt *s;
-	int rc = 1;
+	int rc;
 
 	DB_STMT(c, INFO_GET, s);
 	db_bind_text(s, 1, "adopted");
-	if (sqlite3_step(s) == SQLITE_ROW)
-		rc = 0;
+	rc = db_step(c, s, "reading whether the store was adopted");
+	if (rc >= 0)
+		rc = !rc;
 	sqlite3_reset(s);
 done:
 	db_read_end(c);
@@ -440,14 +454,16 @@ int reg_adopt(struct reg_store *st)
 	DIR *d;
 	int dfd = openat(st->root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	int rc = 0;
+	int more = 0;
 
 	d = dfd >= 0 ? fdopendir(dfd) : NULL;
 	if (!d) {
+		rc = cm_err_set(-errno, "listing the store: %s", strerror(errno));
 		if (dfd >= 0)
 			close(dfd);
-		return cm_err_set(-errno, "listing the store: %s", strerror(errno));
+		return rc;
 	}
-	while ((de = readdir(d)) != NULL) {
+	while ((more = cm_readdir(d, &de)) > 0) {
 		struct stat sb;
 
 		if (de->d_name[0] == '.' || reg_name_model_check(de->d_name) < 0)
@@ -460,6 +476,12 @@ int reg_adopt(struct reg_store *st)
 		}
 	}
 	closedir(d);
+	if (rc == 0 && more < 0)
+		rc = cm_err_wrap(more, "listing the store");
+	if (rc < 0) {
+		names_free(&models);
+		return rc;
+	}
 	cm_err_clear();
 	for (size_t i = 0; rc == 0 && i < models.n; i++)
 		rc = adopt_model_dir(st, models.v[i], NULL);

@@ -18,21 +18,19 @@ static int alias_row(struct reg_conn *c, int64_t mid, const char *model, const c
 {
 	sqlite3_stmt *s;
 	int rc = 0;
-	int src;
 
 	DB_STMT(c, ALIAS_GET, s);
 	sqlite3_bind_int64(s, 1, mid);
 	db_bind_text(s, 2, alias);
-	src = sqlite3_step(s);
-	if (src == SQLITE_ROW) {
+	rc = db_step(c, s, "reading an alias");
+	if (rc > 0) {
 		db_col_text(s, 0, out->name, sizeof(out->name));
 		db_col_text(s, 1, out->version, sizeof(out->version));
 		out->percent = sqlite3_column_type(s, 2) == SQLITE_NULL ? -1 : sqlite3_column_int(s, 2);
 		out->updated_us = sqlite3_column_int64(s, 3);
-	} else if (src == SQLITE_DONE) {
+		rc = 0;
+	} else if (rc == 0) {
 		rc = cm_err_set(-ENOENT, "model '%s' has no alias '%s'", model, alias);
-	} else {
-		rc = db_err(c, src, "reading an alias");
 	}
 	sqlite3_reset(s);
 done:
@@ -48,9 +46,13 @@ static int policy_load(struct reg_conn *c, int64_t mid, json_t **out)
 
 	DB_STMT(c, MODEL_POLICY_GET, s);
 	sqlite3_bind_int64(s, 1, mid);
-	if (sqlite3_step(s) == SQLITE_ROW)
-		p = json_loads((const char *)sqlite3_column_text(s, 0), 0, &jerr);
+	rc = db_step(c, s, "reading a model's policy");
+	if (rc > 0 && sqlite3_column_type(s, 0) != SQLITE_NULL)
+		p = reg_json_loads((const char *)sqlite3_column_text(s, 0), &jerr);
 	sqlite3_reset(s);
+	if (rc < 0)
+		goto done;
+	rc = 0;
 	if (!p)
 		rc = cm_err_set(-EIO, "the stored policy could not be read");
 	else
@@ -207,18 +209,24 @@ static int opts_check(const char *alias, const struct reg_alias_opts *o)
 	return reason_check(o->reason);
 }
 
+/* The event detail of an alias change; NULL when out of memory (never a partial one). */
 static json_t *change_detail(const struct reg_alias_opts *o, int percent, const char *how)
 {
 	json_t *d = json_object();
+	int bad = !d;
 
-	if (percent >= 0)
-		json_object_set_new(d, "percent", json_integer(percent));
-	if (o && o->force)
-		json_object_set_new(d, "force", json_true());
-	if (o && o->reason && o->reason[0])
-		json_object_set_new(d, "reason", json_string(o->reason));
-	if (how)
-		json_object_set_new(d, "via", json_string(how));
+	if (d && percent >= 0)
+		bad |= json_object_set_new(d, "percent", json_integer(percent));
+	if (d && o && o->force)
+		bad |= json_object_set_new(d, "force", json_true());
+	if (d && o && o->reason && o->reason[0])
+		bad |= json_object_set_new(d, "reason", json_string(o->reason));
+	if (d && how)
+		bad |= json_object_set_new(d, "via", json_string(how));
+	if (bad) {
+		json_decref(d);
+		return NULL;
+	}
 	return d;
 }
 
@@ -318,7 +326,7 @@ int reg_alias_set(struct reg_store *st, const struct reg_actor *who, const char 
 			goto done;
 	}
 	detail = change_detail(o, percent, NULL);
-	rc = alias_apply(c, who, mid, model, alias, &v, percent, have ? cur.version : NULL, detail);
+	rc = !detail ? cm_err_set(-ENOMEM, "out of memory") : alias_apply(c, who, mid, model, alias, &v, percent, have ? cur.version : NULL, detail);
 	if (rc == 0)
 		rc = alias_row(c, mid, model, alias, &cur);
 	if (rc == 0)
@@ -410,10 +418,16 @@ int reg_alias_at(struct reg_store *st, const char *model, const char *alias, int
 	db_bind_text(s, 1, model);
 	db_bind_text(s, 2, alias);
 	sqlite3_bind_int64(s, 3, at_us);
-	if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL) {
+	rc = db_step(c, s, "reading an alias's history");
+	if (rc < 0) {
+		sqlite3_reset(s);
+		goto done;
+	}
+	if (rc > 0 && sqlite3_column_type(s, 0) != SQLITE_NULL) {
 		json_t *d = NULL;
 		const unsigned char *dt = sqlite3_column_text(s, 2);
 
+		rc = 0;
 		cm_strlcpy(a.name, alias, sizeof(a.name));
 		db_col_text(s, 0, a.version, sizeof(a.version));
 		a.updated_us = sqlite3_column_int64(s, 1);
@@ -463,9 +477,13 @@ int reg_alias_rollback(struct reg_store *st, const struct reg_actor *who, const 
 	DB_STMT(c, EVENT_LAST_ALIAS, s);
 	db_bind_text(s, 1, model);
 	db_bind_text(s, 2, alias);
-	if (sqlite3_step(s) == SQLITE_ROW)
+	rc = db_step(c, s, "reading an alias's last change");
+	if (rc > 0)
 		db_col_text(s, 0, prev, sizeof(prev));
 	sqlite3_reset(s);
+	if (rc < 0)
+		goto done;
+	rc = 0;
 	if (!prev[0]) {
 		rc = cm_err_set(-ENOENT, "alias '%s' of '%s' has no earlier version to roll back to",
 				alias, model);
@@ -482,7 +500,7 @@ int reg_alias_rollback(struct reg_store *st, const struct reg_actor *who, const 
 	if (rc < 0 && rc != -ENOENT)
 		goto done;
 	detail = change_detail(&why, have ? cur.percent : -1, "rollback");
-	rc = alias_apply(c, who, mid, model, alias, &v, have ? cur.percent : -1,
+	rc = !detail ? cm_err_set(-ENOMEM, "out of memory") : alias_apply(c, who, mid, model, alias, &v, have ? cur.percent : -1,
 			 have ? cur.version : NULL, detail);
 	if (rc == 0)
 		rc = alias_row(c, mid, model, alias, &cur);
@@ -549,7 +567,7 @@ int reg_canary_promote(struct reg_store *st, const struct reg_actor *who, const 
 			goto done;
 	}
 	detail = change_detail(o, -1, "canary.promote");
-	rc = alias_apply(c, who, mid, model, "current", &v, -1, have ? cur.version : NULL, detail);
+	rc = !detail ? cm_err_set(-ENOMEM, "out of memory") : alias_apply(c, who, mid, model, "current", &v, -1, have ? cur.version : NULL, detail);
 	if (rc == 0)
 		rc = alias_remove(c, who, mid, model, "canary", &canary, detail);
 	if (rc == 0)

@@ -61,18 +61,23 @@ static int64_t disk_event_id(int root_fd, const char *model)
  * all or part of its directory. Older deletes completed on disk: a directory
  * under such a name is someone else's, left alone for fsck to report.
  */
-static void finish_deletes(struct reg_store *st, struct reg_conn *c, const char *model,
-			   int64_t mid, int64_t since)
+static int finish_deletes(struct reg_store *st, struct reg_conn *c, const char *model,
+			  int64_t mid, int64_t since)
 {
 	sqlite3_stmt *s = db_stmt(c, REG_SQL_EVENT_DELETED_SINCE);
 	int mfd = -1;
 	int removed = 0;
+	int more;
 
-	if (!s || st_openat_dir(st->root_fd, model, &mfd) < 0)
-		return;
+	if (!s)
+		return -EIO;
+	if (st_openat_dir(st->root_fd, model, &mfd) < 0) {
+		cm_err_clear();
+		return 0;
+	}
 	db_bind_text(s, 1, model);
 	sqlite3_bind_int64(s, 2, since);
-	while (sqlite3_step(s) == SQLITE_ROW) {
+	while ((more = db_step(c, s, "listing deleted versions")) > 0) {
 		char name[REG_NAME_MAX];
 		struct reg_version v;
 		int rc;
@@ -91,7 +96,10 @@ static void finish_deletes(struct reg_store *st, struct reg_conn *c, const char 
 	if (removed)
 		st_fsync_dir(mfd);
 	close(mfd);
+	if (more < 0)
+		return more;
 	cm_err_clear();
+	return 0;
 }
 
 /* 1 when the last event that made or removed the model is its delete. */
@@ -103,7 +111,8 @@ static int model_deleted(struct reg_conn *c, const char *model)
 	if (!s)
 		return 0;
 	db_bind_text(s, 1, model);
-	if (sqlite3_step(s) == SQLITE_ROW)
+	/* An error reads as "not deleted": nothing is removed on a doubt. */
+	if (db_step(c, s, "reading a model's last event") > 0)
 		deleted = !strcmp((const char *)sqlite3_column_text(s, 0), "model.delete");
 	sqlite3_reset(s);
 	return deleted;
@@ -136,9 +145,10 @@ static int remove_model_remains(struct reg_store *st, const char *model)
 	/* Pass 0 checks that everything is ours, pass 1 removes it. */
 	for (pass = 0; rc == 0 && pass < 2; pass++) {
 		rewinddir(d);
-		while (rc == 0 && (de = readdir(d)) != NULL) {
+		while (rc == 0 && (rc = cm_readdir(d, &de)) > 0) {
 			int ours;
 
+			rc = 0;
 			if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 				continue;
 			if (!strcmp(de->d_name, REG_METADATA_FILE))
@@ -172,6 +182,7 @@ static void finish_model_deletes(struct reg_store *st, struct reg_conn *c,
 	DIR *d;
 	int dfd = openat(st->root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	int removed = 0;
+	int more;
 
 	d = dfd >= 0 ? fdopendir(dfd) : NULL;
 	if (!d) {
@@ -179,7 +190,7 @@ static void finish_model_deletes(struct reg_store *st, struct reg_conn *c,
 			close(dfd);
 		return;
 	}
-	while ((de = readdir(d)) != NULL) {
+	while ((more = cm_readdir(d, &de)) > 0) {
 		struct stat sb;
 		int known = 0;
 		int rc;
@@ -197,6 +208,8 @@ static void finish_model_deletes(struct reg_store *st, struct reg_conn *c,
 						       de->d_name));
 		removed |= rc == 0;
 	}
+	if (more < 0)
+		reg_disk_error(st, cm_err_wrap(more, "looking for deleted models' remains"));
 	closedir(d);
 	if (removed)
 		st_fsync_dir(st->root_fd);
@@ -223,13 +236,19 @@ int reg_reconcile(struct reg_store *st)
 			break;
 		}
 		db_bind_text(s, 1, models[i].name);
-		if (sqlite3_step(s) == SQLITE_ROW)
+		rc = db_step(c, s, "reading a model's last event");
+		if (rc > 0)
 			last = sqlite3_column_int64(s, 0);
 		sqlite3_reset(s);
+		if (rc < 0)
+			break;
+		rc = 0;
 		disk = disk_event_id(st->root_fd, models[i].name);
 		if (disk == last)
 			continue;
-		finish_deletes(st, c, models[i].name, models[i].id, disk);
+		rc = finish_deletes(st, c, models[i].name, models[i].id, disk);
+		if (rc < 0)
+			break;
 		rc = reg_materialize(st, c, models[i].name, NULL, MAT_ALIASES | MAT_VERSIONS);
 		if (rc < 0)
 			break;
@@ -321,17 +340,18 @@ static int in_versions(struct reg_version *v, size_t n, const char *name)
 	return 0;
 }
 
-static void check_sealed_files(struct fsck *f, struct reg_conn *c, int vfd, const char *model,
-			       const struct reg_version *v)
+static int check_sealed_files(struct fsck *f, struct reg_conn *c, int vfd, const char *model,
+			      const struct reg_version *v)
 {
 	struct reg_file *disk = NULL;
 	sqlite3_stmt *s = db_stmt(c, REG_SQL_FILE_LIST);
 	size_t nd = 0;
+	int rc;
 
 	if (!s)
-		return;
+		return -EIO;
 	sqlite3_bind_int64(s, 1, v->id);
-	while (sqlite3_step(s) == SQLITE_ROW) {
+	while ((rc = db_step(c, s, "listing a version's files")) > 0) {
 		const char *path = (const char *)sqlite3_column_text(s, 0);
 		int64_t size = sqlite3_column_int64(s, 1);
 		const char *sha = (const char *)sqlite3_column_text(s, 2);
@@ -357,24 +377,29 @@ static void check_sealed_files(struct fsck *f, struct reg_conn *c, int vfd, cons
 		close(fd);
 	}
 	sqlite3_reset(s);
+	if (rc < 0)
+		return rc;
 	/* Files on disk the seal did not record. */
-	if (st_list_files(vfd, &disk, &nd) == 0) {
-		for (size_t i = 0; i < nd; i++) {
-			sqlite3_stmt *q = NULL;
-			int known = 0;
+	rc = st_list_files(vfd, &disk, &nd);
+	for (size_t i = 0; rc == 0 && i < nd; i++) {
+		sqlite3_stmt *q = db_stmt(c, REG_SQL_FILE_GET);
+		int known;
 
-			if (sqlite3_prepare_v2(c->db, "SELECT 1 FROM files WHERE version_id = ?1 AND "
-					       "path = ?2", -1, &q, NULL) == SQLITE_OK) {
-				sqlite3_bind_int64(q, 1, v->id);
-				db_bind_text(q, 2, disk[i].path);
-				known = sqlite3_step(q) == SQLITE_ROW;
-			}
-			sqlite3_finalize(q);
-			if (!known)
-				report(f, REG_FSCK_EXTRA_FILE, 0, "%s/%s/%s", model, v->name, disk[i].path);
+		if (!q) {
+			rc = -EIO;
+			break;
 		}
+		sqlite3_bind_int64(q, 1, v->id);
+		db_bind_text(q, 2, disk[i].path);
+		known = db_step(c, q, "looking up a file record");
+		sqlite3_reset(q);
+		if (known < 0)
+			rc = known;
+		else if (!known)
+			report(f, REG_FSCK_EXTRA_FILE, 0, "%s/%s/%s", model, v->name, disk[i].path);
 	}
 	reg_files_free(disk, nd);
+	return rc;
 }
 
 static int check_model(struct fsck *f, struct reg_conn *c, const char *model, int64_t mid)
@@ -413,8 +438,10 @@ static int check_model(struct fsck *f, struct reg_conn *c, const char *model, in
 		free(text);
 		text = NULL;
 		if (vers[i].state != REG_DRAFT)
-			check_sealed_files(f, c, vfd, model, &vers[i]);
+			rc = check_sealed_files(f, c, vfd, model, &vers[i]);
 		close(vfd);
+		if (rc < 0)
+			goto done;
 	}
 	for (size_t i = 0; i < na; i++) {
 		char target[PATH_MAX];
@@ -430,7 +457,13 @@ static int check_model(struct fsck *f, struct reg_conn *c, const char *model, in
 	}
 	dfd = openat(mfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	d = dfd >= 0 ? fdopendir(dfd) : NULL;
-	while (d && (de = readdir(d)) != NULL) {
+	if (!d) {
+		rc = cm_err_set(-errno, "listing '%s': %s", model, strerror(errno));
+		if (dfd >= 0)
+			close(dfd);
+		goto done;
+	}
+	while ((rc = cm_readdir(d, &de)) > 0) {
 		struct stat sb;
 		int known = 0;
 
@@ -462,6 +495,10 @@ static int check_model(struct fsck *f, struct reg_conn *c, const char *model, in
 			}
 		}
 	}
+	if (rc < 0) {
+		rc = cm_err_wrap(rc, "listing '%s'", model);
+		goto done;
+	}
 	if (mat_model_text(c, model, &text) == 0 && !file_same(mfd, REG_METADATA_FILE, text)) {
 		/* Only a generated file that is out of date; the event id says why. */
 		report(f, REG_FSCK_METADATA, 1, "%s/%s", model, REG_METADATA_FILE);
@@ -492,7 +529,14 @@ static int adopt_extra_versions(struct reg_store *st, const char *model)
 		return rc;
 	dfd = openat(mfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	d = dfd >= 0 ? fdopendir(dfd) : NULL;
-	while (d && (de = readdir(d)) != NULL) {
+	if (!d) {
+		rc = cm_err_set(-errno, "listing '%s': %s", model, strerror(errno));
+		if (dfd >= 0)
+			close(dfd);
+		close(mfd);
+		return rc;
+	}
+	while ((rc = cm_readdir(d, &de)) > 0) {
 		struct reg_version v;
 		struct stat sb;
 
@@ -506,11 +550,12 @@ static int adopt_extra_versions(struct reg_store *st, const char *model)
 		if (rc < 0)
 			break;
 	}
-	if (d)
-		closedir(d);
+	closedir(d);
 	close(mfd);
+	if (rc < 0)
+		return rc;
 	cm_err_clear();
-	return rc;
+	return 0;
 }
 
 int reg_store_fsck(struct reg_store *st, int repair, int hash, reg_fsck_cb cb, void *ctx)
@@ -544,12 +589,18 @@ int reg_store_fsck(struct reg_store *st, int repair, int hash, reg_fsck_cb cb, v
 			rc = adopt_extra_versions(st, models[i].name);
 	}
 	/* Model directories the db does not know. */
-	dfd = openat(st->root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	dfd = rc == 0 ? openat(st->root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
 	d = dfd >= 0 ? fdopendir(dfd) : NULL;
-	while (rc == 0 && d && (de = readdir(d)) != NULL) {
+	if (rc == 0 && !d) {
+		rc = cm_err_set(-errno, "listing the store: %s", strerror(errno));
+		if (dfd >= 0)
+			close(dfd);
+	}
+	while (rc == 0 && d && (rc = cm_readdir(d, &de)) > 0) {
 		struct stat sb;
 		int known = 0;
 
+		rc = 0;
 		if (de->d_name[0] == '.' || reg_name_model_check(de->d_name) < 0)
 			continue;
 		if (fstatat(st->root_fd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0 ||

@@ -30,41 +30,53 @@ static const char *const sql_text[REG_SQL_COUNT] = {
 #undef X
 };
 
+static const char *const sql_name[REG_SQL_COUNT] = {
+#define X(id, sql) [REG_SQL_##id] = #id,
+	REG_SQL_LIST(X)
+	REG_SQL_GIT_LIST(X)
+#undef X
+};
+
+int (*db_step_fault)(sqlite3_stmt *s);
+
+/*
+ * A bind that failed (SQLite copies text: it can run out of memory) leaves
+ * its parameter NULL; the next db_step() on this thread fails instead of
+ * running the statement with it. Binds and their step always share a thread.
+ */
+static _Thread_local int bind_failed;
+
+/* The -errno for a SQLite result code. */
+static int db_errno(int src)
+{
+	switch (src & 0xff) {
+	case SQLITE_CONSTRAINT:
+		return (src == SQLITE_CONSTRAINT_UNIQUE || src == SQLITE_CONSTRAINT_PRIMARYKEY) ? -EEXIST
+											 : -EINVAL;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return -EBUSY;
+	case SQLITE_FULL:
+		return -ENOSPC;
+	case SQLITE_NOMEM:
+		return -ENOMEM;
+	case SQLITE_READONLY:
+		return -EROFS;
+	case SQLITE_CANTOPEN:
+		return -ENOENT;
+	case SQLITE_PERM:
+	case SQLITE_AUTH:
+		return -EACCES;
+	default:
+		return -EIO;
+	}
+}
+
 int db_err(struct reg_conn *c, int src, const char *what)
 {
 	const char *msg = c && c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(src);
-	int rc;
 
-	switch (src & 0xff) {
-	case SQLITE_CONSTRAINT:
-		rc = (src == SQLITE_CONSTRAINT_UNIQUE || src == SQLITE_CONSTRAINT_PRIMARYKEY) ? -EEXIST
-											: -EINVAL;
-		break;
-	case SQLITE_BUSY:
-	case SQLITE_LOCKED:
-		rc = -EBUSY;
-		break;
-	case SQLITE_FULL:
-		rc = -ENOSPC;
-		break;
-	case SQLITE_NOMEM:
-		rc = -ENOMEM;
-		break;
-	case SQLITE_READONLY:
-		rc = -EROFS;
-		break;
-	case SQLITE_CANTOPEN:
-		rc = -ENOENT;
-		break;
-	case SQLITE_PERM:
-	case SQLITE_AUTH:
-		rc = -EACCES;
-		break;
-	default:
-		rc = -EIO;
-		break;
-	}
-	return cm_err_set(rc, "%s: %s (sqlite %d)", what, msg, src);
+	return cm_err_set(db_errno(src), "%s: %s (sqlite %d)", what, msg, src);
 }
 
 static int conn_exec(struct reg_conn *c, const char *sql, const char *what)
@@ -87,9 +99,12 @@ int db_migrate(sqlite3 *db)
 
 	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL) != SQLITE_OK)
 		return db_err(&c, sqlite3_errcode(db), "reading the schema version");
-	if (sqlite3_step(s) == SQLITE_ROW)
+	rc = db_step(&c, s, "reading the schema version");
+	if (rc > 0)
 		version = sqlite3_column_int(s, 0);
 	sqlite3_finalize(s);
+	if (rc < 0)
+		return rc;
 	if (version > (int)reg_migrations_count)
 		return cm_err_set(-EPROTO, "the store's schema (version %d) is newer than this modelfs "
 				  "understands (%u); upgrade modelfs", version, reg_migrations_count);
@@ -152,6 +167,73 @@ static void conn_close(struct reg_conn *c)
 	}
 }
 
+/* What the start-up integrity check may spend; a larger db is opened after that much checked. */
+#define DB_CHECK_BUDGET_US (20 * 1000000LL)
+
+static int check_progress(void *deadline)
+{
+	return cm_time_now_us() > *(const int64_t *)deadline;
+}
+
+static int db_damaged(const char *path, const char *what)
+{
+	(void)path; /* the caller names the store; the message must fit CM_ERR_MAX */
+	return cm_err_set(-EUCLEAN, "its registry database .modelfs/" REG_DB_NAME " is damaged "
+			  "(%.80s) and modelfs will not open it. Stop every modelfs on this store, "
+			  "restore .modelfs/" REG_DB_NAME " from a backup (remove the -wal and -shm "
+			  "files beside it), then run `modelfs fsck STORE`. Without a backup, move "
+			  ".modelfs aside and run `modelfs init STORE` to adopt the volume afresh "
+			  "(history and aliases' past are lost)", what);
+}
+
+/*
+ * PRAGMA quick_check, stopped at the first problem and after
+ * DB_CHECK_BUDGET_US (a db too large to finish in that is opened: the
+ * pages read so far were sound). -EUCLEAN with what to do when damaged.
+ */
+static int db_check(struct reg_conn *c, const char *path)
+{
+	int64_t deadline = cm_time_now_us() + DB_CHECK_BUDGET_US;
+	sqlite3_stmt *s = NULL;
+	char first[256] = "";
+	int src;
+	int rc;
+
+	sqlite3_progress_handler(c->db, 1000, check_progress, &deadline);
+	src = sqlite3_prepare_v2(c->db, "PRAGMA quick_check(1)", -1, &s, NULL);
+	if (src != SQLITE_OK) {
+		rc = -EIO;
+	} else {
+		rc = db_step(c, s, "checking the database");
+		if (rc > 0)
+			db_col_text(s, 0, first, sizeof(first));
+		src = rc < 0 ? sqlite3_extended_errcode(c->db) : SQLITE_OK;
+	}
+	if (src != SQLITE_OK)
+		cm_strlcpy(first, sqlite3_errmsg(c->db), sizeof(first));
+	sqlite3_finalize(s);
+	sqlite3_progress_handler(c->db, 0, NULL, NULL);
+	if (src == SQLITE_INTERRUPT)
+		return 0;
+	if ((src & 0xff) == SQLITE_CORRUPT || (src & 0xff) == SQLITE_NOTADB)
+		return db_damaged(path, first);
+	if (rc < 0)
+		return src == SQLITE_OK ? rc : db_err(c, src, "checking the database");
+	if (strcmp(first, "ok"))
+		return db_damaged(path, first[0] ? first : "quick_check gave no answer");
+	return 0;
+}
+
+/* An open that failed on a damaged file says so, and what to do. */
+static int open_failed(struct reg_conn *c, const char *path, int rc)
+{
+	int src = c->db ? sqlite3_extended_errcode(c->db) : SQLITE_OK;
+
+	if ((src & 0xff) == SQLITE_CORRUPT || (src & 0xff) == SQLITE_NOTADB)
+		return db_damaged(path, sqlite3_errmsg(c->db));
+	return rc;
+}
+
 int db_open(struct reg_store *st, const char *path, int readonly)
 {
 	int rc;
@@ -159,6 +241,9 @@ int db_open(struct reg_store *st, const char *path, int readonly)
 	st->writer.st = st;
 	if (!readonly) {
 		rc = conn_open(&st->writer, path, 0);
+		if (rc < 0)
+			return open_failed(&st->writer, path, rc);
+		rc = db_check(&st->writer, path);
 		if (rc < 0)
 			return rc;
 		rc = db_migrate(st->writer.db);
@@ -168,6 +253,11 @@ int db_open(struct reg_store *st, const char *path, int readonly)
 	for (int i = 0; i < REG_READERS; i++) {
 		rc = conn_open(&st->readers[i], path, 1);
 		if (rc < 0)
+			return open_failed(&st->readers[i], path, rc);
+	}
+	if (readonly) {
+		rc = db_check(&st->readers[0], path);
+		if (rc < 0)
 			return rc;
 	}
 	if (readonly) {
@@ -175,11 +265,16 @@ int db_open(struct reg_store *st, const char *path, int readonly)
 		sqlite3_stmt *s = NULL;
 		int version = 0;
 
-		if (sqlite3_prepare_v2(st->readers[0].db, "PRAGMA user_version", -1, &s, NULL) ==
-			    SQLITE_OK &&
-		    sqlite3_step(s) == SQLITE_ROW)
+		if (sqlite3_prepare_v2(st->readers[0].db, "PRAGMA user_version", -1, &s, NULL) !=
+		    SQLITE_OK)
+			return db_err(&st->readers[0], sqlite3_errcode(st->readers[0].db),
+				      "reading the schema version");
+		rc = db_step(&st->readers[0], s, "reading the schema version");
+		if (rc > 0)
 			version = sqlite3_column_int(s, 0);
 		sqlite3_finalize(s);
+		if (rc < 0)
+			return rc;
 		if (version != (int)reg_migrations_count)
 			return cm_err_set(-EPROTO, "the store's schema is at version %d, this modelfs "
 					  "needs %u; open it once read-write to migrate",
@@ -341,15 +436,52 @@ sqlite3_stmt *db_stmt(struct reg_conn *c, enum reg_sql id)
 	return s;
 }
 
+/* The statement's name in REG_SQL_LIST, or the start of its text. */
+static void stmt_name(struct reg_conn *c, sqlite3_stmt *s, char *out, size_t n)
+{
+	const char *sql;
+
+	for (int i = 0; c && i < REG_SQL_COUNT; i++) {
+		if (c->stmt[i] == s) {
+			cm_strlcpy(out, sql_name[i], n);
+			return;
+		}
+	}
+	sql = sqlite3_sql(s);
+	snprintf(out, n, "%.40s", sql ? sql : "?");
+}
+
+int db_step(struct reg_conn *c, sqlite3_stmt *s, const char *what)
+{
+	const char *msg;
+	char name[64];
+	int src;
+
+	if (bind_failed) {
+		src = bind_failed;
+		bind_failed = 0;
+		goto fail;
+	}
+	if (db_step_fault && (src = db_step_fault(s)) != SQLITE_OK)
+		goto fail;
+	src = sqlite3_step(s);
+	if (src == SQLITE_ROW)
+		return 1;
+	if (src == SQLITE_DONE)
+		return 0;
+fail:
+	stmt_name(c, s, name, sizeof(name));
+	msg = c && c->db && src == sqlite3_extended_errcode(c->db) ? sqlite3_errmsg(c->db)
+								     : sqlite3_errstr(src);
+	return cm_err_set(db_errno(src), "%s (%s): %s (sqlite %d)", what, name, msg, src);
+}
+
 int db_exec_stmt(struct reg_conn *c, sqlite3_stmt *s, const char *what)
 {
-	int src = sqlite3_step(s);
-	int rc = 0;
+	int rc = db_step(c, s, what);
 
-	if (src != SQLITE_DONE && src != SQLITE_ROW)
-		rc = db_err(c, src, what);
 	sqlite3_reset(s);
-	return rc;
+	return rc < 0 ? rc : 0;
 }
 
 void db_col_text(sqlite3_stmt *s, int col, char *dst, size_t n)
@@ -368,7 +500,9 @@ char *db_col_strdup(sqlite3_stmt *s, int col)
 
 int db_bind_text(sqlite3_stmt *s, int i, const char *v)
 {
-	if (!v)
-		return sqlite3_bind_null(s, i);
-	return sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
+	int src = v ? sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(s, i);
+
+	if (src != SQLITE_OK && !bind_failed)
+		bind_failed = src;
+	return src;
 }

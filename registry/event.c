@@ -56,7 +56,7 @@ int reg_event_list(struct reg_store *st, const char *model, const struct reg_eve
 	sqlite3_bind_int64(s, 4, f ? f->until_us : 0);
 	sqlite3_bind_int64(s, 5, f ? f->after_id : 0);
 	sqlite3_bind_int64(s, 6, f && f->limit ? (int64_t)f->limit : -1);
-	while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+	while ((src = db_step(c, s, "reading the event log")) > 0) {
 		char ts[CM_TIME_RFC3339_LEN];
 		const unsigned char *d = sqlite3_column_text(s, 10);
 		json_t *ev;
@@ -80,8 +80,8 @@ int reg_event_list(struct reg_store *st, const char *model, const struct reg_eve
 			break;
 		}
 	}
-	if (rc == 0 && src != SQLITE_DONE)
-		rc = db_err(c, src, "reading the event log");
+	if (rc == 0 && src < 0)
+		rc = src;
 	sqlite3_reset(s);
 	if (rc == 0) {
 		*out = arr;
@@ -100,10 +100,13 @@ int reg_event_count(struct reg_store *st, int64_t *out)
 	int rc = 0;
 
 	DB_STMT(c, EVENT_COUNT, s);
-	if (sqlite3_step(s) == SQLITE_ROW)
+	rc = db_step(c, s, "counting events");
+	if (rc > 0) {
 		*out = sqlite3_column_int64(s, 0);
-	else
-		rc = db_err(c, sqlite3_errcode(c->db), "counting events");
+		rc = 0;
+	} else if (rc == 0) {
+		rc = cm_err_set(-EIO, "counting events: no row");
+	}
 	sqlite3_reset(s);
 done:
 	db_read_end(c);

@@ -223,8 +223,8 @@ static int cfg_load(struct reg_conn *c, struct gs_cfg *out)
 	int src;
 
 	DB_STMT(c, GIT_CONFIG_GET, s);
-	src = sqlite3_step(s);
-	if (src == SQLITE_ROW) {
+	src = db_step(c, s, "reading the git configuration");
+	if (src > 0) {
 		g.repo = db_col_strdup(s, 0);
 		g.remote = db_col_strdup(s, 1);
 		g.tagger_name = db_col_strdup(s, 2);
@@ -236,11 +236,11 @@ static int cfg_load(struct reg_conn *c, struct gs_cfg *out)
 		g.updated_us = sqlite3_column_int64(s, 8);
 		if (!g.repo || !g.tagger_name || !g.tagger_email || !g.tag_format)
 			rc = cm_err_set(-ENOMEM, "out of memory");
-	} else if (src == SQLITE_DONE) {
+	} else if (src == 0) {
 		rc = cm_err_set(-ENOENT, "git sync is not configured for this store "
 				"(serve --git-repo DIR, or git-sync --repo DIR --run)");
 	} else {
-		rc = db_err(c, src, "reading the git configuration");
+		rc = src;
 	}
 	sqlite3_reset(s);
 	if (rc == 0)
@@ -388,8 +388,8 @@ int reg_git_configure(struct reg_store *st, const struct reg_actor *who,
 	if (bj)
 		json_object_del(bj, "updated_at");
 	if (!bj || !json_equal(bj, aj)) {
-		btext = bj ? json_dumps(bj, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-		atext = json_dumps(aj, JSON_COMPACT | JSON_SORT_KEYS);
+		btext = bj ? reg_json_dumps(bj, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+		atext = reg_json_dumps(aj, JSON_COMPACT | JSON_SORT_KEYS);
 		rc = reg_event_add(c, who, "git.configure", NULL, NULL, NULL, btext, atext, NULL);
 		if (rc < 0)
 			goto done;
@@ -682,15 +682,15 @@ int gs_event_enqueue(struct reg_conn *c, int64_t event_id, const struct reg_acto
 	if (!(seal || import || set || del) || !model)
 		return 0;
 	DB_STMT(c, GIT_ENABLED, s);
-	src = sqlite3_step(s);
-	if (src == SQLITE_ROW) {
+	src = db_step(c, s, "reading the git configuration");
+	if (src > 0) {
 		on = 1;
 		gto = sqlite3_column_int(s, 0);
 		db_col_text(s, 1, format, sizeof(format));
 	}
 	sqlite3_reset(s);
-	if (src != SQLITE_ROW && src != SQLITE_DONE)
-		return db_err(c, src, "reading the git configuration");
+	if (src < 0)
+		return src;
 	if (!on)
 		return 0;
 	if (seal && version) {
@@ -1407,7 +1407,7 @@ static int items_load(struct reg_store *st, const char *state, struct gs_item **
 	DB_STMT(c, GIT_OPEN_ITEMS, s);
 	db_bind_text(s, 1, state);
 	sqlite3_bind_int(s, 2, GS_BATCH);
-	while ((src = sqlite3_step(s)) == SQLITE_ROW && cnt < GS_BATCH) {
+	while ((src = db_step(c, s, "listing the git queue")) > 0 && cnt < GS_BATCH) {
 		struct gs_item *x = &it[cnt++];
 
 		x->id = sqlite3_column_int64(s, 0);
@@ -1426,8 +1426,8 @@ static int items_load(struct reg_store *st, const char *state, struct gs_item **
 			break;
 		}
 	}
-	if (rc == 0 && src != SQLITE_DONE && src != SQLITE_ROW)
-		rc = db_err(c, src, "reading the git queue");
+	if (rc == 0 && src < 0)
+		rc = src;
 	sqlite3_reset(s);
 	if (rc == 0) {
 		*out = it;
@@ -1959,11 +1959,15 @@ int reg_git_status(struct reg_store *st, struct reg_git_status *out)
 	int src;
 
 	DB_STMT(c, GIT_ENABLED, s);
-	src = sqlite3_step(s);
-	g.configured = src == SQLITE_ROW;
+	src = db_step(c, s, "reading the git configuration");
+	g.configured = src > 0;
 	sqlite3_reset(s);
+	if (src < 0) {
+		rc = src;
+		goto done;
+	}
 	DB_STMT(c, GIT_STATUS_STATES, s);
-	while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+	while ((src = db_step(c, s, "reading the git queue")) > 0) {
 		const char *state = (const char *)sqlite3_column_text(s, 0);
 		int64_t n = sqlite3_column_int64(s, 1);
 		int64_t oldest = sqlite3_column_int64(s, 2);
@@ -1983,12 +1987,12 @@ int reg_git_status(struct reg_store *st, struct reg_git_status *out)
 			g.oldest_open_us = oldest;
 	}
 	sqlite3_reset(s);
-	if (src != SQLITE_DONE) {
-		rc = db_err(c, src, "reading the git queue");
+	if (src < 0) {
+		rc = src;
 		goto done;
 	}
 	DB_STMT(c, GIT_STATUS_REASONS, s);
-	while (sqlite3_step(s) == SQLITE_ROW) {
+	while ((src = db_step(c, s, "reading the git queue's failures")) > 0) {
 		const char *reason = (const char *)sqlite3_column_text(s, 0);
 
 		if (reason && !strcmp(reason, "missing_commit"))
@@ -1997,12 +2001,21 @@ int reg_git_status(struct reg_store *st, struct reg_git_status *out)
 			g.conflicts = sqlite3_column_int64(s, 1);
 	}
 	sqlite3_reset(s);
+	if (src < 0) {
+		rc = src;
+		goto done;
+	}
 	DB_STMT(c, GIT_STATUS_ERROR, s);
-	if (sqlite3_step(s) == SQLITE_ROW) {
+	src = db_step(c, s, "reading the git queue's last error");
+	if (src > 0) {
 		db_col_text(s, 0, g.last_error, sizeof(g.last_error));
 		g.last_error_us = sqlite3_column_int64(s, 1);
 	}
 	sqlite3_reset(s);
+	if (src < 0) {
+		rc = src;
+		goto done;
+	}
 	*out = g;
 done:
 	db_read_end(c);
@@ -2053,7 +2066,7 @@ int reg_git_queue_list(struct reg_store *st, const char *state, int64_t after_id
 	db_bind_text(s, 1, state);
 	sqlite3_bind_int64(s, 2, after_id);
 	sqlite3_bind_int64(s, 3, limit ? (int64_t)limit : -1);
-	while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+	while ((src = db_step(c, s, "listing the git queue")) > 0) {
 		json_t *o = json_object();
 
 		json_object_set_new(o, "id", json_integer(sqlite3_column_int64(s, 0)));
@@ -2081,8 +2094,8 @@ int reg_git_queue_list(struct reg_store *st, const char *state, int64_t after_id
 			break;
 		}
 	}
-	if (rc == 0 && src != SQLITE_DONE)
-		rc = db_err(c, src, "listing the git queue");
+	if (rc == 0 && src < 0)
+		rc = src;
 	sqlite3_reset(s);
 	if (rc == 0) {
 		*out = arr;
@@ -2151,18 +2164,23 @@ int reg_git_backfill(struct reg_store *st, const struct reg_actor *who, int64_t 
 	if (rc < 0)
 		return rc;
 	DB_STMT(c, GIT_ENABLED, s);
-	if (sqlite3_step(s) == SQLITE_ROW) {
+	src = db_step(c, s, "reading the git configuration");
+	if (src > 0) {
 		on = 1;
 		gto = sqlite3_column_int(s, 0);
 		db_col_text(s, 1, format, sizeof(format));
 	}
 	sqlite3_reset(s);
+	if (src < 0) {
+		rc = src;
+		goto done;
+	}
 	if (!on) {
 		rc = cm_err_set(-ENOENT, "git sync is not enabled for this store");
 		goto done;
 	}
 	DB_STMT(c, GIT_UNQUEUED, s);
-	while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+	while ((src = db_step(c, s, "finding versions without tags")) > 0) {
 		rc = cm_grow(&names, &cap, cnt + 1, sizeof(*names), 64);
 		if (rc < 0)
 			break;
@@ -2170,8 +2188,8 @@ int reg_git_backfill(struct reg_store *st, const struct reg_actor *who, int64_t 
 		db_col_text(s, 1, names[cnt][1], REG_NAME_MAX);
 		cnt++;
 	}
-	if (rc == 0 && src != SQLITE_DONE)
-		rc = db_err(c, src, "finding versions without tags");
+	if (rc == 0 && src < 0)
+		rc = src;
 	sqlite3_reset(s);
 	for (size_t i = 0; rc == 0 && i < cnt; i++)
 		rc = enqueue_version(c, 0, who, names[i][0], names[i][1], gto, format);
@@ -2206,7 +2224,7 @@ int gs_lineage_add(struct reg_conn *c, const char *lo, const char *hi, json_t *a
 	DB_STMT(c, GIT_LINEAGE, s);
 	db_bind_text(s, 1, lo);
 	db_bind_text(s, 2, hi);
-	while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+	while ((src = db_step(c, s, "searching tags for lineage")) > 0) {
 		const char *m = (const char *)sqlite3_column_text(s, 0);
 		const char *v = (const char *)sqlite3_column_text(s, 1);
 		int seen = 0;
@@ -2231,8 +2249,8 @@ int gs_lineage_add(struct reg_conn *c, const char *lo, const char *hi, json_t *a
 			break;
 		}
 	}
-	if (rc == 0 && src != SQLITE_DONE)
-		rc = db_err(c, src, "searching tags for lineage");
+	if (rc == 0 && src < 0)
+		rc = src;
 	sqlite3_reset(s);
 done:
 	return rc;
@@ -2309,7 +2327,7 @@ static int vers_load(struct reg_store *st, struct gs_ver **out, size_t *n)
 	int src;
 
 	DB_STMT(c, GIT_SEALED, s);
-	while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+	while ((src = db_step(c, s, "listing sealed versions")) > 0) {
 		rc = cm_grow(&v, &cap, cnt + 1, sizeof(*v), 64);
 		if (rc < 0)
 			break;
@@ -2319,8 +2337,8 @@ static int vers_load(struct reg_store *st, struct gs_ver **out, size_t *n)
 		v[cnt].commit = db_col_strdup(s, 2);
 		cnt++;
 	}
-	if (rc == 0 && src != SQLITE_DONE)
-		rc = db_err(c, src, "listing sealed versions");
+	if (rc == 0 && src < 0)
+		rc = src;
 	sqlite3_reset(s);
 done:
 	db_read_end(c);
@@ -2573,17 +2591,21 @@ static int seen_record(struct gs_check *k, char **tags, size_t ntags)
 	if (rc < 0)
 		return rc;
 	DB_STMT(c, GIT_TAGS_ALL, s);
-	while (sqlite3_step(s) == SQLITE_ROW) {
+	while ((rc = db_step(c, s, "listing remembered tags")) > 0) {
 		const char *t = (const char *)sqlite3_column_text(s, 0);
 
+		rc = 0;
 		if (!t || (ntags && bsearch(&t, tags, ntags, sizeof(*tags), str_cmp)))
 			continue;
 		rc = cm_grow(&stale, &capstale, nstale + 1, sizeof(*stale), 16);
 		if (rc < 0)
 			break;
 		stale[nstale] = strdup(t);
-		if (stale[nstale])
-			nstale++;
+		if (!stale[nstale]) {
+			rc = cm_err_set(-ENOMEM, "out of memory");
+			break;
+		}
+		nstale++;
 	}
 	sqlite3_reset(s);
 	for (size_t i = 0; rc == 0 && i < nstale; i++) {
@@ -2618,6 +2640,7 @@ static void missing_detail(struct reg_store *st, const struct gs_ver *v, char *o
 {
 	struct reg_conn *c = db_read_begin(st);
 	sqlite3_stmt *s = db_stmt(c, REG_SQL_GIT_VERSION_ITEM);
+	int src;
 
 	if (!s) {
 		snprintf(out, n, "no tag in the repository");
@@ -2626,12 +2649,16 @@ static void missing_detail(struct reg_store *st, const struct gs_ver *v, char *o
 	}
 	db_bind_text(s, 1, v->model);
 	db_bind_text(s, 2, v->name);
-	if (sqlite3_step(s) == SQLITE_ROW) {
+	src = db_step(c, s, "reading a version's git queue item");
+	if (src > 0) {
 		const char *state = (const char *)sqlite3_column_text(s, 0);
 		const char *err = (const char *)sqlite3_column_text(s, 2);
 
 		snprintf(out, n, "no tag in the repository; queue item %s%s%s", state ? state : "?",
 			 err ? ": " : "", err ? err : "");
+	} else if (src < 0) {
+		snprintf(out, n, "no tag in the repository; its queue item could not be read: %s",
+			 cm_err_describe(src));
 	} else if (!v->commit) {
 		snprintf(out, n, "no tag in the repository, and no git_commit in its metadata");
 	} else {

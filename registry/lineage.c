@@ -43,22 +43,27 @@ static int rows_to_json(struct reg_conn *c, sqlite3_stmt *s, json_t *arr)
 {
 	int src;
 
-	while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+	while ((src = db_step(c, s, "searching lineage")) > 0) {
 		json_t *o = json_object();
 
-		for (int i = 0; i < 5; i++) {
+		for (int i = 0; o && i < 5; i++) {
 			static const char *const keys[] = { "model", "version", "git_commit",
 							    "training_data_hash", "state" };
 			const unsigned char *t = sqlite3_column_text(s, i);
 
-			json_object_set_new(o, keys[i], t ? json_string((const char *)t) : json_null());
+			if (json_object_set_new(o, keys[i], t ? json_string((const char *)t)
+							      : json_null()) < 0) {
+				json_decref(o);
+				o = NULL;
+			}
 		}
-		json_array_append_new(arr, o);
+		if (!o || json_array_append_new(arr, o) < 0) {
+			src = cm_err_set(-ENOMEM, "out of memory");
+			break;
+		}
 	}
 	sqlite3_reset(s);
-	if (src != SQLITE_DONE)
-		return db_err(c, src, "searching lineage");
-	return 0;
+	return src < 0 ? src : 0;
 }
 
 int reg_lineage_find(struct reg_store *st, const char *commit_prefix, const char *data_hash,

@@ -134,7 +134,7 @@ static int sealed_modes(struct reg_conn *c, int mfd, const struct reg_version *v
 		return rc;
 	DB_STMT(c, FILE_LIST, s);
 	sqlite3_bind_int64(s, 1, v->id);
-	while (sqlite3_step(s) == SQLITE_ROW) {
+	while ((rc = db_step(c, s, "listing a version's files")) > 0) {
 		const char *path = (const char *)sqlite3_column_text(s, 0);
 		int fd = -1;
 		struct stat sb;
@@ -189,10 +189,11 @@ static int aliases_write(int mfd, struct reg_alias *a, size_t n, int scan)
 		return cm_err_set(-errno, "reopening a directory: %s", strerror(errno));
 	d = fdopendir(dfd);
 	if (!d) {
+		rc = cm_err_set(-errno, "listing a model directory: %s", strerror(errno));
 		close(dfd);
-		return cm_err_set(-errno, "listing a model directory: %s", strerror(errno));
+		return rc;
 	}
-	while ((de = readdir(d)) != NULL) {
+	while ((rc = cm_readdir(d, &de)) > 0) {
 		char target[PATH_MAX];
 		ssize_t len;
 
@@ -214,7 +215,7 @@ static int aliases_write(int mfd, struct reg_alias *a, size_t n, int scan)
 			changed = 1;
 	}
 	closedir(d);
-	return changed;
+	return rc < 0 ? rc : changed;
 }
 
 /*
@@ -234,18 +235,31 @@ static json_t *versions_summary(struct reg_conn *c, int64_t mid)
 		return NULL;
 	DB_STMT(c, VERSION_STATES, s);
 	sqlite3_bind_int64(s, 1, mid);
-	while (sqlite3_step(s) == SQLITE_ROW) {
+	while ((rc = db_step(c, s, "counting versions by state")) > 0) {
 		json_int_t n = sqlite3_column_int64(s, 1);
 
-		json_object_set_new(sum, (const char *)sqlite3_column_text(s, 0), json_integer(n));
+		if (json_object_set_new(sum, (const char *)sqlite3_column_text(s, 0),
+					json_integer(n)) < 0) {
+			rc = cm_err_set(-ENOMEM, "out of memory");
+			break;
+		}
 		total += n;
 	}
 	sqlite3_reset(s);
-	json_object_set_new(sum, "count", json_integer(total));
+	if (rc < 0)
+		goto done;
+	if (json_object_set_new(sum, "count", json_integer(total)) < 0) {
+		rc = cm_err_set(-ENOMEM, "out of memory");
+		goto done;
+	}
 	DB_STMT(c, VERSION_LATEST, s);
 	sqlite3_bind_int64(s, 1, mid);
-	if (sqlite3_step(s) == SQLITE_ROW)
-		json_object_set_new(sum, "latest", json_string((const char *)sqlite3_column_text(s, 0)));
+	rc = db_step(c, s, "reading the latest version");
+	if (rc > 0)
+		rc = json_object_set_new(sum, "latest",
+					 json_string((const char *)sqlite3_column_text(s, 0))) < 0
+			     ? cm_err_set(-ENOMEM, "out of memory")
+			     : 0;
 	sqlite3_reset(s);
 done:
 	if (rc < 0) {
@@ -265,10 +279,11 @@ static json_t *model_document(struct reg_conn *c, const char *model, int64_t mid
 	const char *current = NULL;
 	sqlite3_stmt *s;
 	int64_t last = 0;
+	int bad = !jal || !deployed; /* a failed set or append: the document would lack a part */
 	int rc = 0;
 
 	for (size_t i = 0; i < na; i++) {
-		json_object_set_new(jal, aliases[i].name, json_string(aliases[i].version));
+		bad |= json_object_set_new(jal, aliases[i].name, json_string(aliases[i].version));
 		if (!strcmp(aliases[i].name, "current"))
 			current = aliases[i].version;
 	}
@@ -276,37 +291,48 @@ static json_t *model_document(struct reg_conn *c, const char *model, int64_t mid
 		struct reg_version cv;
 		json_t *rec = NULL;
 
-		if (reg_version_row(c, mid, model, current, &cv) == 0 &&
-		    reg_record_load(c, cv.id, &rec) == 0) {
-			doc = record_for_disk(rec, model, current);
-			json_decref(rec);
-		}
-	}
-	if (!doc)
+		/* A record that cannot be read now must not become a document without it. */
+		rc = reg_version_row(c, mid, model, current, &cv);
+		if (rc == 0)
+			rc = reg_record_load(c, cv.id, &rec);
+		if (rc < 0)
+			goto done;
+		doc = record_for_disk(rec, model, current);
+		json_decref(rec);
+	} else {
 		doc = json_object();
-	if (!doc || !jvers) {
+	}
+	if (!doc || !jvers || bad) {
 		rc = cm_err_set(-ENOMEM, "out of memory");
 		goto done;
 	}
 	if (current)
 		for (size_t i = 0; i < na; i++)
 			if (!strcmp(aliases[i].version, current))
-				json_array_append_new(deployed, json_string(aliases[i].name));
-	json_object_set_new(doc, "model_name", json_string(model));
-	json_object_set_new(doc, "deployed_to", deployed);
+				bad |= json_array_append_new(deployed, json_string(aliases[i].name));
+	bad |= json_object_set_new(doc, "model_name", json_string(model));
+	bad |= json_object_set_new(doc, "deployed_to", deployed);
 	deployed = NULL;
 	for (size_t i = 0; i < na; i++)
 		if (!strcmp(aliases[i].name, "canary") && aliases[i].percent >= 0)
-			json_object_set_new(doc, "canary_traffic_percent",
-					    json_integer(aliases[i].percent));
-	json_object_set_new(doc, "aliases", jal);
-	json_object_set_new(doc, "versions", jvers);
+			bad |= json_object_set_new(doc, "canary_traffic_percent",
+						   json_integer(aliases[i].percent));
+	bad |= json_object_set_new(doc, "aliases", jal);
+	bad |= json_object_set_new(doc, "versions", jvers);
 	jal = jvers = NULL;
+	if (bad) {
+		rc = cm_err_set(-ENOMEM, "out of memory");
+		goto done;
+	}
 	DB_STMT(c, MODEL_LAST_EVENT, s);
 	db_bind_text(s, 1, model);
-	if (sqlite3_step(s) == SQLITE_ROW)
+	rc = db_step(c, s, "reading a model's last event");
+	if (rc > 0)
 		last = sqlite3_column_int64(s, 0);
 	sqlite3_reset(s);
+	if (rc < 0)
+		goto done;
+	rc = 0;
 	/*
 	 * event_id goes first, so that opening a store reads a line per model
 	 * instead of parsing every model's version summary (check.c).
@@ -344,7 +370,7 @@ int mat_aliases(struct reg_conn *c, int64_t mid, struct reg_alias **out, size_t 
 
 	DB_STMT(c, ALIAS_LIST, s);
 	sqlite3_bind_int64(s, 1, mid);
-	while (sqlite3_step(s) == SQLITE_ROW) {
+	while ((rc = db_step(c, s, "listing aliases")) > 0) {
 		rc = cm_grow(&a, &cap, cnt + 1, sizeof(*a), 4);
 		if (rc < 0)
 			break;

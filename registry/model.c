@@ -16,13 +16,13 @@ int reg_model_id(struct reg_conn *c, const char *model, int64_t *id)
 
 	DB_STMT(c, MODEL_GET, s);
 	db_bind_text(s, 1, model);
-	src = sqlite3_step(s);
-	if (src == SQLITE_ROW)
+	src = db_step(c, s, "looking up a model");
+	if (src > 0)
 		*id = sqlite3_column_int64(s, 0);
-	else if (src == SQLITE_DONE)
+	else if (src == 0)
 		rc = cm_err_set(-ENOENT, "no model '%s'", model);
 	else
-		rc = db_err(c, src, "looking up a model");
+		rc = src;
 	sqlite3_reset(s);
 done:
 	return rc;
@@ -73,12 +73,15 @@ int reg_record_load(struct reg_conn *c, int64_t vid, json_t **out)
 
 	DB_STMT(c, VERSION_META_GET, s);
 	sqlite3_bind_int64(s, 1, vid);
-	if (sqlite3_step(s) != SQLITE_ROW) {
-		rc = db_err(c, sqlite3_errcode(c->db), "loading a metadata record");
+	rc = db_step(c, s, "loading a metadata record");
+	if (rc <= 0) {
+		if (rc == 0)
+			rc = cm_err_set(-ENOENT, "no metadata record for version %lld", (long long)vid);
 		sqlite3_reset(s);
 		goto done;
 	}
-	rec = json_loads((const char *)sqlite3_column_text(s, 0), 0, &jerr);
+	rc = 0;
+	rec = reg_json_loads((const char *)sqlite3_column_text(s, 0), &jerr);
 	sqlite3_reset(s);
 	if (!rec) {
 		rc = cm_err_set(-EIO, "stored metadata record is not JSON: %s", jerr.text);
@@ -146,13 +149,13 @@ int reg_model_get(struct reg_store *st, const char *name, struct reg_model *out)
 
 	DB_STMT(c, MODEL_GET, s);
 	db_bind_text(s, 1, name);
-	src = sqlite3_step(s);
-	if (src == SQLITE_ROW)
+	src = db_step(c, s, "reading a model");
+	if (src > 0)
 		model_row(s, out);
-	else if (src == SQLITE_DONE)
+	else if (src == 0)
 		rc = cm_err_set(-ENOENT, "no model '%s'", name);
 	else
-		rc = db_err(c, src, "reading a model");
+		rc = src;
 	sqlite3_reset(s);
 done:
 	db_read_end(c);
@@ -172,14 +175,14 @@ int reg_model_list(struct reg_store *st, const char *after, size_t limit,
 	DB_STMT(c, MODEL_LIST, s);
 	db_bind_text(s, 1, after ? after : "");
 	sqlite3_bind_int64(s, 2, limit ? (int64_t)limit : -1);
-	while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+	while ((src = db_step(c, s, "listing models")) > 0) {
 		rc = cm_grow(&v, &cap, cnt + 1, sizeof(*v), 16);
 		if (rc < 0)
 			break;
 		model_row(s, &v[cnt++]);
 	}
-	if (rc == 0 && src != SQLITE_DONE)
-		rc = db_err(c, src, "listing models");
+	if (rc == 0 && src < 0)
+		rc = src;
 	sqlite3_reset(s);
 	if (rc == 0) {
 		*out = v;
@@ -207,8 +210,11 @@ int reg_model_delete(struct reg_store *st, const struct reg_actor *who, const ch
 		goto done;
 	DB_STMT(c, VERSION_COUNT, s);
 	sqlite3_bind_int64(s, 1, id);
-	if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_int64(s, 0) > 0)
-		rc = cm_err_set(-ENOTEMPTY, "model '%s' has versions and cannot be removed", name);
+	rc = db_step(c, s, "counting a model's versions");
+	if (rc > 0)
+		rc = sqlite3_column_int64(s, 0) > 0
+			     ? cm_err_set(-ENOTEMPTY, "model '%s' has versions and cannot be removed", name)
+			     : 0;
 	sqlite3_reset(s);
 	if (rc < 0)
 		goto done;

@@ -116,7 +116,7 @@ int reg_observation_list(struct reg_store *st, const char *model, const char *ve
 	sqlite3_bind_int64(s, 1, v.id);
 	db_bind_text(s, 2, metric);
 	sqlite3_bind_int64(s, 3, limit ? (int64_t)limit : -1);
-	while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+	while ((src = db_step(c, s, "listing observations")) > 0) {
 		json_t *o = json_pack("{s:s s:f s:o s:s s:s}",
 				      "metric", (const char *)sqlite3_column_text(s, 0),
 				      "value", sqlite3_column_double(s, 1),
@@ -129,8 +129,8 @@ int reg_observation_list(struct reg_store *st, const char *model, const char *ve
 			break;
 		}
 	}
-	if (rc == 0 && src != SQLITE_DONE)
-		rc = db_err(c, src, "listing observations");
+	if (rc == 0 && src < 0)
+		rc = src;
 	sqlite3_reset(s);
 	if (rc == 0) {
 		*out = arr;
@@ -152,7 +152,7 @@ static int summary_rows(struct reg_conn *c, enum reg_sql id, json_t *arr,
 
 	if (!s)
 		return -EIO;
-	while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+	while ((src = db_step(c, s, "summarising the store")) > 0) {
 		json_t *o = row(s);
 
 		if (!o || json_array_append_new(arr, o) < 0) {
@@ -160,8 +160,8 @@ static int summary_rows(struct reg_conn *c, enum reg_sql id, json_t *arr,
 			break;
 		}
 	}
-	if (rc == 0 && src != SQLITE_DONE)
-		rc = db_err(c, src, "summarising the store");
+	if (rc == 0 && src < 0)
+		rc = src;
 	sqlite3_reset(s);
 	return rc;
 }

@@ -68,12 +68,14 @@ int reg_store_open(const char *path, unsigned flags, struct reg_store **out)
 
 	if (!path || !path[0])
 		return cm_err_set(-EINVAL, "no store directory given");
+	reg_json_init();
 	st = calloc(1, sizeof(*st));
 	if (!st)
 		return cm_err_set(-ENOMEM, "out of memory");
 	st->root_fd = st->meta_fd = st->lock_fd = -1;
 	st->flags = flags;
 	pthread_mutex_init(&st->live_mu, NULL);
+	pthread_mutex_init(&st->integ_mu, NULL);
 	pthread_cond_init(&st->live_cv, NULL);
 	st->path = strdup(path);
 	if (!st->path) {
@@ -126,13 +128,17 @@ int reg_store_open(const char *path, unsigned flags, struct reg_store **out)
 		st_fsync_dir(st->meta_fd);
 		st_fsync_dir(st->root_fd);
 	}
-	if (!(flags & REG_OPEN_READONLY) && reg_adopt_pending(st) == 1) {
-		rc = reg_adopt(st);
+	if (!(flags & REG_OPEN_READONLY)) {
+		rc = reg_adopt_pending(st);
+		if (rc == 1)
+			rc = reg_adopt(st);
 		if (rc < 0)
 			goto fail;
 	}
 	if (!(flags & (REG_OPEN_READONLY | REG_OPEN_NO_RECONCILE))) {
 		rc = reg_reconcile(st);
+		if (rc == 0)
+			rc = integ_backfill(st);
 		if (rc < 0)
 			goto fail;
 	}
@@ -155,6 +161,8 @@ void reg_store_close(struct reg_store *st)
 	if (st->root_fd >= 0)
 		close(st->root_fd);
 	pthread_mutex_destroy(&st->live_mu);
+	integ_free(st);
+	pthread_mutex_destroy(&st->integ_mu);
 	pthread_cond_destroy(&st->live_cv);
 	free(st->live);
 	free(st->path);

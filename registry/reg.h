@@ -62,6 +62,8 @@ struct reg_file {
 	int64_t size;
 	char sha256[65];        /* "" for draft files */
 	mode_t mode;
+	/* Sealed files: what fstat reported after the seal (0 when not recorded). */
+	int64_t ino, mtime_ns, ctime_ns;
 };
 
 /* ---- store ---- */
@@ -99,6 +101,12 @@ int reg_store_fd(const struct reg_store *st);
  * message goes to msg. The db stays the truth; reconcile heals the disk.
  */
 int64_t reg_store_disk_errors(struct reg_store *st, char *msg, size_t n);
+/*
+ * How many opens of sealed files were refused because the file changed on
+ * the volume after its seal, since the store was opened; *files (optional)
+ * gets how many distinct files, msg the last refusal.
+ */
+int64_t reg_store_integrity(struct reg_store *st, int64_t *files, char *msg, size_t n);
 
 /* A committed change, as told to the change hook. Strings are borrowed for the call. */
 struct reg_change {
@@ -557,11 +565,21 @@ void reg_upload_abort(struct reg_upload *u);
  * Opens a content file of a version for reading, without following
  * symlinks. For sealed versions only recorded files open, and out->sha256
  * is the recorded digest; for drafts it is "". out->path is left NULL.
- * -EIO when a sealed file's size on disk differs from the record. Caller
- * closes *fd.
+ * -EIO when a sealed file changed on disk after its seal (reg_file_check's
+ * rule). Caller closes *fd.
  */
 int reg_version_file_open(struct reg_store *st, const char *model, const char *version,
 			  const char *path, int *fd, struct reg_file *out);
+/*
+ * For an fd open on a file of model/version (path relative to the version,
+ * or NULL to find the file by fd's inode): 0 for a draft or when fstat(fd)
+ * reports what the seal recorded (size, inode, mtime, ctime); -EIO with
+ * detail when the file changed on the volume after its seal, after leaving
+ * an `integrity.mismatch` event (once per file and process) and counting it
+ * (reg_store_integrity). One indexed read and one fstat; no hashing.
+ */
+int reg_file_check(struct reg_store *st, const char *model, const char *version,
+		   const char *path, int fd);
 
 /* ---- observations (production feedback) and store summaries ---- */
 

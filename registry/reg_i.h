@@ -26,7 +26,9 @@
 	X(MODEL_DELETE, "DELETE FROM models WHERE id = ?1") \
 	X(MODEL_POLICY_GET, "SELECT policy FROM models WHERE id = ?1") \
 	X(MODEL_POLICY_SET, "UPDATE models SET policy = ?2 WHERE id = ?1") \
-	X(MODEL_LAST_EVENT, "SELECT coalesce(max(id), 0) FROM events WHERE model = ?1") \
+	/* git.* and integrity.* events change nothing materialised: metadata.json's event_id skips them. */ \
+	X(MODEL_LAST_EVENT, "SELECT coalesce((SELECT id FROM events WHERE model = ?1 " \
+		"AND kind NOT LIKE 'git.%' AND kind NOT LIKE 'integrity.%' ORDER BY id DESC LIMIT 1), 0)") \
 	X(VERSION_INSERT, "INSERT INTO versions(model_id, name, seq, state, created_at, metadata, " \
 		"git_commit, training_data_hash, validation_status, parent_version) " \
 		"VALUES (?1, ?2, ?3, 'draft', ?4, ?5, ?6, ?7, ?8, ?9)") \
@@ -53,7 +55,8 @@
 		"digest = ?4 WHERE id = ?1 AND state = 'draft'") \
 	X(VERSION_STATE_SET, "UPDATE versions SET state = ?2 WHERE id = ?1") \
 	X(VERSION_DELETE, "DELETE FROM versions WHERE id = ?1") \
-	X(FILE_INSERT, "INSERT INTO files(version_id, path, size, sha256, mode) VALUES (?1, ?2, ?3, ?4, ?5)") \
+	X(FILE_INSERT, "INSERT INTO files(version_id, path, size, sha256, mode, ino, mtime_ns, ctime_ns) " \
+		"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)") \
 	X(FILE_LIST, "SELECT path, size, sha256, mode FROM files WHERE version_id = ?1 ORDER BY path") \
 	X(ALIAS_UPSERT, "INSERT INTO aliases(model_id, name, version_id, percent, updated_at) " \
 		"VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(model_id, name) DO UPDATE SET " \
@@ -85,7 +88,16 @@
 	X(LINEAGE_HASH, "SELECT m.name, v.name, v.git_commit, v.training_data_hash, v.state " \
 		"FROM versions v JOIN models m ON m.id = v.model_id " \
 		"WHERE v.training_data_hash = ?1 ORDER BY m.name, v.seq") \
-	X(FILE_GET, "SELECT size, sha256, mode FROM files WHERE version_id = ?1 AND path = ?2") \
+	X(FILE_GET, "SELECT size, sha256, mode, ino, mtime_ns, ctime_ns FROM files " \
+		"WHERE version_id = ?1 AND path = ?2") \
+	X(FILE_BY_INO, "SELECT path, size, sha256, mode, ino, mtime_ns, ctime_ns FROM files " \
+		"WHERE version_id = ?1 AND ino = ?2 LIMIT 1") \
+	X(FILE_ANY_UNRECORDED, "SELECT 1 FROM files WHERE version_id = ?1 AND ino IS NULL LIMIT 1") \
+	X(FILE_UNRECORDED, "SELECT m.name, v.name, v.id, f.path FROM files f " \
+		"JOIN versions v ON v.id = f.version_id JOIN models m ON m.id = v.model_id " \
+		"WHERE f.ino IS NULL ORDER BY v.id, f.path") \
+	X(FILE_STAT_SET, "UPDATE files SET ino = ?3, mtime_ns = ?4, ctime_ns = ?5 " \
+		"WHERE version_id = ?1 AND path = ?2") \
 	X(OBS_INSERT, "INSERT INTO observations(version_id, metric, value, ts, channel, actor) " \
 		"VALUES (?1, ?2, ?3, ?4, ?5, ?6)") \
 	X(OBS_LATEST_SET, "INSERT INTO observations_latest(version_id, metric, value, ts) " \
@@ -154,6 +166,12 @@ struct reg_store {
 	/* Disk updates that failed after their commit (guarded by writer.mu). */
 	int64_t disk_errors;
 	char disk_error[256];
+	/* Sealed files refused because they changed on disk (integrity.c, under integ_mu). */
+	pthread_mutex_t integ_mu;
+	char **integ_seen;          /* "<vid>/<path>" already reported by an event */
+	size_t integ_n, integ_cap;
+	int64_t integ_refused;
+	char integ_last[256];
 };
 
 /* ---- db.c ---- */
@@ -177,13 +195,24 @@ void db_note(struct reg_conn *c, const char *kind, const char *channel, const ch
 sqlite3_stmt *db_stmt(struct reg_conn *c, enum reg_sql id);
 /* Maps a SQLite result to -errno with a message about `what`. */
 int db_err(struct reg_conn *c, int src, const char *what);
+/*
+ * Steps s: 1 for a row, 0 when done, -errno for an error (detail names `what`,
+ * the statement and SQLite's message). Every step in registry/ goes through
+ * here, so that an error never reads as "no row" or "end of rows".
+ */
+int db_step(struct reg_conn *c, sqlite3_stmt *s, const char *what);
+/*
+ * Test hook: when set, called before every db_step(); a result other than
+ * SQLITE_OK is returned as if the step had failed with it (tests only).
+ */
+extern int (*db_step_fault)(sqlite3_stmt *s);
 /* Steps a statement expecting SQLITE_DONE; returns 0 or -errno. */
 int db_exec_stmt(struct reg_conn *c, sqlite3_stmt *s, const char *what);
 /* Copies a text column into a fixed buffer ("" for NULL). */
 void db_col_text(sqlite3_stmt *s, int col, char *dst, size_t n);
 /* A text column as a new string (NULL for NULL). */
 char *db_col_strdup(sqlite3_stmt *s, int col);
-/* Binds NULL for a NULL string. */
+/* Binds NULL for a NULL string; a failed bind fails the thread's next db_step(). */
 int db_bind_text(sqlite3_stmt *s, int i, const char *v);
 int db_migrate(sqlite3 *db);
 
@@ -272,5 +301,22 @@ void reg_disk_error(struct reg_store *st, int rc);
 int reg_versions_query(struct reg_conn *c, int64_t mid, const char *model,
 		       const struct reg_version_filter *f, struct reg_version **out, size_t *n);
 #define reg_versions_all(c, mid, model, out, n) reg_versions_query(c, mid, model, NULL, out, n)
+/* ---- integrity.c ---- */
+/* Fills f's ino, mtime_ns and ctime_ns from fstat(fd). */
+int integ_stat_take(int fd, struct reg_file *f);
+/* Binds f's ino, mtime_ns, ctime_ns at i, i+1, i+2 (NULL when not recorded). */
+void integ_stat_bind(sqlite3_stmt *s, int i, const struct reg_file *f);
+/*
+ * The one rule for serving a sealed file: fd's fstat must equal what the
+ * seal recorded in rec (size, and inode, mtime, ctime when recorded). 0, or
+ * -EIO with detail after reporting the mismatch (event once per file per
+ * process, counters for /metrics and /readyz).
+ */
+int integ_verify(struct reg_store *st, const char *model, const char *version, int64_t vid,
+		 const struct reg_file *rec, int fd);
+/* Records the stat of sealed files that have none (sealed before migration 0005). */
+int integ_backfill(struct reg_store *st);
+void integ_free(struct reg_store *st);
+
 /* Loads a version's stored record (new reference). */
 int reg_record_load(struct reg_conn *c, int64_t vid, json_t **out);

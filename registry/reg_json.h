@@ -20,7 +20,11 @@ int reg_json_real_digits(double x);
  */
 size_t reg_json_real_flags(const json_t *j);
 
-/* json_dumps() with reg_json_real_flags() added. */
+/* json_dumps() with reg_json_real_flags() added; NULL on any failed write (see json.c). */
 char *reg_json_dumps(const json_t *j, size_t flags);
+/* Routes jansson's allocations through a failure counter (once per process). */
+void reg_json_init(void);
+/* json_loads(text, 0, err), NULL (err "out of memory") when jansson ran out of memory. */
+json_t *reg_json_loads(const char *text, json_error_t *err);
 
 #endif

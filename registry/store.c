@@ -206,15 +206,17 @@ static int remove_below(int dirfd)
 	struct dirent *de;
 	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	int rc = 0;
+	int more;
 
 	if (fd < 0)
 		return cm_err_set(-errno, "reopening a directory: %s", strerror(errno));
 	d = fdopendir(fd);
 	if (!d) {
+		rc = cm_err_set(-errno, "listing a directory: %s", strerror(errno));
 		close(fd);
-		return cm_err_set(-errno, "listing a directory: %s", strerror(errno));
+		return rc;
 	}
-	while ((de = readdir(d)) != NULL) {
+	while ((more = cm_readdir(d, &de)) > 0) {
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
 		if (de->d_type == DT_DIR) {
@@ -226,6 +228,8 @@ static int remove_below(int dirfd)
 			break;
 		}
 	}
+	if (more < 0)
+		rc = more;
 	closedir(d);
 	return rc;
 }
@@ -275,14 +279,17 @@ static int list_walk(int dirfd, const char *prefix, struct file_list *l, int dep
 
 	if (depth > 64)
 		return cm_err_set(-ELOOP, "directories nested deeper than 64 under '%s'", prefix);
+	int more = 0;
+
 	if (fd < 0)
 		return cm_err_set(-errno, "reopening a directory: %s", strerror(errno));
 	d = fdopendir(fd);
 	if (!d) {
+		rc = cm_err_set(-errno, "listing '%s': %s", prefix, strerror(errno));
 		close(fd);
-		return cm_err_set(-errno, "listing '%s': %s", prefix, strerror(errno));
+		return rc;
 	}
-	while (rc == 0 && (de = readdir(d)) != NULL) {
+	while (rc == 0 && (more = cm_readdir(d, &de)) > 0) {
 		char path[PATH_MAX];
 		struct stat sb;
 
@@ -319,6 +326,8 @@ static int list_walk(int dirfd, const char *prefix, struct file_list *l, int dep
 					"only files and directories)", path);
 		}
 	}
+	if (rc == 0 && more < 0)
+		rc = cm_err_wrap(more, "listing '%s'", prefix[0] ? prefix : ".");
 	closedir(d);
 	return rc;
 }

@@ -292,15 +292,18 @@ static int file_row(struct reg_store *st, const char *model, const char *version
 	DB_STMT(c, FILE_GET, s);
 	sqlite3_bind_int64(s, 1, v->id);
 	db_bind_text(s, 2, path);
-	src = sqlite3_step(s);
-	if (src == SQLITE_ROW) {
+	src = db_step(c, s, "reading a file record");
+	if (src > 0) {
 		out->size = sqlite3_column_int64(s, 0);
 		db_col_text(s, 1, out->sha256, sizeof(out->sha256));
 		out->mode = (mode_t)sqlite3_column_int(s, 2);
-	} else if (src == SQLITE_DONE) {
+		out->ino = sqlite3_column_int64(s, 3);
+		out->mtime_ns = sqlite3_column_int64(s, 4);
+		out->ctime_ns = sqlite3_column_int64(s, 5);
+	} else if (src == 0) {
 		rc = cm_err_set(-ENOENT, "no file '%s' in %s/%s", path, model, version);
 	} else {
-		rc = db_err(c, src, "reading a file record");
+		rc = src;
 	}
 	sqlite3_reset(s);
 done:
@@ -322,10 +325,12 @@ int reg_version_file_open(struct reg_store *st, const char *model, const char *v
 		rc = file_row(st, model, version, path, &v, &info);
 	if (rc == 0)
 		rc = reg_version_dir_open(st, model, version, &vfd);
-	if (rc == 0)
+	if (rc == 0) {
+		/* v is only known here: a failed lookup above leaves it unset. */
 		rc = st_openat_path(vfd, path, O_RDONLY, 0, &f);
-	if (rc == -ELOOP || rc == -ENOTDIR || (rc == -ENOENT && v.state == REG_DRAFT))
-		rc = cm_err_set(-ENOENT, "no file '%s' in %s/%s", path, model, version);
+		if (rc == -ELOOP || rc == -ENOTDIR || (rc == -ENOENT && v.state == REG_DRAFT))
+			rc = cm_err_set(-ENOENT, "no file '%s' in %s/%s", path, model, version);
+	}
 	if (rc < 0)
 		goto done;
 	if (fstat(f, &sb) < 0) {
@@ -337,11 +342,12 @@ int reg_version_file_open(struct reg_store *st, const char *model, const char *v
 				version);
 		goto done;
 	}
-	if (v.state != REG_DRAFT && sb.st_size != info.size) {
-		rc = cm_err_set(-EIO, "%s/%s/%s is %lld bytes on disk but was sealed at %lld: the "
-				"volume was changed behind modelfs (run modelfs fsck)", model, version,
-				path, (long long)sb.st_size, (long long)info.size);
-		goto done;
+	if (v.state != REG_DRAFT) {
+		info.path = (char *)path; /* borrowed for the check only */
+		rc = integ_verify(st, model, version, v.id, &info, f);
+		info.path = NULL;
+		if (rc < 0)
+			goto done;
 	}
 	info.size = sb.st_size;
 	info.mode = sb.st_mode & 07777;

@@ -52,13 +52,13 @@ int reg_version_row(struct reg_conn *c, int64_t model_id, const char *model, con
 	DB_STMT(c, VERSION_GET, s);
 	sqlite3_bind_int64(s, 1, model_id);
 	db_bind_text(s, 2, name);
-	src = sqlite3_step(s);
-	if (src == SQLITE_ROW)
+	src = db_step(c, s, "reading a version");
+	if (src > 0)
 		version_fill(s, model, out);
-	else if (src == SQLITE_DONE)
+	else if (src == 0)
 		rc = cm_err_set(-ENOENT, "no version '%s' of model '%s'", name, model);
 	else
-		rc = db_err(c, src, "reading a version");
+		rc = src;
 	sqlite3_reset(s);
 done:
 	return rc;
@@ -92,14 +92,14 @@ int reg_versions_query(struct reg_conn *c, int64_t mid, const char *model,
 	if (f && f->validation_status)
 		db_bind_text(s, 4, f->validation_status);
 	sqlite3_bind_int64(s, 5, f && f->limit ? (int64_t)f->limit : -1);
-	while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+	while ((src = db_step(c, s, "listing versions")) > 0) {
 		rc = cm_grow(&v, &cap, cnt + 1, sizeof(*v), 16);
 		if (rc < 0)
 			break;
 		version_fill(s, model, &v[cnt++]);
 	}
-	if (rc == 0 && src != SQLITE_DONE)
-		rc = db_err(c, src, "listing versions");
+	if (rc == 0 && src < 0)
+		rc = src;
 	sqlite3_reset(s);
 	if (rc == 0) {
 		*out = v;
@@ -181,9 +181,13 @@ int reg_version_create(struct reg_store *st, const struct reg_actor *who, const 
 		goto done;
 	DB_STMT(c, VERSION_MAX_SEQ, s);
 	sqlite3_bind_int64(s, 1, mid);
-	if (sqlite3_step(s) == SQLITE_ROW)
+	rc = db_step(c, s, "numbering a new version");
+	if (rc > 0)
 		seq = sqlite3_column_int64(s, 0) + 1;
 	sqlite3_reset(s);
+	if (rc < 0)
+		goto done;
+	rc = 0;
 	if (!name || !name[0]) {
 		/* v<N+1>, skipping names already taken by explicitly named versions. */
 		for (int64_t k = seq;; k++) {
@@ -267,19 +271,31 @@ int reg_version_list(struct reg_store *st, const char *model, const struct reg_v
 	return rc;
 }
 
-/* The alias names that point at version vid, as a JSON array. */
-static json_t *aliases_of(struct reg_conn *c, int64_t vid)
+/* The alias names that point at version vid, as a new JSON array in *out. */
+static int aliases_of(struct reg_conn *c, int64_t vid, json_t **out)
 {
 	json_t *a = json_array();
-	sqlite3_stmt *s = db_stmt(c, REG_SQL_ALIAS_BY_VERSION);
+	sqlite3_stmt *s;
+	int rc;
 
-	if (!s || !a)
-		return a;
+	if (!a)
+		return cm_err_set(-ENOMEM, "out of memory");
+	DB_STMT(c, ALIAS_BY_VERSION, s);
 	sqlite3_bind_int64(s, 1, vid);
-	while (sqlite3_step(s) == SQLITE_ROW)
-		json_array_append_new(a, json_string((const char *)sqlite3_column_text(s, 0)));
+	while ((rc = db_step(c, s, "listing a version's aliases")) > 0) {
+		if (json_array_append_new(a, json_string((const char *)sqlite3_column_text(s, 0)))) {
+			rc = cm_err_set(-ENOMEM, "out of memory");
+			break;
+		}
+	}
 	sqlite3_reset(s);
-	return a;
+	if (rc == 0) {
+		*out = a;
+		a = NULL;
+	}
+done:
+	json_decref(a);
+	return rc;
 }
 
 int reg_version_metadata_get(struct reg_store *st, const char *model, const char *version,
@@ -287,39 +303,49 @@ int reg_version_metadata_get(struct reg_store *st, const char *model, const char
 {
 	struct reg_conn *c = db_read_begin(st);
 	struct reg_version v;
-	json_t *rec = NULL;
+	json_t *rec = NULL, *al = NULL;
 	int64_t mid;
 	int rc;
 
 	rc = lookup(c, model, version, &mid, &v);
 	if (rc == 0)
 		rc = reg_record_load(c, v.id, &rec);
+	if (rc == 0)
+		rc = aliases_of(c, v.id, &al);
 	if (rc == 0) {
 		if (!json_object_get(rec, "model_name"))
 			json_object_set_new(rec, "model_name", json_string(model));
 		if (!json_object_get(rec, "version"))
 			json_object_set_new(rec, "version", json_string(version));
-		json_object_set_new(rec, "deployed_to", aliases_of(c, v.id));
+		json_object_set_new(rec, "deployed_to", al);
 		*out = rec;
+		rec = NULL;
 	}
+	json_decref(rec);
 	db_read_end(c);
 	return rc;
 }
 
 /* Fields whose values differ between a and b (both objects), as an array. */
+/* NULL when out of memory: a partial list would let a frozen field change unseen. */
 static json_t *changed_fields(json_t *a, json_t *b)
 {
 	json_t *out = json_array();
 	const char *k;
 	json_t *v;
+	int bad = !out;
 
 	json_object_foreach(a, k, v) {
-		if (!json_equal(v, json_object_get(b, k)))
-			json_array_append_new(out, json_string(k));
+		if (out && !json_equal(v, json_object_get(b, k)))
+			bad |= json_array_append_new(out, json_string(k));
 	}
 	json_object_foreach(b, k, v) {
-		if (!json_object_get(a, k))
-			json_array_append_new(out, json_string(k));
+		if (out && !json_object_get(a, k))
+			bad |= json_array_append_new(out, json_string(k));
+	}
+	if (bad) {
+		json_decref(out);
+		return NULL;
 	}
 	return out;
 }
@@ -336,6 +362,7 @@ static int record_store(struct reg_store *st, struct reg_conn *c, const struct r
 	sqlite3_stmt *s;
 	size_t i;
 	json_t *f;
+	int bad;
 	int rc;
 
 	rc = meta_check(rec, model, v->name);
@@ -348,6 +375,10 @@ static int record_store(struct reg_store *st, struct reg_conn *c, const struct r
 	json_object_del(old, "model_name");
 	json_object_del(old, "version");
 	changed = changed_fields(old, rec);
+	if (!changed) {
+		rc = cm_err_set(-ENOMEM, "out of memory");
+		goto done;
+	}
 	if (!json_array_size(changed))
 		goto done; /* nothing to do: no event either */
 	if (v->state != REG_DRAFT) {
@@ -373,17 +404,21 @@ static int record_store(struct reg_store *st, struct reg_conn *c, const struct r
 		goto done;
 	before = json_object();
 	after = json_object();
+	bad = !before || !after || !changed;
 	json_array_foreach(changed, i, f) {
 		const char *k = json_string_value(f);
 		json_t *b = json_object_get(old, k), *a = json_object_get(rec, k);
 
-		json_object_set(before, k, b ? b : json_null());
-		json_object_set(after, k, a ? a : json_null());
+		bad |= !before || json_object_set(before, k, b ? b : json_null());
+		bad |= !after || json_object_set(after, k, a ? a : json_null());
 	}
-	btext = reg_json_dumps(before, JSON_COMPACT);
-	atext = reg_json_dumps(after, JSON_COMPACT);
-	detail = json_pack("{sO}", "fields", changed);
-	rc = reg_event_add(c, who, kind, model, v->name, NULL, btext, atext, detail);
+	btext = bad ? NULL : reg_json_dumps(before, JSON_COMPACT);
+	atext = bad ? NULL : reg_json_dumps(after, JSON_COMPACT);
+	detail = bad ? NULL : json_pack("{sO}", "fields", changed);
+	/* The audit trail gets the whole change or the change fails. */
+	rc = !btext || !atext || !detail
+		     ? cm_err_set(-ENOMEM, "out of memory")
+		     : reg_event_add(c, who, kind, model, v->name, NULL, btext, atext, detail);
 	if (rc < 0)
 		goto done;
 	rc = db_write_commit(c);
@@ -609,6 +644,8 @@ int ver_seal_files(int vfd, struct reg_file *files, size_t n, int64_t *total)
 		}
 		if (rc == 0 && fchmod(fd, f->mode & 07555) < 0)
 			rc = cm_err_set(-errno, "write-protecting '%s': %s", f->path, strerror(errno));
+		if (rc == 0)
+			rc = integ_stat_take(fd, f);
 		close(fd);
 		if (rc < 0)
 			break;
@@ -715,6 +752,8 @@ int reg_version_seal(struct reg_store *st, const struct reg_actor *who, const ch
 		goto done;
 	if (v.state != REG_DRAFT) {
 		rc = 0; /* sealed meanwhile by another path; idempotent */
+		if (out)
+			*out = v;
 		goto done;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -724,6 +763,7 @@ int reg_version_seal(struct reg_store *st, const struct reg_actor *who, const ch
 		sqlite3_bind_int64(s, 3, files[i].size);
 		db_bind_text(s, 4, files[i].sha256);
 		sqlite3_bind_int(s, 5, (int)files[i].mode);
+		integ_stat_bind(s, 6, &files[i]);
 		rc = db_exec_stmt(c, s, "recording a file");
 		if (rc < 0)
 			goto done;
@@ -738,7 +778,7 @@ int reg_version_seal(struct reg_store *st, const struct reg_actor *who, const ch
 		goto done;
 	detail = json_pack("{sssIsI}", "digest", digest, "files", (json_int_t)n, "total_size",
 			   (json_int_t)total);
-	rc = reg_event_add(c, who, "version.seal", model, version, NULL, "draft", "sealed", detail);
+	rc = !detail ? cm_err_set(-ENOMEM, "out of memory") : reg_event_add(c, who, "version.seal", model, version, NULL, "draft", "sealed", detail);
 	if (rc == 0)
 		rc = reg_version_row(c, mid, model, version, &v);
 	if (rc == 0)
@@ -803,7 +843,9 @@ int reg_version_archive(struct reg_store *st, const struct reg_actor *who, const
 				version);
 		goto done;
 	}
-	al = aliases_of(c, v.id);
+	rc = aliases_of(c, v.id, &al);
+	if (rc < 0)
+		goto done;
 	if (json_array_size(al)) {
 		rc = cm_err_set(-EBUSY, "version %s/%s is the target of alias '%s'", model, version,
 				json_string_value(json_array_get(al, 0)));
@@ -847,7 +889,9 @@ int reg_version_delete(struct reg_store *st, const struct reg_actor *who, const 
 	rc = lookup(c, model, version, &mid, &v);
 	if (rc < 0)
 		goto done;
-	al = aliases_of(c, v.id);
+	rc = aliases_of(c, v.id, &al);
+	if (rc < 0)
+		goto done;
 	if (json_array_size(al)) {
 		rc = cm_err_set(-EBUSY, "version %s/%s is the target of alias '%s'", model, version,
 				json_string_value(json_array_get(al, 0)));
@@ -903,7 +947,7 @@ static int files_recorded(struct reg_conn *c, int64_t vid, struct reg_file **out
 
 	DB_STMT(c, FILE_LIST, s);
 	sqlite3_bind_int64(s, 1, vid);
-	while (sqlite3_step(s) == SQLITE_ROW) {
+	while ((rc = db_step(c, s, "listing a version's files")) > 0) {
 		rc = cm_grow(&v, &cap, cnt + 1, sizeof(*v), 8);
 		if (rc < 0)
 			break;
