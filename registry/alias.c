@@ -139,8 +139,10 @@ static int alias_apply(struct reg_conn *c, const struct reg_actor *who, int64_t 
 		       int percent, const char *before, json_t *detail)
 {
 	sqlite3_stmt *s;
-	int rc = 0;
+	int rc = names_claim(c, mid, model, alias, NAMES_ALIAS);
 
+	if (rc < 0)
+		return rc;
 	DB_STMT(c, ALIAS_UPSERT, s);
 	sqlite3_bind_int64(s, 1, mid);
 	db_bind_text(s, 2, alias);
@@ -322,6 +324,8 @@ int reg_alias_set(struct reg_store *st, const struct reg_actor *who, const char 
 	if (rc == 0)
 		rc = alias_row(c, mid, model, alias, &cur);
 	if (rc == 0)
+		rc = mat_link(c, mid, model, alias); /* the link before the commit: a failure commits nothing */
+	if (rc == 0)
 		rc = db_write_commit(c);
 	if (rc < 0)
 		goto done;
@@ -487,6 +491,8 @@ int reg_alias_rollback(struct reg_store *st, const struct reg_actor *who, const 
 	if (rc == 0)
 		rc = alias_row(c, mid, model, alias, &cur);
 	if (rc == 0)
+		rc = mat_link(c, mid, model, alias); /* the link before the commit: a failure commits nothing */
+	if (rc == 0)
 		rc = db_write_commit(c);
 	if (rc < 0)
 		goto done;
@@ -554,6 +560,8 @@ int reg_canary_promote(struct reg_store *st, const struct reg_actor *who, const 
 		rc = alias_remove(c, who, mid, model, "canary", &canary, detail);
 	if (rc == 0)
 		rc = alias_row(c, mid, model, "current", &cur);
+	if (rc == 0)
+		rc = mat_link(c, mid, model, "current"); /* the link before the commit: a failure commits nothing */
 	if (rc == 0)
 		rc = db_write_commit(c);
 	if (rc < 0)

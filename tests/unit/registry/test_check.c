@@ -67,7 +67,8 @@ static void finds_each_problem_and_repairs(void **state)
 	assert_true(reg_store_fsck(f->st, 0, 1, collect, &s) > 0);
 	assert_int_equal(s.kinds[REG_FSCK_ALIAS_STALE], 1);
 	assert_int_equal(s.kinds[REG_FSCK_ALIAS_MISSING], 1);
-	assert_int_equal(s.kinds[REG_FSCK_ALIAS_DANGLING], 1);
+	assert_int_equal(s.kinds[REG_FSCK_ALIAS_DANGLING], 0);
+	assert_int_equal(s.kinds[REG_FSCK_ALIAS_UNKNOWN], 1); /* prod: the db never made it */
 	assert_int_equal(s.kinds[REG_FSCK_MODE], 2);
 	assert_int_equal(s.kinds[REG_FSCK_EXTRA_FILE], 1);
 	assert_int_equal(s.kinds[REG_FSCK_DIGEST], 1);
@@ -78,10 +79,10 @@ static void finds_each_problem_and_repairs(void **state)
 	/* Repair: only the content damage is left (it cannot be restored). */
 	memset(&s, 0, sizeof(s));
 	int left = reg_store_fsck(f->st, 1, 1, collect, &s);
-	assert_int_equal(left, 2); /* the digest mismatch and the extra file */
+	assert_int_equal(left, 3); /* the digest mismatch, the extra file, the unknown link */
 	assert_string_equal(fx_readlink(f->dir, "m/current"), "v1");
 	assert_string_equal(fx_readlink(f->dir, "m/staging"), "v2");
-	assert_null(fx_readlink(f->dir, "m/prod"));
+	assert_string_equal(fx_readlink(f->dir, "m/prod"), "v1"); /* never removed */
 	struct reg_version v;
 	assert_int_equal(reg_version_get(f->st, "m", "v7", &v), 0);
 	assert_int_equal(v.state, REG_DRAFT);
@@ -92,8 +93,9 @@ static void finds_each_problem_and_repairs(void **state)
 	assert_int_equal(stat(q, &sb), 0);
 	assert_int_equal(sb.st_mode & 0222, 0);
 	memset(&s, 0, sizeof(s));
-	assert_int_equal(reg_store_fsck(f->st, 0, 1, collect, &s), 2);
+	assert_int_equal(reg_store_fsck(f->st, 0, 1, collect, &s), 3);
 	assert_int_equal(s.kinds[REG_FSCK_DIGEST] + s.kinds[REG_FSCK_EXTRA_FILE], 2);
+	assert_int_equal(s.kinds[REG_FSCK_ALIAS_UNKNOWN], 1);
 }
 
 static void reconcile_heals_lost_disk_update(void **state)
