@@ -125,7 +125,9 @@ int cli_fsck(int argc, char **argv)
 		return CLI_ERROR;
 	}
 	/* Read-only checks run beside a serving daemon; repairs need the lock. */
-	rc = reg_store_open(path, repair ? REG_OPEN_LOCK : REG_OPEN_READONLY, &st);
+	/* Without the open's own reconcile, so that what --repair fixes is reported. */
+	rc = reg_store_open(path, repair ? REG_OPEN_LOCK | REG_OPEN_NO_RECONCILE : REG_OPEN_READONLY,
+			    &st);
 	if (rc < 0)
 		return fail("fsck", rc);
 	rc = reg_store_fsck(st, repair, hash, print_problem, &count);
