@@ -323,8 +323,15 @@ int reg_alias_set(struct reg_store *st, const struct reg_actor *who, const char 
 	rc = alias_apply(c, who, mid, model, alias, &v, percent, have ? cur.version : NULL, detail);
 	if (rc == 0)
 		rc = alias_row(c, mid, model, alias, &cur);
-	if (rc == 0)
-		rc = mat_link(c, mid, model, alias); /* the link before the commit: a failure commits nothing */
+	/*
+	 * An alias that moves gets its link before the commit: a link that cannot
+	 * be written commits nothing, and a crash in between leaves a link of ours
+	 * that the next start points back. A new alias's link follows the commit
+	 * (a crash before it must not leave a link the db never made); its name
+	 * was checked free in this transaction.
+	 */
+	if (rc == 0 && have)
+		rc = mat_link(c, mid, model, alias);
 	if (rc == 0)
 		rc = db_write_commit(c);
 	if (rc < 0)
@@ -490,8 +497,8 @@ int reg_alias_rollback(struct reg_store *st, const struct reg_actor *who, const 
 			 have ? cur.version : NULL, detail);
 	if (rc == 0)
 		rc = alias_row(c, mid, model, alias, &cur);
-	if (rc == 0)
-		rc = mat_link(c, mid, model, alias); /* the link before the commit: a failure commits nothing */
+	if (rc == 0 && have)
+		rc = mat_link(c, mid, model, alias); /* see reg_alias_set */
 	if (rc == 0)
 		rc = db_write_commit(c);
 	if (rc < 0)
@@ -560,8 +567,8 @@ int reg_canary_promote(struct reg_store *st, const struct reg_actor *who, const 
 		rc = alias_remove(c, who, mid, model, "canary", &canary, detail);
 	if (rc == 0)
 		rc = alias_row(c, mid, model, "current", &cur);
-	if (rc == 0)
-		rc = mat_link(c, mid, model, "current"); /* the link before the commit: a failure commits nothing */
+	if (rc == 0 && have)
+		rc = mat_link(c, mid, model, "current"); /* see reg_alias_set */
 	if (rc == 0)
 		rc = db_write_commit(c);
 	if (rc < 0)
