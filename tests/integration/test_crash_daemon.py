@@ -71,6 +71,7 @@ class Run:
         self.aliases = {m: {} for m in MODELS}
         self.pending = None  # (model, alias, value) of an alias change in flight
         self.touched = set()  # versions changed since the last check
+        self.doing = None
         self.counter = 0
         self.stats = {"rounds": 0, "kills": 0, "startup_kills": 0, "mount_rounds": 0,
                       "ops": 0, "maybe": 0, "seals": 0, "alias_changes": 0}
@@ -126,7 +127,9 @@ class Run:
 
     def call(self, method, path, **kw):
         if self.killed.is_set():
+            self.doing = "between"
             raise Killed()
+        self.doing = path.rsplit("/", 2)[-1] if method != "GET" else "check"
         try:
             r = self.s.request(method, f"http://127.0.0.1:{self.port}/v1{path}", timeout=30, **kw)
         except requests.RequestException:
@@ -192,6 +195,10 @@ class Run:
                 self.stats["ops"] += 1
         except Killed:
             self.stats["maybe"] += 1
+            where = "killed_in_" + {"versions": "create", "seal": "seal", "between": "between",
+                                    "check": "check"}.get(
+                self.doing, "alias" if self.doing in ALIASES else "upload")
+            self.stats[where] = self.stats.get(where, 0) + 1
 
     # ---- checks ----
 

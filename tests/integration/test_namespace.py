@@ -80,11 +80,13 @@ class Base(unittest.TestCase):
         return self.d
 
     def tearDown(self):
+        self.api.s.close()
         self.d.cleanup()
 
     def restart(self):
         self.d.stop()
         self.d.start()
+        self.api.s.close()
         self.api = Api(self.d.port)
 
     def cli(self, *args):
@@ -159,6 +161,7 @@ class TestNamespace(Base):
             db.execute("INSERT INTO events(ts, model, version, alias, kind, channel, actor, "
                        "after) VALUES (1, 'm', 'v3', 'v2', 'alias.set', 'api', 'old', 'v3')")
         self.d.start()
+        self.api.s.close()
         self.api = Api(self.d.port)
         self.assertTrue(os.path.isdir(self.raw("m", "v2")))
         self.api.promote("m", "v3")
@@ -174,6 +177,7 @@ class TestNamespace(Base):
         self.assertTrue(os.path.isfile(self.raw("m", "v2", "model.pkl")))
         self.assertIn("alias.delete", [e["kind"] for e in self.d.events("m") if e["alias"] == "v2"])
         self.d.start()
+        self.api.s.close()
         self.api = Api(self.d.port)
         self.api.req("GET", "/models/m/aliases/v2", 404)
 
@@ -187,6 +191,7 @@ class TestNamespace(Base):
         os.symlink("/etc", self.raw("m", "current"))
         os.symlink("v2", self.raw("m", "rawalias"))
         self.d.start()
+        self.api.s.close()
         self.api = Api(self.d.port)
         self.assertEqual(os.readlink(self.raw("m", "current")), "v1")
         self.assertEqual(os.readlink(self.raw("m", "rawalias")), "v2")
@@ -198,6 +203,7 @@ class TestNamespace(Base):
         self.assertEqual(os.readlink(self.raw("m", "rawalias")), "v2")
         # A removed alias's link is ours to clear.
         self.d.start()
+        self.api.s.close()
         self.api = Api(self.d.port)
         self.api.req("PUT", "/models/m/aliases/staging", 200, json={"version": "v2"})
         self.api.req("DELETE", "/models/m/aliases/staging", 204)
