@@ -263,6 +263,18 @@ class TestMounted(Base):
         p = self.cli("fsck", self.d.store)
         self.assertIn("unknown-directory", p.stdout)
 
+    def test_mount_follows_the_db_after_a_raw_edit(self):
+        self.api.req("POST", "/models", 201, json={"name": "m"})
+        self.api.version("m", "v1")
+        self.api.promote("m", "v1")
+        self.d.stop()
+        os.unlink(self.raw("m", "current"))
+        os.symlink("/etc", self.raw("m", "current"))
+        self.d.start()
+        self.assertEqual(os.readlink(os.path.join(self.d.mnt, "m", "current")), "v1")
+        self.assertIn("model.pkl", os.listdir(os.path.join(self.d.mnt, "m", "current")))
+        self.assertEqual(os.readlink(self.raw("m", "current")), "v1")
+
     def test_kill_restart_cycles_leave_one_mount(self):
         mnt = os.path.realpath(self.d.mnt)
         for _ in range(3):
