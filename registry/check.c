@@ -97,20 +97,26 @@ static int links_follow_db(struct reg_conn *c, int root_fd, const char *model, i
 int trash_put(struct reg_store *st, const char *model, const char *version, int64_t vid,
 	      char *entry, size_t n)
 {
+	char name[2 * REG_NAME_MAX + 32];
 	int mfd = -1, tfd = -1;
 	int rc;
 
-	snprintf(entry, n, "%s@%s@%lld", model, version, (long long)vid);
-	if (mkdirat(st->meta_fd, TRASH_DIR, 0700) < 0 && errno != EEXIST)
-		return cm_err_set(-errno, "creating .modelfs/%s: %s", TRASH_DIR, strerror(errno));
-	rc = st_openat_dir(st->meta_fd, TRASH_DIR, &tfd);
+	entry[0] = '\0'; /* set once the directory is moved, so a restore knows there is one */
+	snprintf(name, sizeof(name), "%s@%s@%lld", model, version, (long long)vid);
+	rc = st_openat_dir(st->root_fd, model, &mfd);
+	if (rc == -ENOENT) {
+		cm_err_clear();
+		return 0; /* no model directory, no version directory: nothing to move */
+	}
+	if (rc == 0 && mkdirat(st->meta_fd, TRASH_DIR, 0700) < 0 && errno != EEXIST)
+		rc = cm_err_set(-errno, "creating .modelfs/%s: %s", TRASH_DIR, strerror(errno));
 	if (rc == 0)
-		rc = st_openat_dir(st->root_fd, model, &mfd);
-	if (rc == 0 && renameat(mfd, version, tfd, entry) < 0) {
+		rc = st_openat_dir(st->meta_fd, TRASH_DIR, &tfd);
+	if (rc == 0 && renameat(mfd, version, tfd, name) < 0)
 		rc = errno == ENOENT ? 1 : cm_err_set(-errno, "moving %s/%s aside: %s", model, version,
 						       strerror(errno));
-		entry[0] = '\0';
-	}
+	else if (rc == 0)
+		snprintf(entry, n, "%s", name);
 	if (rc == 0)
 		rc = st_fsync_dir(tfd);
 	if (rc == 0)

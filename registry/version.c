@@ -876,8 +876,10 @@ int reg_version_delete(struct reg_store *st, const struct reg_actor *who, const 
 		goto done;
 	/* Aside first, inside the transaction: a crash leaves it where open knows it is ours. */
 	rc = trash_put(st, model, version, v.id, entry, sizeof(entry));
-	if (rc < 0)
+	if (rc < 0) {
+		trash_restore(st, model, version, entry); /* moved, then a sync failed */
 		goto done;
+	}
 	DB_STMT(c, VERSION_DELETE, s);
 	sqlite3_bind_int64(s, 1, v.id);
 	rc = db_exec_stmt(c, s, "removing a version");
