@@ -67,6 +67,11 @@ static void disk_errors_are_counted_not_fatal(void **state)
 	assert_true(reg_store_disk_errors(f->st, msg, sizeof(msg)) >= 1);
 	assert_non_null(strstr(msg, "current"));
 	assert_string_equal(fx_readlink(f->dir, "m/staging"), "v2");
+	/* A promotion whose link cannot be written is refused whole: the db keeps v1. */
+	fx_pass(f, "m", "v2");
+	assert_int_equal(reg_alias_set(f->st, &fx_actor, "m", "current", "v2", NULL, NULL), -EEXIST);
+	assert_int_equal(reg_alias_get(f->st, "m", "current", &a), 0);
+	assert_string_equal(a.version, "v1");
 	/* The db is the truth: once the obstacle is gone, reopening heals the disk. */
 	snprintf(p, sizeof(p), "%s/m/current", f->dir);
 	assert_int_equal(rmdir(p), 0);
