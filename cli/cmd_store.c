@@ -41,9 +41,20 @@ static void summary(struct reg_store *st)
 	free(models);
 }
 
+static void print_problem(void *ctx, enum reg_fsck_kind kind, const char *where,
+			  const char *detail, int repaired)
+{
+	int *count = ctx;
+
+	(*count)++;
+	printf("%-22s %s%s%s%s\n", reg_fsck_kind_name(kind), where, detail ? ": " : "",
+	       detail ? detail : "", repaired ? " (repaired)" : "");
+}
+
 int cli_init(int argc, char **argv)
 {
 	struct reg_store *st = NULL;
+	int count = 0;
 	int exists;
 	int rc;
 
@@ -59,18 +70,12 @@ int cli_init(int argc, char **argv)
 		return fail("init", rc);
 	printf("%s store %s\n", exists ? "opened existing" : "initialised", argv[1]);
 	summary(st);
+	/* What adoption left as it was (and why it is not in the registry) is said, never dropped. */
+	if (reg_store_fsck(st, 0, 0, print_problem, &count) > 0)
+		printf("left as it was (see 'modelfs fsck %s'): %d entr%s above\n", argv[1], count,
+		       count == 1 ? "y" : "ies");
 	reg_store_close(st);
 	return CLI_OK;
-}
-
-static void print_problem(void *ctx, enum reg_fsck_kind kind, const char *where,
-			  const char *detail, int repaired)
-{
-	int *count = ctx;
-
-	(*count)++;
-	printf("%-22s %s%s%s%s\n", reg_fsck_kind_name(kind), where, detail ? ": " : "",
-	       detail ? detail : "", repaired ? " (repaired)" : "");
 }
 
 int cli_import(int argc, char **argv)
@@ -120,7 +125,9 @@ int cli_fsck(int argc, char **argv)
 		return CLI_ERROR;
 	}
 	/* Read-only checks run beside a serving daemon; repairs need the lock. */
-	rc = reg_store_open(path, repair ? REG_OPEN_LOCK : REG_OPEN_READONLY, &st);
+	/* Without the open's own reconcile, so that what --repair fixes is reported. */
+	rc = reg_store_open(path, repair ? REG_OPEN_LOCK | REG_OPEN_NO_RECONCILE : REG_OPEN_READONLY,
+			    &st);
 	if (rc < 0)
 		return fail("fsck", rc);
 	rc = reg_store_fsck(st, repair, hash, print_problem, &count);

@@ -62,10 +62,13 @@ void fs_mount_stats(struct fs_mount *m, struct fs_stats *out);
  * it: stat() on it fails with ENOTCONN and nothing can be mounted there.
  * When `mountpoint` is such a dead modelfs mount (fuse.modelfs in
  * /proc/self/mountinfo), detaches it lazily (umount2 MNT_DETACH as root,
- * fusermount3 -u -z otherwise) so a restart can mount again. Returns 1 when
- * a dead mount was detached, 0 when there was none, -errno with a message
- * when it cannot be (-EBUSY for a dead mount of another file system, which
- * is left alone). Never logs.
+ * fusermount3 -u -z otherwise) so a restart can mount again; every dead
+ * modelfs mount stacked there goes, and a mount counts as dead when statfs
+ * (never answered from the kernel's caches) says ENOTCONN. Call with the
+ * store lock held. Returns 1 when dead mounts were detached, 0 when there
+ * were none, -errno with a message when it cannot be (-EBUSY for a dead mount
+ * of another file system, which is left alone, or a live modelfs of another
+ * store). Never logs.
  */
 int fs_mount_detach_stale(const char *mountpoint);
 

@@ -15,6 +15,7 @@
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -361,37 +362,64 @@ static int fusermount_detach(const char *mountpoint)
 	return 0;
 }
 
+/*
+ * 1 when the topmost mount at `abs` no longer has a daemon. statfs always
+ * goes to the daemon (the kernel caches attributes, here for a day, but never
+ * statfs answers), so a dead connection answers ENOTCONN even where a stat
+ * of the root is still answered from the cache.
+ */
+static int mount_is_dead(const char *abs)
+{
+	struct statfs sfs;
+
+	return statfs(abs, &sfs) < 0 && errno == ENOTCONN;
+}
+
 int fs_mount_detach_stale(const char *mountpoint)
 {
 	char abs[PATH_MAX + 1], type[64] = "";
 	struct stat sb;
+	int detached = 0;
 	int rc;
 
-	if (stat(mountpoint, &sb) == 0 || errno != ENOTCONN)
-		return 0;
 	rc = path_abs(mountpoint, abs, sizeof(abs));
 	if (rc < 0)
 		return rc;
-	rc = mount_type(abs, type, sizeof(type));
-	if (rc == -ENOENT)
-		return cm_err_set(-ENOTCONN, "'%s' is not connected but is no mount point", abs);
-	if (rc < 0)
-		return rc;
-	/* Only our own kind: another file system's dead mount is for a human to judge. */
-	if (strcmp(type, "fuse.modelfs"))
-		return cm_err_set(-EBUSY, "'%s' is a dead %s mount, not one of modelfs: unmount it "
-				  "by hand", abs, type);
-	if (geteuid() == 0) {
-		if (umount2(abs, MNT_DETACH | UMOUNT_NOFOLLOW) < 0)
-			return cm_err_set(-errno, "detaching the dead mount at '%s': %s", abs,
-					  strerror(errno));
-	} else {
-		rc = fusermount_detach(abs);
+	/*
+	 * Every dead modelfs mount stacked at the mount point, topmost first: a
+	 * daemon killed several times leaves one per start that did not clean
+	 * up, and detaching only the top one uncovers the next at the next stop.
+	 */
+	for (int i = 0; i < 64; i++) {
+		rc = mount_type(abs, type, sizeof(type));
+		if (rc == -ENOENT)
+			break;
 		if (rc < 0)
 			return rc;
+		if (!mount_is_dead(abs)) {
+			/* The store lock is ours: a live modelfs there serves another store. */
+			if (!strcmp(type, "fuse.modelfs"))
+				return cm_err_set(-EBUSY, "'%s' is the mount of another live modelfs",
+						  abs);
+			break; /* someone's live mount: ours goes on top, as mount(8) would */
+		}
+		/* Only our own kind: another file system's dead mount is for a human to judge. */
+		if (strcmp(type, "fuse.modelfs"))
+			return cm_err_set(-EBUSY, "'%s' is a dead %s mount, not one of modelfs: "
+					  "unmount it by hand", abs, type);
+		if (geteuid() == 0) {
+			if (umount2(abs, MNT_DETACH | UMOUNT_NOFOLLOW) < 0)
+				return cm_err_set(-errno, "detaching the dead mount at '%s': %s", abs,
+						  strerror(errno));
+		} else {
+			rc = fusermount_detach(abs);
+			if (rc < 0)
+				return rc;
+		}
+		detached++;
 	}
 	if (stat(mountpoint, &sb) < 0)
-		return cm_err_set(-errno, "'%s' after detaching the dead mount: %s", abs,
-				  strerror(errno));
-	return 1;
+		return cm_err_set(-errno, "'%s'%s: %s", abs,
+				  detached ? " after detaching the dead mount" : "", strerror(errno));
+	return detached > 0;
 }

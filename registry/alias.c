@@ -141,8 +141,10 @@ static int alias_apply(struct reg_conn *c, const struct reg_actor *who, int64_t 
 		       int percent, const char *before, json_t *detail)
 {
 	sqlite3_stmt *s;
-	int rc = 0;
+	int rc = names_claim(c, mid, model, alias, NAMES_ALIAS);
 
+	if (rc < 0)
+		return rc;
 	DB_STMT(c, ALIAS_UPSERT, s);
 	sqlite3_bind_int64(s, 1, mid);
 	db_bind_text(s, 2, alias);
@@ -329,6 +331,15 @@ int reg_alias_set(struct reg_store *st, const struct reg_actor *who, const char 
 	rc = !detail ? cm_err_set(-ENOMEM, "out of memory") : alias_apply(c, who, mid, model, alias, &v, percent, have ? cur.version : NULL, detail);
 	if (rc == 0)
 		rc = alias_row(c, mid, model, alias, &cur);
+	/*
+	 * An alias that moves gets its link before the commit: a link that cannot
+	 * be written commits nothing, and a crash in between leaves a link of ours
+	 * that the next start points back. A new alias's link follows the commit
+	 * (a crash before it must not leave a link the db never made); its name
+	 * was checked free in this transaction.
+	 */
+	if (rc == 0 && have)
+		rc = mat_link(c, mid, model, alias);
 	if (rc == 0)
 		rc = db_write_commit(c);
 	if (rc < 0)
@@ -504,6 +515,8 @@ int reg_alias_rollback(struct reg_store *st, const struct reg_actor *who, const 
 			 have ? cur.version : NULL, detail);
 	if (rc == 0)
 		rc = alias_row(c, mid, model, alias, &cur);
+	if (rc == 0 && have)
+		rc = mat_link(c, mid, model, alias); /* see reg_alias_set */
 	if (rc == 0)
 		rc = db_write_commit(c);
 	if (rc < 0)
@@ -572,6 +585,8 @@ int reg_canary_promote(struct reg_store *st, const struct reg_actor *who, const 
 		rc = alias_remove(c, who, mid, model, "canary", &canary, detail);
 	if (rc == 0)
 		rc = alias_row(c, mid, model, "current", &cur);
+	if (rc == 0 && have)
+		rc = mat_link(c, mid, model, "current"); /* see reg_alias_set */
 	if (rc == 0)
 		rc = db_write_commit(c);
 	if (rc < 0)

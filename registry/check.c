@@ -55,51 +55,165 @@ static int64_t disk_event_id(int root_fd, const char *model)
 }
 
 /*
- * Finishes deletes a crash interrupted. reg_version_delete commits, removes
- * the directory, then rewrites <model>/metadata.json; a version deleted after
- * the event id that file holds (`since`) and not created again may still have
- * all or part of its directory. Older deletes completed on disk: a directory
- * under such a name is someone else's, left alone for fsck to report.
+ * 1 when every alias link of the model on the volume is what the db says
+ * (a readlink per alias: cheap enough for every start). A link someone
+ * pointed elsewhere on the raw volume is rewritten from the db.
  */
-static int finish_deletes(struct reg_store *st, struct reg_conn *c, const char *model,
-			  int64_t mid, int64_t since)
+static int links_follow_db(struct reg_conn *c, int root_fd, const char *model, int64_t mid)
 {
-	sqlite3_stmt *s = db_stmt(c, REG_SQL_EVENT_DELETED_SINCE);
+	struct reg_alias *al = NULL;
+	size_t na = 0;
 	int mfd = -1;
-	int removed = 0;
-	int more;
+	int same = 1;
 
-	if (!s)
-		return -EIO;
-	if (st_openat_dir(st->root_fd, model, &mfd) < 0) {
+	if (mat_aliases(c, mid, &al, &na) < 0 || st_openat_dir(root_fd, model, &mfd) < 0) {
+		free(al);
 		cm_err_clear();
 		return 0;
 	}
-	db_bind_text(s, 1, model);
-	sqlite3_bind_int64(s, 2, since);
-	while ((more = db_step(c, s, "listing deleted versions")) > 0) {
-		char name[REG_NAME_MAX];
+	for (size_t i = 0; same && i < na; i++) {
+		char target[PATH_MAX];
+		ssize_t len = readlinkat(mfd, al[i].name, target, sizeof(target) - 1);
+
+		same = len >= 0 && (size_t)len == strlen(al[i].version) &&
+		       !memcmp(target, al[i].version, (size_t)len);
+	}
+	close(mfd);
+	free(al);
+	return same;
+}
+
+/*
+ * Deleting a version moves its directory into .modelfs/deleted/ inside the
+ * deleting transaction, under a name that says whose it was
+ * (<model>@<version>@<row id>; neither name can hold an '@'), and removes it
+ * there after the commit. What a crash leaves in .modelfs/deleted/ is ours by
+ * construction: the db says whether the delete committed (the row is gone:
+ * remove it) or not (the row is there: put the directory back). Nothing on
+ * the volume outside .modelfs/ is ever removed on the word of a file.
+ */
+#define TRASH_DIR "deleted"
+
+int trash_put(struct reg_store *st, const char *model, const char *version, int64_t vid,
+	      char *entry, size_t n)
+{
+	char name[2 * REG_NAME_MAX + 32];
+	int mfd = -1, tfd = -1;
+	int rc;
+
+	entry[0] = '\0'; /* set once the directory is moved, so a restore knows there is one */
+	snprintf(name, sizeof(name), "%s@%s@%lld", model, version, (long long)vid);
+	rc = st_openat_dir(st->root_fd, model, &mfd);
+	if (rc == -ENOENT) {
+		cm_err_clear();
+		return 0; /* no model directory, no version directory: nothing to move */
+	}
+	if (rc == 0 && mkdirat(st->meta_fd, TRASH_DIR, 0700) < 0 && errno != EEXIST)
+		rc = cm_err_set(-errno, "creating .modelfs/%s: %s", TRASH_DIR, strerror(errno));
+	if (rc == 0)
+		rc = st_openat_dir(st->meta_fd, TRASH_DIR, &tfd);
+	if (rc == 0 && renameat(mfd, version, tfd, name) < 0)
+		rc = errno == ENOENT ? 1 : cm_err_set(-errno, "moving %s/%s aside: %s", model, version,
+						       strerror(errno));
+	else if (rc == 0)
+		snprintf(entry, n, "%s", name);
+	if (rc == 0)
+		rc = st_fsync_dir(tfd);
+	if (rc == 0)
+		rc = st_fsync_dir(mfd);
+	if (mfd >= 0)
+		close(mfd);
+	if (tfd >= 0)
+		close(tfd);
+	return rc < 0 ? rc : 0;
+}
+
+int trash_restore(struct reg_store *st, const char *model, const char *version, const char *entry)
+{
+	int mfd = -1, tfd = -1;
+	int rc;
+
+	if (!entry[0])
+		return 0;
+	rc = st_openat_dir(st->meta_fd, TRASH_DIR, &tfd);
+	if (rc == 0)
+		rc = st_openat_dir(st->root_fd, model, &mfd);
+	/* RENAME_NOREPLACE: something that took the name meanwhile is not ours to replace. */
+	if (rc == 0 && renameat2(tfd, entry, mfd, version, RENAME_NOREPLACE) < 0)
+		rc = cm_err_set(-errno, "putting %s/%s back from .modelfs/%s/%s: %s", model, version,
+				TRASH_DIR, entry, strerror(errno));
+	if (rc == 0)
+		rc = st_fsync_dir(mfd);
+	if (mfd >= 0)
+		close(mfd);
+	if (tfd >= 0)
+		close(tfd);
+	return rc;
+}
+
+int trash_remove(struct reg_store *st, const char *entry)
+{
+	int tfd = -1;
+	int rc;
+
+	if (!entry[0])
+		return 0;
+	rc = st_openat_dir(st->meta_fd, TRASH_DIR, &tfd);
+	if (rc == 0)
+		rc = st_remove_tree(tfd, entry);
+	if (tfd >= 0)
+		close(tfd);
+	return rc;
+}
+
+/* Finishes or undoes the deletes a crash interrupted (see above). */
+static void trash_reconcile(struct reg_store *st, struct reg_conn *c)
+{
+	struct dirent *de;
+	DIR *d;
+	int tfd = -1, dfd;
+
+	if (st_openat_dir(st->meta_fd, TRASH_DIR, &tfd) < 0) {
+		cm_err_clear();
+		return;
+	}
+	dfd = openat(tfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	while (d && (de = readdir(d)) != NULL) {
+		char model[REG_NAME_MAX], version[REG_NAME_MAX];
 		struct reg_version v;
+		char *at1, *at2, *end;
+		long long vid;
+		int64_t mid;
 		int rc;
 
-		db_col_text(s, 0, name, sizeof(name));
-		if (reg_name_version_check(name) < 0 ||
-		    reg_version_row(c, mid, model, name, &v) != -ENOENT ||
-		    faccessat(mfd, name, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
+		if (de->d_name[0] == '.')
 			continue;
-		rc = st_remove_tree(mfd, name);
+		at1 = strchr(de->d_name, '@');
+		at2 = at1 ? strchr(at1 + 1, '@') : NULL;
+		if (!at2 || (size_t)(at1 - de->d_name) >= sizeof(model) ||
+		    (size_t)(at2 - at1 - 1) >= sizeof(version))
+			continue;
+		snprintf(model, sizeof(model), "%.*s", (int)(at1 - de->d_name), de->d_name);
+		snprintf(version, sizeof(version), "%.*s", (int)(at2 - at1 - 1), at1 + 1);
+		vid = strtoll(at2 + 1, &end, 10);
+		if (*end)
+			continue;
+		if (reg_model_id(c, model, &mid) == 0 &&
+		    reg_version_row(c, mid, model, version, &v) == 0 && v.id == vid)
+			rc = trash_restore(st, model, version, de->d_name);
+		else
+			rc = trash_remove(st, de->d_name);
 		if (rc < 0)
-			reg_disk_error(st, cm_err_wrap(rc, "finishing the delete of %s/%s", model, name));
-		removed = 1;
+			reg_disk_error(st, cm_err_wrap(rc, "finishing the delete of %s/%s", model,
+						       version));
 	}
-	sqlite3_reset(s);
-	if (removed)
-		st_fsync_dir(mfd);
-	close(mfd);
-	if (more < 0)
-		return more;
+	if (d)
+		closedir(d);
+	else if (dfd >= 0)
+		close(dfd);
+	close(tfd);
 	cm_err_clear();
-	return 0;
 }
 
 /* 1 when the last event that made or removed the model is its delete. */
@@ -227,6 +341,7 @@ int reg_reconcile(struct reg_store *st)
 	if (rc < 0)
 		return rc;
 	pthread_mutex_lock(&c->mu);
+	trash_reconcile(st, c);
 	for (size_t i = 0; i < n; i++) {
 		sqlite3_stmt *s = db_stmt(c, REG_SQL_MODEL_LAST_EVENT);
 		int64_t last = 0, disk;
@@ -243,15 +358,17 @@ int reg_reconcile(struct reg_store *st)
 		if (rc < 0)
 			break;
 		rc = 0;
+		/*
+		 * The event id in <model>/metadata.json only says whether to rewrite
+		 * the model in full; it never decides that something is removed.
+		 */
 		disk = disk_event_id(st->root_fd, models[i].name);
-		if (disk == last)
+		if (disk == last && links_follow_db(c, st->root_fd, models[i].name, models[i].id))
 			continue;
-		rc = finish_deletes(st, c, models[i].name, models[i].id, disk);
-		if (rc < 0)
-			break;
-		rc = reg_materialize(st, c, models[i].name, NULL, MAT_ALIASES | MAT_VERSIONS);
-		if (rc < 0)
-			break;
+		/* A failure is recorded (disk error) and never stops the other models. */
+		reg_materialize(st, c, models[i].name, NULL,
+				disk == last ? MAT_ALIASES : MAT_ALIASES | MAT_VERSIONS);
+		cm_err_clear();
 	}
 	if (rc == 0)
 		finish_model_deletes(st, c, models, n);
@@ -272,6 +389,8 @@ static const char *const kind_names[] = {
 	[REG_FSCK_ALIAS_DANGLING] = "dangling-symlink",
 	[REG_FSCK_ALIAS_MISSING] = "missing-alias",
 	[REG_FSCK_METADATA] = "metadata-differs",
+	[REG_FSCK_ALIAS_UNKNOWN] = "unknown-alias-link",
+	[REG_FSCK_NAME_CLASH] = "name-clash",
 };
 
 const char *reg_fsck_kind_name(enum reg_fsck_kind kind)
@@ -446,7 +565,15 @@ static int check_model(struct fsck *f, struct reg_conn *c, const char *model, in
 	for (size_t i = 0; i < na; i++) {
 		char target[PATH_MAX];
 		ssize_t len = readlinkat(mfd, al[i].name, target, sizeof(target) - 1);
+		struct stat sb;
 
+		if (in_versions(vers, nv, al[i].name) ||
+		    (len < 0 && fstatat(mfd, al[i].name, &sb, AT_SYMLINK_NOFOLLOW) == 0)) {
+			/* One name, two entries: the alias gives way (its history stays in the log). */
+			report(f, REG_FSCK_NAME_CLASH, 1, "%s/%s", model, al[i].name);
+			f->model_dirty |= f->repair ? 4 : 0;
+			continue;
+		}
 		if (len < 0) {
 			report(f, REG_FSCK_ALIAS_MISSING, 1, "%s/%s", model, al[i].name);
 			continue;
@@ -480,10 +607,19 @@ static int check_model(struct fsck *f, struct reg_conn *c, const char *model, in
 				int ours;
 
 				target[len > 0 ? len : 0] = '\0';
-				/* A removed alias is ours to clear; a foreign link is the operator's. */
+				/*
+				 * The link of a removed alias is ours to clear; any other link
+				 * (a hand-made alias, a link to elsewhere) is the operator's:
+				 * reported, never removed.
+				 */
 				ours = len > 0 && reg_name_alias_check(de->d_name) == 0 &&
-				       reg_name_version_check(target) == 0;
-				report(f, REG_FSCK_ALIAS_DANGLING, ours, "%s/%s", model, de->d_name);
+				       reg_name_version_check(target) == 0 &&
+				       mat_alias_removed(c, model, de->d_name);
+				if (ours)
+					report(f, REG_FSCK_ALIAS_DANGLING, 1, "%s/%s", model, de->d_name);
+				else
+					report(f, REG_FSCK_ALIAS_UNKNOWN, 0, "%s/%s -> %s", model,
+					       de->d_name, target);
 			}
 		} else if (S_ISDIR(sb.st_mode) && !in_versions(vers, nv, de->d_name)) {
 			int ok = reg_name_version_check(de->d_name) == 0;
@@ -504,8 +640,15 @@ static int check_model(struct fsck *f, struct reg_conn *c, const char *model, in
 		report(f, REG_FSCK_METADATA, 1, "%s/%s", model, REG_METADATA_FILE);
 	}
 repair:
-	if (f->repair && (f->model_dirty & 1))
-		rc = reg_materialize(f->st, c, model, NULL, MAT_ALIASES | MAT_VERSIONS);
+	/*
+	 * A write that still fails (a clash resolved below, an I/O error) is
+	 * recorded and counted as left; the other entries are written all the same.
+	 */
+	if (f->repair && (f->model_dirty & 1) &&
+	    reg_materialize(f->st, c, model, NULL, MAT_ALIASES | MAT_VERSIONS) < 0 &&
+	    !(f->model_dirty & 4))
+		f->left++;
+	cm_err_clear();
 done:
 	if (d)
 		closedir(d);
@@ -513,6 +656,72 @@ done:
 		close(mfd);
 	free(text);
 	free(vers);
+	free(al);
+	return rc;
+}
+
+static const struct reg_actor fsck_actor = { .channel = "fsck", .name = "modelfs" };
+
+/*
+ * Removes the aliases of `model` whose name a version (db) or a directory or
+ * file (volume) holds, each with an alias.delete event that says why, then
+ * writes the model's disk view again. The version is content, the alias a
+ * pointer whose history stays in the log: the alias gives way.
+ */
+static int drop_clashing_aliases(struct reg_store *st, const char *model)
+{
+	struct reg_alias *al = NULL;
+	struct reg_conn *c = NULL;
+	size_t na = 0;
+	int mfd = -1;
+	int64_t mid;
+	int rc;
+
+	rc = db_write_begin(st, &c);
+	if (rc < 0)
+		return rc;
+	rc = reg_model_id(c, model, &mid);
+	if (rc == 0)
+		rc = mat_aliases(c, mid, &al, &na);
+	if (rc < 0)
+		goto done;
+	st_openat_dir(st->root_fd, model, &mfd);
+	for (size_t i = 0; i < na; i++) {
+		struct reg_version v;
+		struct stat sb;
+		sqlite3_stmt *s;
+		json_t *detail;
+		int clash = reg_version_row(c, mid, model, al[i].name, &v) == 0;
+
+		if (!clash && mfd >= 0 && fstatat(mfd, al[i].name, &sb, AT_SYMLINK_NOFOLLOW) == 0)
+			clash = !S_ISLNK(sb.st_mode);
+		if (!clash)
+			continue;
+		DB_STMT(c, ALIAS_DELETE, s);
+		sqlite3_bind_int64(s, 1, mid);
+		db_bind_text(s, 2, al[i].name);
+		rc = db_exec_stmt(c, s, "removing a clashing alias");
+		if (rc < 0)
+			goto done;
+		detail = json_pack("{ss}", "reason", "fsck --repair: the name is taken by a version or "
+				   "a directory of the model");
+		rc = reg_event_add(c, &fsck_actor, "alias.delete", model, al[i].version, al[i].name,
+				   al[i].version, NULL, detail);
+		json_decref(detail);
+		if (rc < 0)
+			goto done;
+	}
+	rc = db_write_commit(c);
+	if (rc < 0)
+		goto done;
+	/* What still cannot be written is recorded (a disk error) and shows in the next fsck. */
+	reg_materialize(st, c, model, NULL, MAT_ALIASES | MAT_VERSIONS);
+	db_write_end(c);
+	c = NULL;
+done:
+	db_write_abort(c);
+	if (mfd >= 0)
+		close(mfd);
 	free(al);
 	return rc;
 }
@@ -575,16 +784,19 @@ int reg_store_fsck(struct reg_store *st, int repair, int hash, reg_fsck_cb cb, v
 		return rc;
 	for (size_t i = 0; rc == 0 && i < n; i++) {
 		struct reg_conn *c = repair ? &st->writer : db_read_begin(st);
-		int adopt;
+		int adopt, clash;
 
 		if (repair)
 			pthread_mutex_lock(&c->mu);
 		rc = check_model(&f, c, models[i].name, models[i].id);
 		adopt = f.model_dirty & 2;
+		clash = f.model_dirty & 4;
 		if (repair)
 			pthread_mutex_unlock(&c->mu);
 		else
 			db_read_end(c);
+		if (rc == 0 && clash)
+			rc = drop_clashing_aliases(st, models[i].name);
 		if (rc == 0 && adopt)
 			rc = adopt_extra_versions(st, models[i].name);
 	}

@@ -159,31 +159,78 @@ static int alias_is_db(struct reg_alias *a, size_t n, const char *name)
 	return 0;
 }
 
-static int aliases_write(int mfd, struct reg_alias *a, size_t n, int scan)
+int mat_alias_removed(struct reg_conn *c, const char *model, const char *name)
 {
-	int changed = 0;
+	sqlite3_stmt *s;
+	int removed = 0;
+	int rc = 0;
+
+	DB_STMT(c, EVENT_LAST_ALIAS, s);
+	db_bind_text(s, 1, model);
+	db_bind_text(s, 2, name);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		removed = sqlite3_column_type(s, 1) == SQLITE_NULL;
+	sqlite3_reset(s);
+done:
+	return rc < 0 ? 0 : removed;
+}
+
+/*
+ * Points the link `name` at `target`. Only a symlink (or nothing) is
+ * replaced: a directory or file under an alias's name is a clash that is
+ * reported (-EEXIST), never overwritten. 1 when written, 0 when already so.
+ */
+static int alias_link_write(int mfd, const char *model, const char *name, const char *target)
+{
+	char cur[PATH_MAX];
+	struct stat sb;
+	ssize_t len = readlinkat(mfd, name, cur, sizeof(cur) - 1);
+	int rc;
+
+	if (len >= 0) {
+		cur[len] = '\0';
+		if (!strcmp(cur, target))
+			return 0;
+	} else if (fstatat(mfd, name, &sb, AT_SYMLINK_NOFOLLOW) == 0) {
+		return cm_err_set(-EEXIST, "alias '%s' of model '%s' clashes with the %s '%s/%s' on "
+				  "the volume; its link is not written (modelfs fsck --repair "
+				  "removes the alias)", name, model,
+				  S_ISDIR(sb.st_mode) ? "directory" : "file", model, name);
+	}
+	rc = st_symlink_atomic(mfd, name, target);
+	return rc < 0 ? rc : 1;
+}
+
+/*
+ * Writes every alias link of the db. `strict`: stop at the first failure and
+ * return it (a change that has not committed yet gives up); otherwise every
+ * failure is recorded as a disk error, the rest still written, and the first
+ * failure returned at the end. `scan` also clears links of removed aliases
+ * (the event log says we made them) and temporary links of atomic renames a
+ * crash left behind; links the db never made stay.
+ */
+static int aliases_write(struct reg_store *st, struct reg_conn *c, int mfd, const char *model,
+			 struct reg_alias *a, size_t n, int scan, int strict)
+{
+	int changed = 0, first = 0;
 	DIR *d;
 	struct dirent *de;
 	int dfd;
 	int rc = 0;
 
 	for (size_t i = 0; i < n; i++) {
-		char cur[PATH_MAX];
-		ssize_t len = readlinkat(mfd, a[i].name, cur, sizeof(cur) - 1);
-
-		if (len >= 0) {
-			cur[len] = '\0';
-			if (!strcmp(cur, a[i].version))
-				continue;
-		}
-		rc = st_symlink_atomic(mfd, a[i].name, a[i].version);
-		if (rc < 0)
+		rc = alias_link_write(mfd, model, a[i].name, a[i].version);
+		if (rc < 0 && strict)
 			return rc;
-		changed = 1;
+		if (rc < 0) {
+			reg_disk_error(st, rc);
+			first = first ? first : rc;
+			continue;
+		}
+		changed |= rc;
 	}
 	if (!scan)
-		return changed; /* setting an alias removes none: no need to read a large directory */
-	/* Symlinks the db does not know are aliases that were removed. */
+		return first ? first : changed; /* setting an alias removes none: no large readdir */
 	dfd = openat(mfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
 		return cm_err_set(-errno, "reopening a directory: %s", strerror(errno));
@@ -199,23 +246,49 @@ static int aliases_write(int mfd, struct reg_alias *a, size_t n, int scan)
 
 		if (de->d_type != DT_LNK || alias_is_db(a, n, de->d_name))
 			continue;
-		/* A temporary link of an atomic rename that a crash left behind. */
-		if (de->d_name[0] == '.' && strstr(de->d_name, ".tmp-")) {
-			unlinkat(mfd, de->d_name, 0);
-			continue;
-		}
-		/* Only our own kind of link (alias -> version name); foreign ones stay. */
 		len = readlinkat(mfd, de->d_name, target, sizeof(target) - 1);
 		if (len < 0)
 			continue;
 		target[len] = '\0';
-		if (reg_name_alias_check(de->d_name) < 0 || reg_name_version_check(target) < 0)
+		if (reg_name_version_check(target) < 0)
+			continue; /* not our kind of link (alias -> version name) */
+		/* .<alias>.tmp-<n>: the temporary link of an atomic rename a crash left behind. */
+		if (de->d_name[0] == '.' && strstr(de->d_name, ".tmp-")) {
+			unlinkat(mfd, de->d_name, 0);
+			continue;
+		}
+		if (reg_name_alias_check(de->d_name) < 0 || !mat_alias_removed(c, model, de->d_name))
 			continue;
 		if (unlinkat(mfd, de->d_name, 0) == 0)
 			changed = 1;
 	}
 	closedir(d);
-	return rc < 0 ? rc : changed;
+	if (rc < 0)
+		return rc;
+	return first ? first : changed;
+}
+
+int mat_link(struct reg_conn *c, int64_t mid, const char *model, const char *alias)
+{
+	struct reg_alias *a = NULL;
+	size_t n = 0;
+	int mfd = -1;
+	int rc;
+
+	if (mkdirat(c->st->root_fd, model, 0755) < 0 && errno != EEXIST)
+		return cm_err_set(-errno, "creating model directory '%s': %s", model, strerror(errno));
+	rc = st_openat_dir(c->st->root_fd, model, &mfd);
+	if (rc == 0)
+		rc = mat_aliases(c, mid, &a, &n);
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		if (!strcmp(a[i].name, alias))
+			rc = alias_link_write(mfd, model, alias, a[i].version);
+	if (rc > 0)
+		rc = st_fsync_dir(mfd);
+	if (mfd >= 0)
+		close(mfd);
+	free(a);
+	return rc;
 }
 
 /*
@@ -423,7 +496,7 @@ int reg_materialize(struct reg_store *st, struct reg_conn *c, const char *model,
 	char *text = NULL;
 	int mfd = -1;
 	int64_t mid;
-	int dirty = 0;
+	int dirty = 0, first = 0;
 	int rc;
 
 	rc = reg_model_id(c, model, &mid);
@@ -454,21 +527,31 @@ int reg_materialize(struct reg_store *st, struct reg_conn *c, const char *model,
 	}
 	if (rc < 0)
 		goto done;
+	/* Aliases first: clearing a removed alias's link can make room for a version. */
+	if (what & MAT_ALIASES) {
+		int r = aliases_write(st, c, mfd, model, aliases, na,
+				      !!(what & (MAT_ALIAS_SCAN | MAT_VERSIONS)), 0);
+
+		if (r < 0)
+			first = first ? first : r;
+		else
+			dirty |= r > 0;
+	}
+	/* One bad entry never stops the others: each failure is recorded and the rest written. */
 	for (size_t i = 0; i < nv; i++) {
+		int r;
+
 		if (vers[i].state != REG_DRAFT && faccessat(mfd, vers[i].name, F_OK, AT_SYMLINK_NOFOLLOW))
 			continue; /* sealed content lost: fsck reports it, nothing to write into */
-		rc = version_file_write(c, mfd, &vers[i], model);
-		if (rc < 0)
-			goto done;
-		dirty |= rc > 0;
+		r = version_file_write(c, mfd, &vers[i], model);
+		if (r < 0) {
+			reg_disk_error(st, cm_err_wrap(r, "updating the disk view of '%s'", model));
+			first = first ? first : r;
+			continue;
+		}
+		dirty |= r > 0;
 		if ((what & MAT_VERSIONS) && vers[i].state != REG_DRAFT)
 			sealed_modes(c, mfd, &vers[i]);
-	}
-	if (what & MAT_ALIASES) {
-		rc = aliases_write(mfd, aliases, na, !!(what & (MAT_ALIAS_SCAN | MAT_VERSIONS)));
-		if (rc < 0)
-			goto done;
-		dirty |= rc > 0;
 	}
 	doc = model_document(c, model, mid, aliases, na);
 	text = doc ? dump_line(doc) : NULL;
@@ -489,6 +572,8 @@ int reg_materialize(struct reg_store *st, struct reg_conn *c, const char *model,
 done:
 	if (rc < 0)
 		reg_disk_error(st, cm_err_wrap(rc, "updating the disk view of '%s'", model));
+	else if (first < 0)
+		rc = first; /* recorded where it happened */
 	free(text);
 	json_decref(doc);
 	free(aliases);

@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Name rules: models are DNS labels, versions and aliases are safe file names. */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "reg_i.h"
 
@@ -126,4 +129,80 @@ const char *reg_state_name(enum reg_state s)
 		return "archived";
 	}
 	return "unknown";
+}
+
+/* 1 when the model has an alias `name` in the db, 0 when not, -errno on error. */
+static int alias_exists(struct reg_conn *c, int64_t mid, const char *name)
+{
+	sqlite3_stmt *s;
+	int rc = 0;
+	int src;
+
+	DB_STMT(c, ALIAS_GET, s);
+	sqlite3_bind_int64(s, 1, mid);
+	db_bind_text(s, 2, name);
+	src = sqlite3_step(s);
+	if (src == SQLITE_ROW)
+		rc = 1;
+	else if (src != SQLITE_DONE)
+		rc = db_err(c, src, "reading an alias");
+	sqlite3_reset(s);
+done:
+	return rc;
+}
+
+/*
+ * The one namespace of a model directory: a version is a directory, an alias
+ * a symlink, metadata.json the generated file, and names starting with '.'
+ * (.modelfs, the temporary names of atomic renames) are private; the shape
+ * checks above keep those out. This adds what only the db and the disk know:
+ * a name that one kind holds is refused to the other, and a version or alias
+ * never takes the place of something else on the volume (a directory or file
+ * a person put there). Run inside the write transaction that creates the
+ * entry, so the answer stays true until it commits.
+ */
+int names_claim(struct reg_conn *c, int64_t mid, const char *model, const char *name,
+		enum names_kind kind)
+{
+	struct reg_version v;
+	struct stat sb;
+	int mfd = -1;
+	int rc;
+
+	if (kind == NAMES_VERSION) {
+		rc = alias_exists(c, mid, name);
+		if (rc < 0)
+			return rc;
+		if (rc)
+			return cm_err_set(-EEXIST, "'%s' is an alias of model '%s'; a version cannot "
+					  "take its name (versions and aliases share the model "
+					  "directory)", name, model);
+	} else {
+		rc = reg_version_row(c, mid, model, name, &v);
+		if (rc == 0)
+			return cm_err_set(-EEXIST, "'%s' is a version of model '%s'; an alias cannot "
+					  "take its name (versions and aliases share the model "
+					  "directory)", name, model);
+		if (rc != -ENOENT)
+			return rc;
+		rc = alias_exists(c, mid, name);
+		if (rc != 0)
+			return rc < 0 ? rc : 0; /* moving an alias: its link is ours */
+	}
+	cm_err_clear();
+	if (st_openat_dir(c->st->root_fd, model, &mfd) < 0) {
+		cm_err_clear();
+		return 0; /* no model directory yet: nothing in the way */
+	}
+	rc = fstatat(mfd, name, &sb, AT_SYMLINK_NOFOLLOW);
+	close(mfd);
+	if (rc < 0)
+		return 0;
+	/* A version may take a directory nobody recorded (adoption does); an alias a link. */
+	if (kind == NAMES_VERSION ? S_ISDIR(sb.st_mode) : S_ISLNK(sb.st_mode))
+		return 0;
+	return cm_err_set(-EEXIST, "'%s/%s' already exists on the volume as a %s that is not %s; "
+			  "move it away first", model, name,
+			  S_ISDIR(sb.st_mode) ? "directory" : S_ISLNK(sb.st_mode) ? "symlink" : "file",
+			  kind == NAMES_VERSION ? "a version" : "an alias");
 }

@@ -517,16 +517,19 @@ enum reg_fsck_kind {
 	REG_FSCK_MISSING_DIR,      /* version or model directory absent */
 	REG_FSCK_EXTRA_DIR,        /* directory the db does not know */
 	REG_FSCK_ALIAS_STALE,      /* symlink on disk differs from the db */
-	REG_FSCK_ALIAS_DANGLING,   /* symlink whose target is not a sealed version */
+	REG_FSCK_ALIAS_DANGLING,   /* link of a removed alias (ours to clear) */
 	REG_FSCK_ALIAS_MISSING,    /* alias in the db without its symlink */
 	REG_FSCK_METADATA,         /* materialised metadata.json differs from the db */
+	REG_FSCK_ALIAS_UNKNOWN,    /* symlink the db never made: reported, never removed */
+	REG_FSCK_NAME_CLASH,       /* an alias whose name a version or a directory holds */
 };
 typedef void (*reg_fsck_cb)(void *ctx, enum reg_fsck_kind kind, const char *where,
 			    const char *detail, int repaired);
 /*
  * Compares disk with the db. With `repair`, fixes what the db is the truth
- * for (symlinks, metadata files, modes) and adopts unknown directories as
- * drafts; content that differs from its digest cannot be repaired. `hash`
+ * for (symlinks, metadata files, modes), adopts unknown directories as
+ * drafts and removes (with an event) an alias whose name a version or a
+ * directory holds; symlinks the db never made are reported and left; content that differs from its digest cannot be repaired. `hash`
  * re-hashes sealed files (slow); without it sizes are compared. Returns the
  * number of problems left (not repaired), or -errno.
  */

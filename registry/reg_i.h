@@ -285,8 +285,36 @@ int reg_materialize(struct reg_store *st, struct reg_conn *c, const char *model,
 int mat_version_text(struct reg_conn *c, const char *model, const struct reg_version *v,
 		     char **out);
 int mat_model_text(struct reg_conn *c, const char *model, char **out);
+/*
+ * Writes the link of `alias` as the db (inside the current transaction) has
+ * it, before the change commits: a link that cannot be written (a clash with
+ * a directory or file, an I/O error) is returned and the caller gives up, so
+ * an alias change is answered only once its link is on disk.
+ */
+int mat_link(struct reg_conn *c, int64_t mid, const char *model, const char *alias);
+/* 1 when `name` was an alias of the model that was removed (event log). */
+int mat_alias_removed(struct reg_conn *c, const char *model, const char *name);
 /* A model's aliases from the db; free(*out). */
 int mat_aliases(struct reg_conn *c, int64_t mid, struct reg_alias **out, size_t *n);
+/*
+ * A deleted version's directory, moved into .modelfs/deleted/ inside the
+ * deleting transaction (trash_put fills `entry`, empty when there was no
+ * directory), put back when the transaction fails (trash_restore), removed
+ * after it commits (trash_remove). Open finishes what a crash left (check.c).
+ */
+int trash_put(struct reg_store *st, const char *model, const char *version, int64_t vid,
+	      char *entry, size_t n);
+int trash_restore(struct reg_store *st, const char *model, const char *version, const char *entry);
+int trash_remove(struct reg_store *st, const char *entry);
+/* Who asks for a name in a model directory (names.c). */
+enum names_kind { NAMES_VERSION, NAMES_ALIAS };
+/*
+ * 0 when `name` may become a version / an alias of the model: no entry of
+ * the other kind holds it in the db, and nothing else holds it on the volume;
+ * -EEXIST with a message otherwise. Inside the caller's write transaction.
+ */
+int names_claim(struct reg_conn *c, int64_t mid, const char *model, const char *name,
+		enum names_kind kind);
 /* Adopts one directory of the store root as a model (sealed versions). */
 int adopt_model_dir(struct reg_store *st, const char *name, json_t *report);
 /* Adopts one directory inside a known model as a draft version. */

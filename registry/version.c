@@ -189,16 +189,25 @@ int reg_version_create(struct reg_store *st, const struct reg_actor *who, const 
 		goto done;
 	rc = 0;
 	if (!name || !name[0]) {
-		/* v<N+1>, skipping names already taken by explicitly named versions. */
+		/* v<N+1>, skipping names already taken by explicitly named versions or aliases. */
 		for (int64_t k = seq;; k++) {
 			snprintf(auto_name, sizeof(auto_name), "v%lld", (long long)k);
 			rc = reg_version_row(c, mid, model, auto_name, &v);
+			if (rc == 0)
+				continue; /* a version has it */
 			if (rc == -ENOENT)
+				rc = names_claim(c, mid, model, auto_name, NAMES_VERSION);
+			if (rc == 0)
 				break;
-			if (rc < 0)
+			if (rc != -EEXIST)
 				goto done;
 		}
 		name = auto_name;
+	} else {
+		/* Checked against the db and the disk before anything is written: a 409 commits nothing. */
+		rc = names_claim(c, mid, model, name, NAMES_VERSION);
+		if (rc < 0)
+			goto done;
 	}
 	cm_err_clear();
 	rc = meta_check(rec, model, name);
@@ -879,8 +888,8 @@ int reg_version_delete(struct reg_store *st, const struct reg_actor *who, const 
 	struct reg_live *l;
 	json_t *al = NULL;
 	sqlite3_stmt *s;
+	char entry[2 * REG_NAME_MAX + 32] = "";
 	int64_t mid;
-	int mfd = -1;
 	int rc;
 
 	rc = db_write_begin(st, &c);
@@ -909,6 +918,12 @@ int reg_version_delete(struct reg_store *st, const struct reg_actor *who, const 
 	pthread_mutex_unlock(&st->live_mu);
 	if (rc < 0)
 		goto done;
+	/* Aside first, inside the transaction: a crash leaves it where open knows it is ours. */
+	rc = trash_put(st, model, version, v.id, entry, sizeof(entry));
+	if (rc < 0) {
+		trash_restore(st, model, version, entry); /* moved, then a sync failed */
+		goto done;
+	}
 	DB_STMT(c, VERSION_DELETE, s);
 	sqlite3_bind_int64(s, 1, v.id);
 	rc = db_exec_stmt(c, s, "removing a version");
@@ -916,17 +931,17 @@ int reg_version_delete(struct reg_store *st, const struct reg_actor *who, const 
 		rc = reg_event_add(c, who, "version.delete", model, version, NULL, "draft", NULL, NULL);
 	if (rc == 0)
 		rc = db_write_commit(c);
-	if (rc < 0)
-		goto done;
-	if (st_openat_dir(st->root_fd, model, &mfd) == 0) {
-		int r = st_remove_tree(mfd, version);
+	if (rc < 0) {
+		int r = trash_restore(st, model, version, entry);
 
-		if (r == 0)
-			r = st_fsync_dir(mfd);
 		if (r < 0)
 			reg_disk_error(st, r);
-		close(mfd);
+		goto done;
 	}
+	rc = trash_remove(st, entry);
+	if (rc < 0)
+		reg_disk_error(st, rc);
+	rc = 0;
 	reg_materialize(st, c, model, NULL, 0);
 	db_write_end(c);
 	c = NULL;

@@ -45,13 +45,35 @@ static void disk_errors_are_counted_not_fatal(void **state)
 	fx_version(f, "m", "v1", "model.pkl", "1", NULL);
 	fx_pass(f, "m", "v1");
 	assert_int_equal(reg_store_disk_errors(f->st, msg, sizeof(msg)), 0);
-	/* A directory squatting on the alias name: the symlink cannot be renamed over it. */
+	/* A directory squatting on a new alias's name: refused, nothing committed. */
 	snprintf(p, sizeof(p), "%s/m/current", f->dir);
 	assert_int_equal(mkdir(p, 0755), 0);
+	assert_int_equal(reg_alias_set(f->st, &fx_actor, "m", "current", "v1", NULL, NULL), -EEXIST);
+	assert_non_null(strstr(cm_err_msg(), "m/current"));
+	struct reg_alias a;
+	assert_int_equal(reg_alias_get(f->st, "m", "current", &a), -ENOENT);
+	assert_int_equal(rmdir(p), 0);
 	assert_int_equal(reg_alias_set(f->st, &fx_actor, "m", "current", "v1", NULL, NULL), 0);
-	assert_int_equal(reg_store_disk_errors(f->st, msg, sizeof(msg)), 1);
+	/* Squatting after the fact: open records it, does not fail, and writes the rest. */
+	fx_version(f, "m", "v2", "model.pkl", "2", NULL);
+	assert_int_equal(reg_version_seal(f->st, &fx_actor, "m", "v2", NULL), 0);
+	assert_int_equal(reg_alias_set(f->st, &fx_actor, "m", "staging", "v2", NULL, NULL), 0);
+	assert_int_equal(unlink(p), 0);
+	assert_int_equal(mkdir(p, 0755), 0);
+	snprintf(p, sizeof(p), "%s/m/staging", f->dir);
+	assert_int_equal(unlink(p), 0);
+	assert_int_equal(symlink("/etc", p), 0);
+	fx_reopen(f);
+	assert_true(reg_store_disk_errors(f->st, msg, sizeof(msg)) >= 1);
 	assert_non_null(strstr(msg, "current"));
+	assert_string_equal(fx_readlink(f->dir, "m/staging"), "v2");
+	/* A promotion whose link cannot be written is refused whole: the db keeps v1. */
+	fx_pass(f, "m", "v2");
+	assert_int_equal(reg_alias_set(f->st, &fx_actor, "m", "current", "v2", NULL, NULL), -EEXIST);
+	assert_int_equal(reg_alias_get(f->st, "m", "current", &a), 0);
+	assert_string_equal(a.version, "v1");
 	/* The db is the truth: once the obstacle is gone, reopening heals the disk. */
+	snprintf(p, sizeof(p), "%s/m/current", f->dir);
 	assert_int_equal(rmdir(p), 0);
 	fx_reopen(f);
 	assert_string_equal(fx_readlink(f->dir, "m/current"), "v1");

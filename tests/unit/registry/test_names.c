@@ -4,6 +4,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "fixture.h"
 
@@ -209,6 +210,55 @@ static void state_names(void **state)
 	assert_string_equal(reg_state_name((enum reg_state)42), "unknown");
 }
 
+
+/* One namespace per model directory: a name one kind holds is refused to the other, atomically. */
+static void versions_and_aliases_share_one_namespace(void **state)
+{
+	struct fx *f = *state;
+	struct reg_version v;
+	struct reg_alias a;
+	int64_t before, after;
+	char p[4300];
+
+	fx_version(f, "m", "1.0", "model.pkl", "one", NULL);
+	fx_version(f, "m", "2.0", "model.pkl", "two", NULL);
+	assert_int_equal(reg_version_seal(f->st, &fx_actor, "m", "1.0", NULL), 0);
+	assert_int_equal(reg_version_seal(f->st, &fx_actor, "m", "2.0", NULL), 0);
+	assert_int_equal(reg_event_count(f->st, &before), 0);
+	/* An alias named like a version. */
+	assert_int_equal(reg_alias_set(f->st, &fx_actor, "m", "1.0", "2.0", NULL, NULL), -EEXIST);
+	assert_non_null(strstr(cm_err_msg(), "is a version of model 'm'"));
+	assert_int_equal(reg_alias_get(f->st, "m", "1.0", &a), -ENOENT);
+	/* A version named like an alias: refused, nothing committed, nothing on disk. */
+	assert_int_equal(reg_alias_set(f->st, &fx_actor, "m", "staging", "1.0", NULL, NULL), 0);
+	assert_int_equal(reg_event_count(f->st, &before), 0);
+	assert_int_equal(reg_version_create(f->st, &fx_actor, "m", "staging", NULL, NULL), -EEXIST);
+	assert_non_null(strstr(cm_err_msg(), "is an alias of model 'm'"));
+	assert_int_equal(reg_version_get(f->st, "m", "staging", &v), -ENOENT);
+	assert_int_equal(reg_event_count(f->st, &after), 0);
+	assert_int_equal(after, before);
+	assert_string_equal(fx_readlink(f->dir, "m/staging"), "1.0");
+	/* Names someone put on the volume are not taken either. */
+	snprintf(p, sizeof(p), "%s/m/handmade", f->dir);
+	assert_int_equal(mkdir(p, 0755), 0);
+	assert_int_equal(reg_alias_set(f->st, &fx_actor, "m", "handmade", "1.0", NULL, NULL), -EEXIST);
+	assert_non_null(strstr(cm_err_msg(), "m/handmade"));
+	fx_write(f->dir, "m/notes", "mine");
+	assert_int_equal(reg_version_create(f->st, &fx_actor, "m", "notes", NULL, NULL), -EEXIST);
+	/* An automatic name skips an alias that holds v<N+1>. */
+	assert_int_equal(reg_alias_set(f->st, &fx_actor, "m", "v3", "1.0", NULL, NULL), 0);
+	assert_int_equal(reg_version_create(f->st, &fx_actor, "m", NULL, NULL, &v), 0);
+	assert_string_equal(v.name, "v4");
+	/* metadata.json and private names stay reserved by shape. */
+	assert_int_equal(reg_alias_set(f->st, &fx_actor, "m", "metadata.json", "1.0", NULL, NULL),
+			 -EINVAL);
+	assert_int_equal(reg_version_create(f->st, &fx_actor, "m", ".modelfs", NULL, NULL), -EINVAL);
+	assert_int_equal(reg_alias_set(f->st, &fx_actor, "m", ".current.tmp-1", "1.0", NULL, NULL),
+			 -EINVAL);
+	assert_int_equal(fx_fsck(f), 1); /* the hand-made directory stays, reported */
+	assert_string_equal(fx_read(f->dir, "m/notes"), "mine");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -219,6 +269,8 @@ int main(void)
 		cmocka_unit_test(long_paths),
 		cmocka_unit_test(protected_aliases),
 		cmocka_unit_test(state_names),
+		cmocka_unit_test_setup_teardown(versions_and_aliases_share_one_namespace, fx_setup,
+						fx_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
