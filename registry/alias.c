@@ -135,6 +135,31 @@ static void refusal_record(struct reg_store *st, const struct reg_actor *who, co
 	cm_err_set(0, "%s", msg); /* keep the refusal as the caller's message */
 }
 
+/*
+ * Commits an alias change whose link moves first when the alias existed
+ * (`moved`; see reg_alias_set). When the commit fails after the link moved,
+ * the transaction is rolled back and the link pointed again at what the db
+ * keeps, so a refused change leaves the volume as it was; a link that cannot
+ * be put back is a disk error, and the next start rewrites it from the db.
+ */
+static int link_commit(struct reg_conn *c, int64_t mid, const char *model, const char *alias,
+		       int moved)
+{
+	int rc = moved ? mat_link(c, mid, model, alias) : 0;
+
+	if (rc == 0)
+		rc = db_write_commit(c);
+	if (rc < 0 && moved) {
+		int back;
+
+		db_write_rollback(c);
+		back = mat_link(c, mid, model, alias);
+		if (back < 0)
+			reg_disk_error(c->st, back);
+	}
+	return rc;
+}
+
 /* Upserts alias → v and records the event, inside the caller's transaction. */
 static int alias_apply(struct reg_conn *c, const struct reg_actor *who, int64_t mid,
 		       const char *model, const char *alias, const struct reg_version *v,
@@ -338,10 +363,8 @@ int reg_alias_set(struct reg_store *st, const struct reg_actor *who, const char 
 	 * (a crash before it must not leave a link the db never made); its name
 	 * was checked free in this transaction.
 	 */
-	if (rc == 0 && have)
-		rc = mat_link(c, mid, model, alias);
 	if (rc == 0)
-		rc = db_write_commit(c);
+		rc = link_commit(c, mid, model, alias, have);
 	if (rc < 0)
 		goto done;
 	reg_materialize(st, c, model, NULL, MAT_ALIASES);
@@ -515,10 +538,8 @@ int reg_alias_rollback(struct reg_store *st, const struct reg_actor *who, const 
 			 have ? cur.version : NULL, detail);
 	if (rc == 0)
 		rc = alias_row(c, mid, model, alias, &cur);
-	if (rc == 0 && have)
-		rc = mat_link(c, mid, model, alias); /* see reg_alias_set */
 	if (rc == 0)
-		rc = db_write_commit(c);
+		rc = link_commit(c, mid, model, alias, have);
 	if (rc < 0)
 		goto done;
 	reg_materialize(st, c, model, NULL, MAT_ALIASES);
@@ -585,10 +606,8 @@ int reg_canary_promote(struct reg_store *st, const struct reg_actor *who, const 
 		rc = alias_remove(c, who, mid, model, "canary", &canary, detail);
 	if (rc == 0)
 		rc = alias_row(c, mid, model, "current", &cur);
-	if (rc == 0 && have)
-		rc = mat_link(c, mid, model, "current"); /* see reg_alias_set */
 	if (rc == 0)
-		rc = db_write_commit(c);
+		rc = link_commit(c, mid, model, "current", have);
 	if (rc < 0)
 		goto done;
 	reg_materialize(st, c, model, NULL, MAT_ALIASES | MAT_ALIAS_SCAN);

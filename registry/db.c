@@ -377,12 +377,17 @@ void db_note(struct reg_conn *c, const char *kind, const char *channel, const ch
 	c->notes_tail = &n->next;
 }
 
+void db_write_rollback(struct reg_conn *c)
+{
+	if (!sqlite3_get_autocommit(c->db))
+		sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
 void db_write_abort(struct reg_conn *c)
 {
 	if (!c)
 		return;
-	if (!sqlite3_get_autocommit(c->db))
-		sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+	db_write_rollback(c);
 	notes_free(c->notes);
 	c->notes = NULL;
 	c->notes_tail = NULL;

@@ -553,6 +553,13 @@ int reg_materialize(struct reg_store *st, struct reg_conn *c, const char *model,
 		if ((what & MAT_VERSIONS) && vers[i].state != REG_DRAFT)
 			sealed_modes(c, mfd, &vers[i]);
 	}
+	/*
+	 * The model's file carries the event id a start trusts as "all written":
+	 * after a failure above it keeps its older id, so the next open rewrites
+	 * the model in full.
+	 */
+	if (first < 0)
+		goto done;
 	doc = model_document(c, model, mid, aliases, na);
 	text = doc ? dump_line(doc) : NULL;
 	if (!text) {

@@ -184,6 +184,8 @@ void db_read_end(struct reg_conn *c);
 int db_write_begin(struct reg_store *st, struct reg_conn **out);
 /* Commits; the writer stays locked so that disk changes follow in order. */
 int db_write_commit(struct reg_conn *c);
+/* Rolls back (if a transaction is open); the writer stays locked. */
+void db_write_rollback(struct reg_conn *c);
 /* Rolls back (if a transaction is open) and unlocks. Accepts NULL. */
 void db_write_abort(struct reg_conn *c);
 /* Unlocks the writer after a commit, then tells the hook of the changes. */

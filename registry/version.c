@@ -918,13 +918,14 @@ int reg_version_delete(struct reg_store *st, const struct reg_actor *who, const 
 	pthread_mutex_unlock(&st->live_mu);
 	if (rc < 0)
 		goto done;
+	/* Prepared before the move: from the move on, every failure puts it back. */
+	DB_STMT(c, VERSION_DELETE, s);
 	/* Aside first, inside the transaction: a crash leaves it where open knows it is ours. */
 	rc = trash_put(st, model, version, v.id, entry, sizeof(entry));
 	if (rc < 0) {
 		trash_restore(st, model, version, entry); /* moved, then a sync failed */
 		goto done;
 	}
-	DB_STMT(c, VERSION_DELETE, s);
 	sqlite3_bind_int64(s, 1, v.id);
 	rc = db_exec_stmt(c, s, "removing a version");
 	if (rc == 0)
