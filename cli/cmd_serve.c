@@ -160,6 +160,14 @@ static int check(const struct serve_cfg *c)
 	/* ENOTCONN: the dead mount of a killed daemon, detached when serve starts. */
 	if (c->mount && (stat(c->mount, &sb) < 0 ? errno != ENOTCONN : !S_ISDIR(sb.st_mode)))
 		return cm_err_set(-ENOENT, "--mount: '%s' is not a directory", c->mount);
+	/*
+	 * Without tokens every HTTP request is an admin: an admin group would
+	 * limit the mount and leave the API open to the users it keeps out.
+	 */
+	if (c->admin_gid >= 0 && !(c->token_file && c->token_file[0]))
+		return cm_err_set(-EINVAL, "--admin-group limits who may change current and canary, "
+				  "but without --token-file every HTTP request may: give a token "
+				  "file too");
 	return 0;
 }
 
@@ -465,6 +473,7 @@ int cli_serve(int argc, char **argv)
 		cm_log(CM_LOG_ERROR, "serve", "cannot open store %s: %s", c.store, cm_err_describe(rc));
 		goto done;
 	}
+	reg_store_set_admin_group(r.st, c.admin_gid);
 	if (c.mount) {
 		struct fs_config fc = { .mountpoint = c.mount, .admin_gid = c.admin_gid,
 					.max_threads = (unsigned)c.fuse_threads, .debug = c.fuse_debug };

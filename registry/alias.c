@@ -187,6 +187,18 @@ static int draft_size(struct reg_store *st, const char *model, const char *versi
 	return rc;
 }
 
+/* Whether `who` may change `alias` of `model` (with force when asked). */
+static int alias_authz(struct reg_store *st, const struct reg_actor *who, const char *model,
+		       const char *alias, int force)
+{
+	struct reg_authz_target t = { .model = model, .alias = alias };
+	int rc = reg_authz_check(st, who, REG_AUTHZ_ALIAS_SET, &t);
+
+	if (rc == 0 && force)
+		rc = reg_authz_check(st, who, REG_AUTHZ_FORCE, &t);
+	return rc;
+}
+
 static int reason_check(const char *reason)
 {
 	if (reason && strlen(reason) > REG_REASON_MAX)
@@ -240,6 +252,8 @@ int reg_alias_set(struct reg_store *st, const struct reg_actor *who, const char 
 	rc = reg_name_alias_check(alias);
 	if (rc == 0)
 		rc = opts_check(alias, o);
+	if (rc == 0)
+		rc = alias_authz(st, who, model, alias, o->force);
 	if (rc == 0)
 		rc = reg_version_get(st, model, version, &v);
 	if (rc < 0)
@@ -346,6 +360,8 @@ int reg_alias_delete(struct reg_store *st, const struct reg_actor *who, const ch
 	int rc;
 
 	rc = reg_name_alias_check(alias);
+	if (rc == 0)
+		rc = alias_authz(st, who, model, alias, 0);
 	if (rc < 0)
 		return rc;
 	rc = db_write_begin(st, &c);
@@ -452,6 +468,8 @@ int reg_alias_rollback(struct reg_store *st, const struct reg_actor *who, const 
 	rc = reg_name_alias_check(alias);
 	if (rc == 0)
 		rc = reason_check(reason);
+	if (rc == 0)
+		rc = alias_authz(st, who, model, alias, 0);
 	if (rc < 0)
 		return rc;
 	rc = db_write_begin(st, &c);
@@ -516,6 +534,9 @@ int reg_canary_promote(struct reg_store *st, const struct reg_actor *who, const 
 
 	if (o->force && (!o->reason || !o->reason[0]))
 		return cm_err_set(-EINVAL, "a forced change needs a reason");
+	rc = alias_authz(st, who, model, "current", o->force);
+	if (rc < 0)
+		return rc;
 	failed = o->failed_gates ? json_incref(o->failed_gates) : json_array();
 	rc = db_write_begin(st, &c);
 	if (rc < 0)
@@ -583,20 +604,31 @@ int reg_policy_get(struct reg_store *st, const char *model, json_t **out)
 }
 
 int reg_policy_set(struct reg_store *st, const struct reg_actor *who, const char *model,
-		   json_t *policy)
+		   json_t *changes, const struct reg_policy_opts *opts)
 {
+	struct reg_policy_opts none = { 0 };
+	const struct reg_policy_opts *o = opts ? opts : &none;
+	struct reg_authz_target t = { .model = model };
 	struct reg_conn *c = NULL;
-	json_t *old = NULL;
+	json_t *old = NULL, *policy = NULL, *loosened = NULL, *detail = NULL;
 	char *text = NULL, *otext = NULL;
 	sqlite3_stmt *s;
 	int64_t mid;
 	int rc;
 
-	rc = reg_policy_check(policy);
+	rc = reg_authz_check(st, who, REG_AUTHZ_POLICY_SET, &t);
+	if (rc == 0 && o->force)
+		rc = reg_authz_check(st, who, REG_AUTHZ_FORCE, &t);
+	if (rc == 0 && o->force && (!o->reason || !o->reason[0]))
+		rc = cm_err_set(-EINVAL, "a forced policy change needs a reason");
+	if (rc == 0)
+		rc = reason_check(o->reason);
+	if (rc == 0 && !json_is_object(changes))
+		rc = cm_err_set(-EINVAL, "a policy must be a JSON object");
 	if (rc < 0)
 		return rc;
-	text = reg_json_dumps(policy, JSON_COMPACT);
-	if (!text)
+	loosened = json_array();
+	if (!loosened)
 		return cm_err_set(-ENOMEM, "out of memory");
 	rc = db_write_begin(st, &c);
 	if (rc < 0)
@@ -604,15 +636,45 @@ int reg_policy_set(struct reg_store *st, const struct reg_actor *who, const char
 	rc = reg_model_id(c, model, &mid);
 	if (rc == 0)
 		rc = policy_load(c, mid, &old);
+	if (rc == 0)
+		rc = reg_policy_merge(old, changes, &policy);
+	if (rc == 0)
+		rc = reg_policy_check(policy);
 	if (rc < 0)
 		goto done;
+	if (json_equal(old, policy))
+		goto done; /* nothing changes: nothing to record */
+	if (reg_policy_loosened(old, policy, loosened) > 0 && !o->force) {
+		struct cm_buf b = { 0 };
+		size_t i;
+		json_t *g;
+
+		json_array_foreach(loosened, i, g)
+			cm_buf_printf(&b, "%s%s", i ? "; " : "", json_string_value(g));
+		rc = cm_err_set(-EPERM, "the change removes or loosens gates of '%s' (%s): give "
+				"force with a reason", model, b.data ? b.data : "");
+		cm_buf_free(&b);
+		goto done;
+	}
+	text = reg_json_dumps(policy, JSON_COMPACT);
 	otext = reg_json_dumps(old, JSON_COMPACT);
+	if (!text || !otext) {
+		rc = cm_err_set(-ENOMEM, "out of memory");
+		goto done;
+	}
+	if (json_array_size(loosened) || o->force) {
+		detail = json_pack("{s:O}", "loosened", loosened);
+		if (detail && o->force)
+			json_object_set_new(detail, "force", json_true());
+		if (detail && o->reason && o->reason[0])
+			json_object_set_new(detail, "reason", json_string(o->reason));
+	}
 	DB_STMT(c, MODEL_POLICY_SET, s);
 	sqlite3_bind_int64(s, 1, mid);
 	db_bind_text(s, 2, text);
 	rc = db_exec_stmt(c, s, "storing a policy");
 	if (rc == 0)
-		rc = reg_event_add(c, who, "policy.set", model, NULL, NULL, otext, text, NULL);
+		rc = reg_event_add(c, who, "policy.set", model, NULL, NULL, otext, text, detail);
 	if (rc == 0)
 		rc = db_write_commit(c);
 	if (rc < 0)
@@ -623,6 +685,9 @@ int reg_policy_set(struct reg_store *st, const struct reg_actor *who, const char
 done:
 	db_write_abort(c);
 	json_decref(old);
+	json_decref(policy);
+	json_decref(loosened);
+	json_decref(detail);
 	free(text);
 	free(otext);
 	return rc;

@@ -151,6 +151,8 @@ struct reg_store {
 	void *hook_ctx;
 	/* The git worker to wake after commits that queue tags (gitsync.c's mutex guards it). */
 	struct reg_git_worker *git_worker;
+	/* --admin-group: -1 for none (set before threads start, read-only after). */
+	long long admin_gid;
 	/* Disk updates that failed after their commit (guarded by writer.mu). */
 	int64_t disk_errors;
 	char disk_error[256];

@@ -659,7 +659,8 @@ class TokenTest(unittest.TestCase):
         writer.delete("/v1/models/tok/aliases/current", expect=403)
         writer.delete("/v1/models/tok", expect=403)
         admin.post("/v1/models/tok/promote", {"version": v1})
-        admin.put("/v1/models/tok/policy", {"validation_status": None})
+        admin.put("/v1/models/tok/policy", {"validation_status": None, "force": True,
+                                            "reason": "no validation step yet"})
         reader.post(f"/v1/models/tok/versions/{v1}/verify")
         # Uploads need writer and are refused before a byte is stored.
         v2 = writer.post("/v1/models/tok/versions", expect=201).json()["name"]

@@ -1,0 +1,326 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Who may do what, through both doors: the mount (as other uids, with setpriv and
+forked children that drop to them) and HTTP (tokens of each role, and none).
+
+usage: test_authority.py /path/to/modelfs
+
+The daemon runs as root with allow_other and default_permissions (fs/mount.c), so the
+kernel checks file modes for each uid and the registry (registry/authz.c) decides the
+rest; HTTP roles ask the same decision. The table test runs every operation as admin,
+writer, reader, anonymous, the draft's owner and another user through both doors and
+checks that the two agree.
+"""
+import errno
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+import requests
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fsutil import Daemon  # noqa: E402
+
+MODELFS = None
+
+ADMIN_GID = 3000
+WRITERS_GID = 2500
+# Mount identities: (uid, gid, supplementary groups).
+ROOT = (0, 0, [])
+OWNER = (2001, 2001, [WRITERS_GID])
+OTHER = (2003, 2003, [])
+NOBODY = (65534, 65534, [])
+ADMIN_USER = (3001, 3001, [ADMIN_GID, WRITERS_GID])
+
+SECRETS = {
+    "ops-admin": ("admin", "admin-secret-0123456789abcdef"),
+    "pipeline": ("writer", "writer-secret-0123456789abcdef"),
+    "alice": ("writer", "alice-secret-0123456789abcdef"),
+    "viewer": ("reader", "reader-secret-0123456789abcdef"),
+    "bob": ("reader", "bob-secret-0123456789abcdef-x"),
+}
+
+PASSED = {"validation_status": "passed", "git_commit": "3f2a9c1",
+          "performance_metrics": {"accuracy": 0.93}}
+
+
+def as_user(user, fn):
+    """Runs fn() in a forked child with the user's uid, gid and groups; returns the
+    errno it raised (0 when it returned)."""
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            uid, gid, groups = user
+            os.setgroups(groups)
+            os.setgid(gid)
+            os.setuid(uid)
+            fn()
+        except OSError as e:
+            code = e.errno or 255
+        except BaseException:  # noqa: BLE001 - any other failure is reported as 254
+            code = 254
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+def sh(user, *args):
+    """A command as `user` through setpriv; returns the CompletedProcess."""
+    uid, gid, groups = user
+    cmd = ["setpriv", f"--reuid={uid}", f"--regid={gid}",
+           f"--groups={','.join(map(str, groups))}" if groups else "--clear-groups"] + list(args)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+
+
+def write_file(path, data, mode=None):
+    with open(path, "w") as f:
+        f.write(data)
+    if mode is not None:
+        os.chmod(path, mode)
+
+
+def read_file(path):
+    with open(path) as f:
+        return f.read()
+
+
+def write_record(path, record):
+    f = open(path, "w")
+    f.write(json.dumps(record))
+    f.close()
+
+
+class Served:
+    """A daemon with a mount, tokens and (optionally) an admin group."""
+
+    def __init__(self, extra=()):
+        self.d = Daemon(MODELFS, extra=list(extra))
+        self.tokens = os.path.join(self.d.dir, "tokens")
+        with open(self.tokens, "w") as f:
+            for name, (role, secret) in SECRETS.items():
+                f.write(f"{name} {role} {secret}\n")
+        os.chmod(self.tokens, 0o600)
+        self.d.extra += ["--token-file", self.tokens]
+        # The store's root: the writers group may make models there.
+        os.chown(self.d.store, 0, WRITERS_GID)
+        os.chmod(self.d.store, 0o775)
+        self.d.start()
+        self.mnt = self.d.mnt
+        self.url = f"http://127.0.0.1:{self.d.port}"
+
+    def http(self, method, path, who=None, **kw):
+        headers = kw.pop("headers", {})
+        if who:
+            headers["Authorization"] = f"Bearer {SECRETS[who][1]}"
+        return requests.request(method, self.url + path, headers=headers, timeout=60, **kw)
+
+    def model(self, name):
+        """A model made by root in the mount, writable by the writers group."""
+        m = f"{self.mnt}/{name}"
+        os.mkdir(m)
+        os.chown(m, 0, WRITERS_GID)
+        os.chmod(m, 0o2775)
+        return m
+
+    def draft(self, name, version, owner=OWNER, private=True, record=PASSED):
+        """A draft made by `owner` in the mount: model.pkl, metadata, 0700/0600 if private."""
+        m = f"{self.mnt}/{name}"
+
+        def make():
+            os.mkdir(f"{m}/{version}")
+            write_file(f"{m}/{version}/model.pkl", f"{name} {version} weights",
+                       0o600 if private else 0o644)
+            if private:
+                os.chmod(f"{m}/{version}", 0o700)
+        rc = as_user(owner, make)
+        assert rc == 0, f"making {name}/{version} as {owner}: errno {rc}"
+        if record is not None:
+            r = self.http("PATCH", f"/v1/models/{name}/versions/{version}/metadata", "ops-admin",
+                          json=record)
+            assert r.status_code == 200, r.text
+
+    def stop(self):
+        rc = self.d.stop()
+        self.d.cleanup()
+        return rc
+
+
+class DefectTest(unittest.TestCase):
+    """Each of issue 11's authority defects, reproduced as the hostile user did."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.s = Served(["--admin-group", str(ADMIN_GID)])
+
+    @classmethod
+    def tearDownClass(cls):
+        assert cls.s.stop() == 0
+
+    def test_admin_group_without_tokens_is_refused(self):
+        # Defect 1: the mount limited current to the group while anonymous HTTP promoted.
+        d = Daemon(MODELFS, extra=["--admin-group", str(ADMIN_GID)])
+        try:
+            with self.assertRaises(RuntimeError) as e:
+                d.start(timeout=10)
+            self.assertIn("--token-file", str(e.exception))
+            p = subprocess.run([MODELFS, "serve", "--store", d.store, "--admin-group", "3000",
+                                "--check-config"], capture_output=True, text=True)
+            self.assertNotEqual(p.returncode, 0)
+            self.assertIn("--token-file", p.stderr)
+        finally:
+            d.cleanup()
+
+    def test_admin_group_both_doors(self):
+        # With tokens the admin group and the admin role are the only ways to current.
+        s = self.s
+        m = s.model("gated")
+        s.draft("gated", "v1", private=False)
+        self.assertEqual(sh(OWNER, "chmod", "a-w", f"{m}/v1").returncode, 0)
+        p = sh(OTHER, "ln", "-sfn", "v1", f"{m}/current")
+        self.assertIn("Permission denied", p.stderr)
+        p = sh(OWNER, "ln", "-sfn", "v1", f"{m}/current")
+        self.assertIn("Permission denied", p.stderr)
+        self.assertEqual(s.http("POST", "/v1/models/gated/promote", json={"version": "v1"})
+                         .status_code, 401)
+        self.assertEqual(s.http("POST", "/v1/models/gated/promote", "pipeline",
+                                json={"version": "v1"}).status_code, 403)
+        self.assertFalse(os.path.lexists(f"{m}/current"))
+        self.assertEqual(sh(ADMIN_USER, "ln", "-sfn", "v1", f"{m}/current").returncode, 0)
+        self.assertEqual(os.readlink(f"{m}/current"), "v1")
+
+    def test_private_draft_file_over_http(self):
+        # Defect 2: a 0600 file in a 0700 draft was served to anyone over HTTP.
+        s = self.s
+        m = s.model("private")
+        s.draft("private", "vd", record=None)
+        path = "/v1/models/private/versions/vd/files/model.pkl"
+        self.assertEqual(as_user(OTHER, lambda: read_file(f"{m}/vd/model.pkl")), errno.EACCES)
+        self.assertEqual(as_user(OWNER, lambda: read_file(f"{m}/vd/model.pkl")), 0)
+        self.assertEqual(s.http("GET", path).status_code, 403)
+        self.assertEqual(s.http("GET", path, "viewer").status_code, 403)
+        r = s.http("GET", path, "pipeline")
+        self.assertEqual((r.status_code, r.text), (200, "private vd weights"))
+        self.assertEqual(s.http("GET", path, "ops-admin").status_code, 200)
+        # A readable draft file is readable by anyone, through either door.
+        s.draft("private", "vo", private=False, record=None)
+        self.assertEqual(as_user(OTHER, lambda: read_file(f"{m}/vo/model.pkl")), 0)
+        self.assertEqual(s.http("GET", "/v1/models/private/versions/vo/files/model.pkl")
+                         .status_code, 200)
+
+    def test_alias_does_not_seal_others_draft(self):
+        # Defect 3: `ln -s vb staging` sealed another user's draft, with them as actor.
+        s = self.s
+        m = s.model("sealing")
+        os.chmod(m, 0o2777)  # the other user may make links here, not seal others' drafts
+        s.draft("sealing", "vb", private=False)
+        self.assertEqual(sh(OTHER, "chmod", "a-w", f"{m}/vb").returncode, 1)
+        p = sh(OTHER, "ln", "-s", "vb", f"{m}/staging")
+        self.assertIn("Permission denied", p.stderr)
+        self.assertEqual(s.d.state("sealing", "vb"), "draft")
+        self.assertEqual(s.d.events("sealing", "version.seal"), [])
+        self.assertFalse(os.path.lexists(f"{m}/staging"))
+        # A reader token may not either; the owner may.
+        r = s.http("PUT", "/v1/models/sealing/aliases/staging", "viewer", json={"version": "vb"})
+        self.assertEqual(r.status_code, 403)
+        self.assertEqual(s.d.state("sealing", "vb"), "draft")
+        self.assertEqual(sh(OWNER, "ln", "-s", "vb", f"{m}/staging").returncode, 0)
+        self.assertEqual(s.d.state("sealing", "vb"), "sealed")
+        ev = s.d.events("sealing", "version.seal")
+        self.assertEqual([e["actor"].split(",pid")[0] for e in ev], ["uid=2001,gid=2001"])
+        # A writer token seals by pointing an alias at a draft.
+        s.draft("sealing", "vc", private=False)
+        r = s.http("PUT", "/v1/models/sealing/aliases/staging", "pipeline", json={"version": "vc"})
+        self.assertEqual(r.status_code, 200, r.text)
+        self.assertEqual(s.d.state("sealing", "vc"), "sealed")
+
+
+class PolicyTest(unittest.TestCase):
+    """Defect 7: policies weakened silently."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.s = Served()
+
+    @classmethod
+    def tearDownClass(cls):
+        assert cls.s.stop() == 0
+
+    def put(self, model, body, who="ops-admin"):
+        return self.s.http("PUT", f"/v1/models/{model}/policy", who, json=body)
+
+    def test_metrics_keep_the_default_gate(self):
+        s = self.s
+        self.assertEqual(s.http("POST", "/v1/models", "pipeline", json={"name": "pol"}).status_code, 201)
+        r = self.put("pol", {"metrics": {"performance_metrics.accuracy": {"min": 0.85}}})
+        self.assertEqual(r.status_code, 200, r.text)
+        self.assertEqual(r.json(), {"validation_status": "passed",
+                                    "metrics": {"performance_metrics.accuracy": {"min": 0.85}}})
+        # A failed version with a good accuracy is still refused.
+        v = s.http("POST", "/v1/models/pol/versions", "pipeline",
+                   json={"metadata": {"validation_status": "failed",
+                                      "performance_metrics": {"accuracy": 0.99}}}).json()["name"]
+        r = s.http("POST", "/v1/models/pol/promote", "ops-admin", json={"version": v})
+        self.assertEqual(r.status_code, 409, r.text)
+        self.assertTrue(any("validation_status" in g
+                            for g in r.json()["error"]["details"]["failed_gates"]))
+
+    def test_removing_or_loosening_needs_force(self):
+        s = self.s
+        s.http("POST", "/v1/models", "pipeline", json={"name": "loose"})
+        self.assertEqual(self.put("loose", {"metrics": {"performance_metrics.accuracy": {"min": 0.9}},
+                                            "max_total_size": 1000}).status_code, 200)
+        before = s.d.events("loose", "policy.set")
+        # {} changes nothing; it removes nothing either.
+        r = self.put("loose", {})
+        self.assertEqual(r.status_code, 200)
+        self.assertEqual(r.json()["validation_status"], "passed")
+        for change in ({"validation_status": None},
+                       {"metrics": {"performance_metrics.accuracy": None}},
+                       {"metrics": {"performance_metrics.accuracy": {"min": 0.5}}},
+                       {"max_total_size": 5000},
+                       {"validation_status": None, "force": True}):
+            r = self.put("loose", change)
+            self.assertIn(r.status_code, (409, 422), (change, r.text))
+        self.assertEqual(s.d.events("loose", "policy.set"), before)
+        # A writer may not force; an admin with a reason may, and it is recorded.
+        self.assertEqual(self.put("loose", {"validation_status": None, "force": True, "reason": "x"},
+                                  who="pipeline").status_code, 403)
+        r = self.put("loose", {"validation_status": None, "force": True,
+                               "reason": "validation moves to the pipeline"})
+        self.assertEqual(r.status_code, 200, r.text)
+        self.assertNotIn("validation_status", r.json())
+        ev = s.http("GET", "/v1/models/loose/history?kind=policy.set", "viewer").json()["events"]
+        self.assertEqual(ev[-1]["detail"]["force"], True)
+        self.assertEqual(ev[-1]["detail"]["reason"], "validation moves to the pipeline")
+        self.assertEqual(ev[-1]["detail"]["loosened"], ['validation_status == "passed" removed'])
+        # Tightening needs nothing.
+        self.assertEqual(self.put("loose", {"max_total_size": 500}).status_code, 200)
+
+    def test_unknown_metric_paths(self):
+        s = self.s
+        s.http("POST", "/v1/models", "pipeline", json={"name": "typo"})
+        for path in ("performance_metrics.acuracy", "performance_metric.accuracy", "accuracy",
+                     "training_data.rows"):
+            r = self.put("typo", {"metrics": {path: {"min": 0.85}}})
+            self.assertEqual(r.status_code, 422, (path, r.text))
+            self.assertIn(path, r.json()["error"]["message"])
+        self.assertIn("performance_metrics.accuracy", r.json()["error"]["message"])
+        for path in ("performance_metrics.f1_score", "validation_metrics.latency_ms_p50",
+                     "production_metrics.accuracy"):
+            self.assertEqual(self.put("typo", {"metrics": {path: {"min": 0}}}).status_code, 200, path)
+
+
+def main():
+    global MODELFS
+    MODELFS = os.path.abspath(sys.argv[1])
+    if os.geteuid() != 0:
+        print("needs root (other uids through the mount)", file=sys.stderr)
+        sys.exit(77)
+    unittest.main(argv=[sys.argv[0]] + sys.argv[2:], verbosity=2)
+
+
+if __name__ == "__main__":
+    main()
