@@ -173,16 +173,21 @@ int api_h_canary_put(struct api_req *q, struct api_resp *r)
 		return rc;
 	version = api_body_str(q, "version");
 	if (!version) {
-		/* Only the percent changes: the canary must exist. */
+		/* Only the percent changes: one compare-and-swap in the registry. */
+		struct reg_alias_opts o = { .percent = -1 };
+
 		if (!api_body_has(q, "percent"))
 			return cm_err_set(-EBADMSG, "give 'version', 'percent' or both");
-		rc = reg_alias_get(q->st, q->model, "canary", &cur);
-		if (rc == -ENOENT)
-			return cm_err_set(-ENOENT, "model '%s' has no canary: give a version to start "
-					  "one", q->model);
+		if (api_body_bool(q, "force"))
+			return cm_err_set(-EBADMSG, "a percent change is not gated: 'force' applies "
+					  "to a version");
+		rc = change_opts(q, "canary", &o, NULL);
+		if (rc == 0)
+			rc = reg_canary_percent_set(q->st, &q->who, q->model, o.percent, o.expected,
+						    &cur);
 		if (rc < 0)
 			return rc;
-		version = cur.version;
+		return api_resp_json(r, 200, api_alias_view(q->model, &cur));
 	}
 	return alias_change(q, r, "canary", version);
 }

@@ -334,13 +334,25 @@ int reg_alias_list(struct reg_store *st, const char *model, struct reg_alias **o
 int reg_alias_at(struct reg_store *st, const char *model, const char *alias, int64_t at_us,
 		 struct reg_alias *out);
 /*
- * Points `alias` back at the version it pointed at before its latest
- * change (from the event log). Not gated: that version held the alias
- * before. -ENOENT when there is no earlier version. `reason` (may be NULL)
- * is kept in the event.
+ * Walks `alias` back through its history (the event log): each rollback
+ * undoes the latest change not undone yet, so a second rollback goes further
+ * back, never forward to the version just left (going forward again is a
+ * promote, gated). A removed alias comes back as it was; the canary with the
+ * traffic percent it had with that version. Not gated: that version held
+ * the alias before. -ENOENT when there is no earlier version. `reason` (may
+ * be NULL) is kept in the event.
  */
 int reg_alias_rollback(struct reg_store *st, const struct reg_actor *who, const char *model,
 		       const char *alias, const char *reason, struct reg_alias *out);
+/*
+ * Changes only the canary's traffic percent (0-100), as one compare-and-swap
+ * in the write transaction: the canary must exist and still point at the
+ * version it points at (and at `expected` when not NULL), or -ESTALE; a
+ * removed canary is never recreated (-ENOENT). Not gated: the version
+ * passed when it became the canary.
+ */
+int reg_canary_percent_set(struct reg_store *st, const struct reg_actor *who, const char *model,
+			   int percent, const char *expected, struct reg_alias *out);
 /* canary → current, canary cleared, in one transaction; gated as current. */
 int reg_canary_promote(struct reg_store *st, const struct reg_actor *who, const char *model,
 		       struct reg_alias_opts *opts, struct reg_alias *out);

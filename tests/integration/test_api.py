@@ -371,9 +371,12 @@ class OpenDaemonTest(unittest.TestCase):
         self.assertEqual((r["alias"], r["version"]), ("current", v3))
         c.get("/v1/models/prod/aliases/canary", expect=404)
         c.post("/v1/models/prod/canary/promote", {}, expect=404)
-        # Rollback returns to v1, twice returns to v3.
+        # Rollback returns to v1; a second goes further back (nothing there), never
+        # forward to v3: forward again is a promote, gated.
         self.assertEqual(c.post("/v1/models/prod/rollback", {}).json()["version"], v1)
-        self.assertEqual(c.post("/v1/models/prod/rollback").json()["version"], v3)
+        c.post("/v1/models/prod/rollback", expect=404)
+        c.post("/v1/models/prod/promote", {"version": v3}, expect=409)
+        c.post("/v1/models/prod/promote", {"version": v3, "force": True, "reason": "canary was fine"})
         c.post("/v1/models/prod/rollback", {"alias": "never-set"}, expect=404)
         c.post("/v1/models/prod/rollback", {"reason": 5}, expect=400)
         c.post("/v1/models/prod/rollback", {"reason": "x" * 1025}, expect=422)

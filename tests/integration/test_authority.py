@@ -313,6 +313,98 @@ class PolicyTest(unittest.TestCase):
             self.assertEqual(self.put("typo", {"metrics": {path: {"min": 0}}}).status_code, 200, path)
 
 
+class RollbackCanaryTest(unittest.TestCase):
+    """Defect 8 (rollback toggled; a deleted canary came back at 0 %) and the canary
+    percent's compare-and-swap (defect 6)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.s = Served()
+
+    @classmethod
+    def tearDownClass(cls):
+        assert cls.s.stop() == 0
+
+    def api(self, method, path, body=None, who="ops-admin", expect=200):
+        r = self.s.http(method, path, who, json=body)
+        self.assertEqual(r.status_code, expect, f"{method} {path}: {r.text}")
+        return r.json() if r.text else None
+
+    def sealed(self, model, n):
+        self.api("POST", "/v1/models", {"name": model}, "pipeline", 201)
+        for i in range(1, n + 1):
+            self.api("POST", f"/v1/models/{model}/versions", {"name": f"v{i}", "metadata": PASSED},
+                     "pipeline", 201)
+            r = self.s.http("PUT", f"/v1/models/{model}/versions/v{i}/files/model.pkl", "pipeline",
+                            data=b"weights")
+            self.assertEqual(r.status_code, 201, r.text)
+            self.api("POST", f"/v1/models/{model}/versions/v{i}/seal", None, "pipeline")
+
+    def test_rollback_walks_back(self):
+        self.sealed("rb", 3)
+        for v in ("v1", "v2", "v3"):
+            self.api("POST", "/v1/models/rb/promote", {"version": v})
+        self.assertEqual(self.api("POST", "/v1/models/rb/rollback", {})["version"], "v2")
+        self.assertEqual(self.api("POST", "/v1/models/rb/rollback", {})["version"], "v1")
+        self.api("POST", "/v1/models/rb/rollback", {}, expect=404)
+        self.assertEqual(os.readlink(f"{self.s.mnt}/rb/current"), "v1")
+        # Forward again is a promote, and gated: v2 failed validation meanwhile.
+        self.api("PATCH", "/v1/models/rb/versions/v2/metadata", {"validation_status": "failed"},
+                 "pipeline")
+        self.api("POST", "/v1/models/rb/promote", {"version": "v2"}, expect=409)
+        self.api("POST", "/v1/models/rb/promote", {"version": "v3"})
+        self.assertEqual(self.api("POST", "/v1/models/rb/rollback", {})["version"], "v1")
+
+    def test_rollback_restores_a_removed_canary(self):
+        self.sealed("rc", 2)
+        self.api("POST", "/v1/models/rc/promote", {"version": "v1"})
+        self.api("PUT", "/v1/models/rc/canary", {"version": "v2", "percent": 30})
+        self.api("DELETE", "/v1/models/rc/canary", expect=204)
+        a = self.api("POST", "/v1/models/rc/rollback", {"alias": "canary"})
+        self.assertEqual((a["version"], a["percent"]), ("v2", 30))
+        isvc = self.api("GET", "/v1/models/rc/inferenceservice", who="viewer")
+        self.assertEqual(isvc["spec"]["predictor"]["canaryTrafficPercent"], 30)
+        # The mount's rm and HTTP's DELETE are one change.
+        self.assertEqual(sh(ROOT, "rm", f"{self.s.mnt}/rc/canary").returncode, 0)
+        kinds = [(e["kind"], e["channel"]) for e in self.s.d.events("rc") if e["alias"] == "canary"]
+        self.assertEqual(kinds[-3:], [("alias.delete", "api"), ("alias.set", "api"),
+                                      ("alias.delete", "fs")])
+        self.api("PUT", "/v1/models/rc/canary", {"percent": 50}, expect=404)
+        self.assertFalse(os.path.lexists(f"{self.s.mnt}/rc/canary"))
+
+    def test_percent_change_is_compare_and_swap(self):
+        import threading
+        self.sealed("cas", 2)
+        self.api("POST", "/v1/models/cas/promote", {"version": "v1"})
+        self.api("PUT", "/v1/models/cas/canary", {"version": "v2", "percent": 50})
+        stop = threading.Event()
+
+        def mover():
+            i = 0
+            while not stop.is_set():
+                i += 1
+                if i % 2:
+                    self.s.http("DELETE", "/v1/models/cas/canary", "ops-admin")
+                else:
+                    self.s.http("PUT", "/v1/models/cas/canary", "ops-admin",
+                                json={"version": ("v1", "v2")[i % 4 // 2], "percent": 50})
+        t = threading.Thread(target=mover)
+        t.start()
+        try:
+            for i in range(300):
+                self.s.http("PUT", "/v1/models/cas/canary", "ops-admin",
+                            json={"percent": 1 + 2 * (i % 20)})
+        finally:
+            stop.set()
+            t.join()
+        events = self.api("GET", "/v1/models/cas/history?kind=alias.", who="viewer")["events"]
+        percent_only = [e for e in events if e["alias"] == "canary" and e["kind"] == "alias.set"
+                        and (e.get("detail") or {}).get("percent", 50) % 2 == 1]
+        self.assertTrue(percent_only)
+        for e in percent_only:
+            self.assertEqual((e["before"], e["after"]), (e["after"], e["after"]), e)
+
+
 def main():
     global MODELFS
     MODELFS = os.path.abspath(sys.argv[1])
