@@ -181,33 +181,6 @@ static void entry_fill(struct fs_mount *m, struct fs_inode *in, const struct sta
 	(void)m;
 }
 
-static struct fs_inode *pending_find(struct fs_mount *m, const char *model, const char *name)
-{
-	for (struct fs_inode *p = m->pending; p; p = p->pnext)
-		if (p->listed && !strcmp(p->model, model) && !strcmp(p->name, name))
-			return p;
-	return NULL;
-}
-
-static void pending_unlist(struct fs_mount *m, struct fs_inode *p)
-{
-	struct fs_inode **pp;
-	int free_it;
-
-	for (pp = &m->pending; *pp; pp = &(*pp)->pnext) {
-		if (*pp == p) {
-			*pp = p->pnext;
-			break;
-		}
-	}
-	p->listed = 0;
-	free_it = p->nlookup == 0;
-	if (free_it) {
-		free(p->target);
-		free(p);
-	}
-}
-
 /* coreutils' ln -f and mv make "CuXXXXXX"; hidden names are temporary by convention. */
 static int temp_link_name(const char *name)
 {
@@ -246,7 +219,12 @@ static int do_lookup(struct fs_mount *m, struct fs_inode *p, const char *name,
 		break;
 	case FS_MODEL:
 		pthread_mutex_lock(&m->mu);
-		in = pending_find(m, p->model, name);
+		in = fs_pending_find(m, p->model, name);
+		if (in && fstatat(p->fd, name, &sb, AT_SYMLINK_NOFOLLOW) == 0) {
+			/* A version or alias of that name came since: it wins, the link goes. */
+			fs_pending_unlist(m, in);
+			in = NULL;
+		}
 		if (in) {
 			in->nlookup++;
 			entry_fill(m, in, &in->pst, e);
@@ -597,6 +575,7 @@ static void fs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
 	const struct fuse_ctx *c = fuse_req_ctx(req);
 	struct fuse_entry_param e;
 	struct fs_inode *in;
+	struct stat sb;
 	int rc;
 	ACTOR(req);
 
@@ -635,7 +614,6 @@ static void fs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
 	}
 	in->fd = -1;
 	in->kind = FS_PENDING;
-	in->listed = 1;
 	in->nlookup = 1;
 	cm_strlcpy(in->model, p->model, sizeof(in->model));
 	cm_strlcpy(in->name, name, sizeof(in->name));
@@ -648,10 +626,21 @@ static void fs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
 	in->pst.st_atim = in->pst.st_ctim = in->pst.st_mtim;
 	in->pst.st_ino = (ino_t)(uintptr_t)in;
 	pthread_mutex_lock(&m->mu);
-	in->pnext = m->pending;
-	m->pending = in;
-	entry_fill(m, in, &in->pst, &e);
+	/* Like a native directory: a name that exists cannot be made again. */
+	rc = fstatat(p->fd, name, &sb, AT_SYMLINK_NOFOLLOW) == 0
+		     ? cm_err_set(-EEXIST, "%s/%s exists", p->model, name)
+		     : fs_pending_add(m, in);
+	if (rc == 0)
+		entry_fill(m, in, &in->pst, &e);
 	pthread_mutex_unlock(&m->mu);
+	if (rc < 0) {
+		cm_log(rc == -ENOSPC ? CM_LOG_WARN : CM_LOG_DEBUG, "fs", "symlink %s/%s refused (%s): "
+		       "%s", p->model, name, actor_buf_, cm_err_describe(rc));
+		free(in->target);
+		free(in);
+		reply_err(req, rc);
+		return;
+	}
 	fuse_reply_entry(req, &e);
 }
 
@@ -668,9 +657,9 @@ static void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	switch (p->kind) {
 	case FS_MODEL:
 		pthread_mutex_lock(&m->mu);
-		pend = pending_find(m, p->model, name);
+		pend = fs_pending_find(m, p->model, name);
 		if (pend)
-			pending_unlist(m, pend);
+			fs_pending_unlist(m, pend);
 		pthread_mutex_unlock(&m->mu);
 		if (pend)
 			break;
@@ -781,7 +770,7 @@ static int rename_alias(fuse_req_t req, struct fs_inode *p, const char *name, co
 	if (flags & RENAME_EXCHANGE)
 		return cm_err_set(-EINVAL, "aliases cannot be exchanged");
 	pthread_mutex_lock(&m->mu);
-	pend = pending_find(m, p->model, name);
+	pend = fs_pending_find(m, p->model, name);
 	if (pend)
 		cm_strlcpy(target, pend->target, sizeof(target));
 	pthread_mutex_unlock(&m->mu);
@@ -825,7 +814,7 @@ static int rename_alias(fuse_req_t req, struct fs_inode *p, const char *name, co
 	}
 	if (pend) {
 		pthread_mutex_lock(&m->mu);
-		pending_unlist(m, pend);
+		fs_pending_unlist(m, pend);
 		pthread_mutex_unlock(&m->mu);
 	}
 	/* The kernel now maps newname to the old inode; have it look the real link up again. */
@@ -1257,6 +1246,32 @@ static int dirent_cmp(const void *a, const void *b)
 	return strcmp(((const struct fs_dirent *)a)->name, ((const struct fs_dirent *)b)->name);
 }
 
+struct pending_ents {
+	int dirfd;
+	struct fs_dirent **v;
+	size_t *n, *cap;
+};
+
+/* A pending link for a listing, unless a real entry has its name (that one is listed). */
+static int pending_ent(void *ctx, struct fs_inode *p)
+{
+	struct pending_ents *pe = ctx;
+	struct fs_dirent *d;
+	struct stat sb;
+
+	if (fstatat(pe->dirfd, p->name, &sb, AT_SYMLINK_NOFOLLOW) == 0)
+		return 0;
+	if (cm_grow(pe->v, pe->cap, *pe->n + 1, sizeof(**pe->v), 64) < 0)
+		return -ENOMEM;
+	d = &(*pe->v)[*pe->n];
+	d->name = strdup(p->name);
+	d->type = DT_LNK;
+	d->ino = (ino_t)(uintptr_t)p;
+	if (d->name)
+		(*pe->n)++;
+	return 0;
+}
+
 /* What a directory shows: the backing entries less private ones, plus pending links. */
 static int dir_snapshot(struct fs_mount *m, struct fs_inode *in, struct fs_file *f)
 {
@@ -1312,18 +1327,10 @@ static int dir_snapshot(struct fs_mount *m, struct fs_inode *in, struct fs_file 
 	}
 	closedir(d);
 	if (in->kind == FS_MODEL) {
+		struct pending_ents pe = { .dirfd = in->fd, .v = &v, .n = &n, .cap = &cap };
+
 		pthread_mutex_lock(&m->mu);
-		for (struct fs_inode *p = m->pending; p; p = p->pnext) {
-			if (!p->listed || strcmp(p->model, in->model))
-				continue;
-			if (cm_grow(&v, &cap, n + 1, sizeof(*v), 64) < 0)
-				break;
-			v[n].name = strdup(p->name);
-			v[n].type = DT_LNK;
-			v[n].ino = (ino_t)(uintptr_t)p;
-			if (v[n].name)
-				n++;
-		}
+		fs_pending_each(m, in->model, pending_ent, &pe);
 		pthread_mutex_unlock(&m->mu);
 	}
 	if (n > 1)

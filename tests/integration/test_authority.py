@@ -405,6 +405,85 @@ class RollbackCanaryTest(unittest.TestCase):
             self.assertEqual((e["before"], e["after"]), (e["after"], e["after"]), e)
 
 
+class PendingLinkTest(unittest.TestCase):
+    """Defect 4: temporary-name links were unbounded and could shadow a version."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.s = Served()
+
+    @classmethod
+    def tearDownClass(cls):
+        assert cls.s.stop() == 0
+
+    def test_capped_per_user_and_model(self):
+        s = self.s
+        m = s.model("pend")
+        os.chmod(m, 0o2777)
+        s.draft("pend", "v1", private=False)
+        sh(ROOT, "chmod", "a-w", f"{m}/v1")
+        os.symlink("v1", f"{m}/staging")  # a new alias needs no temporary name
+
+        def make(prefix, count):
+            def fn():
+                made = 0
+                for i in range(count):
+                    try:
+                        os.symlink("v1", f"{m}/Cu{prefix}{i:04d}")
+                        made += 1
+                    except OSError as e:
+                        if e.errno != errno.ENOSPC:
+                            raise
+                with open(f"/tmp/modelfs-pend-{os.getuid()}", "w") as f:
+                    f.write(str(made))
+            return fn
+
+        def made(user):
+            path = f"/tmp/modelfs-pend-{user[0]}"
+            with open(path) as f:
+                n = int(f.read())
+            os.unlink(path)
+            return n
+        self.assertEqual(as_user(OTHER, make("AA", 200)), 0)
+        self.assertEqual(made(OTHER), 64)
+        # Another user still may, up to the model's cap.
+        for i, user in enumerate([OWNER, NOBODY, ADMIN_USER, (2010, 2010, [])]):
+            self.assertEqual(as_user(user, make(f"B{i}", 64)), 0)
+            self.assertEqual(made(user), 64 if i < 3 else 0)
+        # Other models are not held up, and a rename of one still promotes.
+        p = sh(ROOT, "ln", "-sfn", "v1", f"{m}/staging")  # replacing one does: the model is full
+        self.assertIn("No space left", p.stderr)
+        n = s.model("other")
+        s.draft("other", "v1", private=False)
+        self.assertEqual(sh(ROOT, "ln", "-sfn", "v1", f"{n}/staging").returncode, 0)
+        self.assertEqual(os.readlink(f"{n}/staging"), "v1")
+        # Removing them frees the room.
+        for name in os.listdir(m):
+            if name.startswith("Cu"):
+                os.unlink(f"{m}/{name}")
+        self.assertEqual(sh(ROOT, "ln", "-sfn", "v1", f"{m}/staging").returncode, 0)
+
+    def test_never_shadows_a_version(self):
+        s = self.s
+        m = s.model("shadow")
+        s.draft("shadow", "v1", private=False)
+        sh(ROOT, "chmod", "a-w", f"{m}/v1")
+        os.symlink("v1", f"{m}/CuZZZZZZ")
+        self.assertEqual(os.readlink(f"{m}/CuZZZZZZ"), "v1")
+        r = s.http("POST", "/v1/models/shadow/versions", "pipeline", json={"name": "CuZZZZZZ"})
+        self.assertEqual(r.status_code, 201, r.text)
+        r = s.http("PUT", "/v1/models/shadow/versions/CuZZZZZZ/files/model.pkl", "pipeline",
+                   data=b"the new version")
+        self.assertEqual(r.status_code, 201, r.text)
+        names = os.listdir(m)
+        self.assertEqual(names.count("CuZZZZZZ"), 1, names)
+        self.assertTrue(os.path.isdir(f"{m}/CuZZZZZZ"))
+        self.assertEqual(read_file(f"{m}/CuZZZZZZ/model.pkl"), "the new version")
+        # A name that exists cannot be made a pending link.
+        with self.assertRaises(FileExistsError):
+            os.symlink("v1", f"{m}/CuZZZZZZ")
+
+
 def main():
     global MODELFS
     MODELFS = os.path.abspath(sys.argv[1])
