@@ -34,6 +34,9 @@ struct fs_inode {
 	uint64_t nlookup;           /* guarded by fs->mu */
 	enum fs_kind kind;
 	int is_meta;                /* a version's metadata.json */
+	int meta_owned;             /* a draft's metadata.json: shown as its version's owner's */
+	uid_t meta_uid;
+	gid_t meta_gid;
 	atomic_int sealed;          /* version sealed or archived (only ever goes 0 -> 1) */
 	char model[REG_NAME_MAX];
 	char version[REG_NAME_MAX];

@@ -161,6 +161,10 @@ static int stat_of(struct fs_mount *m, struct fs_inode *in, struct stat *sb)
 		return cm_err_set(-errno, "stat: %s", strerror(errno));
 	if (in->kind == FS_MMETA)
 		sb->st_mode &= ~0222u;
+	if (in->meta_owned && !atomic_load(&in->sealed)) {
+		sb->st_uid = in->meta_uid;
+		sb->st_gid = in->meta_gid;
+	}
 	if (in->kind == FS_VERSION && atomic_load(&in->sealed))
 		sb->st_mode &= ~0222u; /* a sealed version reads as chmod a-w */
 	sb->st_ino = (ino_t)(uintptr_t)in;
@@ -286,6 +290,20 @@ static int do_lookup(struct fs_mount *m, struct fs_inode *p, const char *name,
 	in->is_meta = is_meta;
 	if (sealed)
 		atomic_store(&in->sealed, 1);
+	if (is_meta && !sealed) {
+		/*
+		 * The registry rewrites a draft's record as itself: the file belongs
+		 * to whoever owns the draft, so its owner may write it here as over
+		 * HTTP with a writer token.
+		 */
+		struct stat vsb;
+
+		if (fstat(p->fd, &vsb) == 0) {
+			in->meta_uid = sb.st_uid = vsb.st_uid;
+			in->meta_gid = sb.st_gid = vsb.st_gid;
+			in->meta_owned = 1;
+		}
+	}
 	entry_fill(m, in, &sb, e);
 	return 0;
 }

@@ -484,6 +484,189 @@ class PendingLinkTest(unittest.TestCase):
             os.symlink("v1", f"{m}/CuZZZZZZ")
 
 
+# ---- both doors, every operation, every actor ---------------------------------------
+
+# Each actor as HTTP sees it (a token name, or None) and as the mount sees it (a uid).
+# A writer token stands for what the draft's owner may do in the mount; the admin token
+# for root; reader tokens and no token for users who neither own the draft nor admin.
+OTHER2 = (2004, 2004, [])
+ACTORS = {
+    "admin": ("ops-admin", ROOT),
+    "writer": ("pipeline", OWNER),
+    "reader": ("viewer", OTHER),
+    "anonymous": (None, NOBODY),
+    "owner": ("alice", OWNER),
+    "other": ("bob", OTHER2),
+}
+EVERYONE = set(ACTORS)
+DRAFT_PEOPLE = {"admin", "writer", "owner"}
+ADMINS = {"admin"}
+
+
+def ln_sfn(target, path):
+    """What coreutils' `ln -sfn` does over an existing name: a temporary link, renamed."""
+    tmp = os.path.join(os.path.dirname(path), "CuTmp" + f"{os.getpid() % 1000:03d}")
+    os.symlink(target, tmp)
+    try:
+        os.rename(tmp, path)
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+# name: (who may, mount action (m = the model's directory in the mount) or None when the
+#        mount has no such action, HTTP (method, path below /v1/models/<model>, body))
+OPERATIONS = {
+    "create model": (DRAFT_PEOPLE, lambda m: os.mkdir(m + "-new"),
+                     ("POST", "/v1/models", {"name": "{model}-new"})),
+    "create version": (DRAFT_PEOPLE, lambda m: os.mkdir(f"{m}/vnew"),
+                       ("POST", "/versions", {"name": "vnew"})),
+    "write draft file": (DRAFT_PEOPLE, lambda m: write_file(f"{m}/vd/extra.bin", "x"),
+                         ("PUT", "/versions/vd/files/extra.bin", b"x")),
+    "read draft file": (DRAFT_PEOPLE, lambda m: read_file(f"{m}/vd/model.pkl"),
+                        ("GET", "/versions/vd/files/model.pkl", None)),
+    "read sealed file": (EVERYONE, lambda m: read_file(f"{m}/v1/model.pkl"),
+                         ("GET", "/versions/v1/files/model.pkl", None)),
+    "patch metadata": (DRAFT_PEOPLE,
+                       lambda m: write_record(f"{m}/vd/metadata.json", dict(PASSED, notes="x")),
+                       ("PATCH", "/versions/vd/metadata", {"notes": "x"})),
+    "seal": (DRAFT_PEOPLE, lambda m: os.chmod(f"{m}/vd", 0o500),
+             ("POST", "/versions/vd/seal", None)),
+    "seal by alias": (DRAFT_PEOPLE, lambda m: os.symlink("vd", f"{m}/review"),
+                      ("PUT", "/aliases/review", {"version": "vd"})),
+    "set free alias": (DRAFT_PEOPLE, lambda m: ln_sfn("v2", f"{m}/staging"),
+                       ("PUT", "/aliases/staging", {"version": "v2"})),
+    "delete free alias": (DRAFT_PEOPLE, lambda m: os.unlink(f"{m}/staging"),
+                          ("DELETE", "/aliases/staging", None)),
+    "promote": (ADMINS, lambda m: ln_sfn("v2", f"{m}/current"),
+                ("POST", "/promote", {"version": "v2"})),
+    "set canary": (ADMINS, lambda m: ln_sfn("v1", f"{m}/canary"),
+                   ("PUT", "/canary", {"version": "v1"})),
+    "delete canary": (ADMINS, lambda m: os.unlink(f"{m}/canary"), ("DELETE", "/canary", None)),
+    "canary percent": (ADMINS, None, ("PUT", "/canary", {"percent": 40})),
+    "rollback": (ADMINS, None, ("POST", "/rollback", {})),
+    "policy put": (ADMINS, None, ("PUT", "/policy", {"max_total_size": 1000000})),
+}
+
+
+class BothDoorsTest(unittest.TestCase):
+    """Every operation as every actor through the mount and over HTTP: the two doors agree
+    (both allow or both refuse, and what they allow records the same event kinds)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.s = Served(["--admin-group", str(ADMIN_GID)])
+        cls.n = 0
+
+    @classmethod
+    def tearDownClass(cls):
+        assert cls.s.stop() == 0
+
+    def admin(self, method, path, body=None, data=None, expect=(200, 201, 204)):
+        r = self.s.http(method, path, "ops-admin", json=body, data=data)
+        self.assertIn(r.status_code, expect, f"{method} {path}: {r.text}")
+        return r
+
+    def fixture(self):
+        """A model with sealed v1 and v2, current v1 (after v2), canary v2 at 10 %, staging
+        v1, and the owner's private draft vd (0700, model.pkl 0600)."""
+        BothDoorsTest.n += 1
+        name = f"t{BothDoorsTest.n}"
+        self.admin("POST", "/v1/models", {"name": name})
+        m = f"{self.s.mnt}/{name}"
+        os.chown(m, 0, WRITERS_GID)
+        os.chmod(m, 0o2775)
+        base = f"/v1/models/{name}"
+        for v in ("v1", "v2"):
+            self.admin("POST", f"{base}/versions", {"name": v, "metadata": PASSED})
+            self.admin("PUT", f"{base}/versions/{v}/files/model.pkl", data=f"{v} weights".encode())
+            self.admin("POST", f"{base}/versions/{v}/seal")
+        self.admin("POST", f"{base}/promote", {"version": "v2"})
+        self.admin("POST", f"{base}/promote", {"version": "v1"})
+        self.admin("PUT", f"{base}/canary", {"version": "v2", "percent": 10})
+        self.admin("PUT", f"{base}/aliases/staging", {"version": "v1"})
+        self.s.draft(name, "vd")
+        return name, m
+
+    def events_after(self, name, n):
+        # Writing metadata.json replaces the record, HTTP merge-patches it: one kind of change.
+        same = {"metadata.set": "metadata.change", "metadata.patch": "metadata.change"}
+        return [same.get(e["kind"], e["kind"]) for e in self.s.d.events(name)][n:]
+
+    def reuse(self, door):
+        """The fixture of this door, made anew once something changed it (a refused
+        operation changes nothing, which the events show)."""
+        if not self.fixtures.get(door):
+            self.fixtures[door] = self.fixture()
+        return self.fixtures[door]
+
+    def done(self, door, events):
+        if events:
+            self.fixtures[door] = None
+
+    def through_mount(self, op, actor):
+        _, action, _ = OPERATIONS[op]
+        name, m = self.reuse("fs")
+        n = len(self.s.d.events(name))
+        rc = as_user(ACTORS[actor][1], lambda: action(m))
+        events = self.events_after(name, n)
+        self.done("fs", events or rc == 0)
+        return rc, events
+
+    def over_http(self, op, actor):
+        _, _, (method, path, body) = OPERATIONS[op]
+        name, _ = self.reuse("api")
+        n = len(self.s.d.events(name))
+        if path.startswith("/v1/"):
+            url = path
+            body = json.loads(json.dumps(body).replace("{model}", name))
+        else:
+            url = f"/v1/models/{name}{path}"
+        kw = {"data": body} if isinstance(body, bytes) else {"json": body}
+        r = self.s.http(method, url, ACTORS[actor][0], **kw)
+        events = self.events_after(name, n)
+        self.done("api", events or 200 <= r.status_code < 300)
+        return r.status_code, events
+
+    def test_every_operation(self):
+        rows = []
+        failures = []
+        for op, (allowed, action, _) in OPERATIONS.items():
+            self.fixtures = {}
+            for actor in ACTORS:
+                status, http_events = self.over_http(op, actor)
+                http_ok = 200 <= status < 300
+                want = actor in allowed
+                line = f"{op:18} {actor:9} http {status}"
+                if http_ok != want:
+                    failures.append(f"{op} as {actor}: HTTP {status}, expected "
+                                    f"{'allowed' if want else 'refused'}")
+                if action is not None:
+                    rc, fs_events = self.through_mount(op, actor)
+                    fs_ok = rc == 0
+                    line += f"  mount {errno.errorcode.get(rc, rc) if rc else 'ok'}"
+                    if fs_ok != http_ok:
+                        failures.append(f"{op} as {actor}: the doors disagree (mount "
+                                        f"{errno.errorcode.get(rc, rc) if rc else 'ok'}, HTTP {status})")
+                    elif fs_ok and fs_events != http_events:
+                        failures.append(f"{op} as {actor}: events differ (mount {fs_events}, "
+                                        f"HTTP {http_events})")
+                    elif not fs_ok and fs_events != http_events:
+                        failures.append(f"{op} as {actor}: refusals recorded differently "
+                                        f"(mount {fs_events}, HTTP {http_events})")
+                    elif not fs_ok and rc not in (errno.EACCES, errno.EPERM):
+                        failures.append(f"{op} as {actor}: the mount refused with "
+                                        f"{errno.errorcode.get(rc, rc)}, not EACCES/EPERM")
+                if not http_ok and status not in (401, 403):
+                    failures.append(f"{op} as {actor}: HTTP refused with {status}, not 401/403")
+                rows.append(line)
+        print("\n" + "\n".join(rows), file=sys.stderr)
+        self.assertEqual(failures, [])
+
+
 def main():
     global MODELFS
     MODELFS = os.path.abspath(sys.argv[1])
