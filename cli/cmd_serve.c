@@ -109,7 +109,8 @@ static const struct cm_opt serve_opts[] = {
 	OPT("response-cache", "MODELFS_RESPONSE_CACHE", CM_OPT_INT, cache_bytes, "16777216", 0,
 	    1073741824, "BYTES", "memory for cached answers to model and sealed-version reads"),
 	OPT("admin-group", "MODELFS_ADMIN_GROUP", CM_OPT_INT, admin_gid, "-1", -1, 4294967295LL,
-	    "GID", "only this group (and root) may change current and canary through the mount"),
+	    "GID", "only this group (and root) may change current and canary through the mount, "
+	    "and seal others' drafts; needs --token-file"),
 	OPT("fuse-threads", "MODELFS_FUSE_THREADS", CM_OPT_INT, fuse_threads, "16", 1, 256, "N",
 	    "FUSE worker threads"),
 	OPT("git-repo", "MODELFS_GIT_REPO", CM_OPT_STRING, git.repo, NULL, 0, 0, "DIR",
