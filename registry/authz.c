@@ -122,9 +122,16 @@ static int file_read(struct reg_store *st, const struct reg_actor *who,
 	rc = reg_version_get(st, t->model, t->version, &v);
 	if (rc < 0 || v.state != REG_DRAFT)
 		return rc; /* sealed content: the route's read rule (--auth-reads) decides */
-	if (who->kind == REG_ACTOR_TOKEN && !who->anonymous) {
+	/*
+	 * Without a token file an anonymous request carries the admin role; for a
+	 * draft's files it is one more local user (the others class of the mode).
+	 */
+	if (who->kind == REG_ACTOR_TOKEN && !(who->anonymous && who->role == REG_ROLE_ADMIN)) {
 		if (who->role >= REG_ROLE_WRITER)
 			return 0;
+		if (who->anonymous)
+			return cm_err_set(-EACCES, "reading a draft's files needs a writer or admin "
+					  "token");
 		return cm_err_set(-EACCES, "token '%s' has the %s role; reading a draft's files "
 				  "needs a writer or admin token", who_name(who),
 				  who->role == REG_ROLE_READER ? "reader" : "no");

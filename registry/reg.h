@@ -162,8 +162,8 @@ struct reg_authz_target {
  *               the route). Draft files: a uid needs read permission on the
  *               file and search permission on its directories, as the kernel
  *               would check them; a token needs the writer or admin role; an
- *               anonymous request (no token file) gets what a user outside the
- *               file's owner and group gets.
+ *               anonymous request gets nothing with a token file, and without
+ *               one what a user outside the file's owner and group gets.
  *   SEAL        the draft directory's owner, root, a member of the admin group,
  *               or a writer/admin token.
  *   ALIAS_SET   free-form aliases: anyone who reached the call. Protected ones

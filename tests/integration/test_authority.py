@@ -204,11 +204,33 @@ class DefectTest(unittest.TestCase):
         r = s.http("GET", path, "pipeline")
         self.assertEqual((r.status_code, r.text), (200, "private vd weights"))
         self.assertEqual(s.http("GET", path, "ops-admin").status_code, 200)
-        # A readable draft file is readable by anyone, through either door.
+        # A draft file readable by everyone: any local user, and any writer token.
         s.draft("private", "vo", private=False, record=None)
         self.assertEqual(as_user(OTHER, lambda: read_file(f"{m}/vo/model.pkl")), 0)
-        self.assertEqual(s.http("GET", "/v1/models/private/versions/vo/files/model.pkl")
-                         .status_code, 200)
+        path = "/v1/models/private/versions/vo/files/model.pkl"
+        self.assertEqual(s.http("GET", path).status_code, 403)
+        self.assertEqual(s.http("GET", path, "pipeline").status_code, 200)
+
+    def test_private_draft_file_without_tokens(self):
+        # Without a token file anonymous is admin, but a draft's files only as "others".
+        d = Daemon(MODELFS)
+        try:
+            os.chmod(d.store, 0o777)  # the store's root: anyone may make a model
+            d.start()
+
+            def make():
+                os.mkdir(f"{d.mnt}/notok")
+                for v, mode in (("vd", 0o600), ("vo", 0o644)):
+                    os.mkdir(f"{d.mnt}/notok/{v}")
+                    write_file(f"{d.mnt}/notok/{v}/model.pkl", v, mode)
+            self.assertEqual(as_user(OWNER, make), 0)
+            url = f"http://127.0.0.1:{d.port}/v1/models/notok/versions"
+            self.assertEqual(requests.get(f"{url}/vd/files/model.pkl", timeout=30).status_code, 403)
+            r = requests.get(f"{url}/vo/files/model.pkl", timeout=30)
+            self.assertEqual((r.status_code, r.text), (200, "vo"))
+        finally:
+            d.stop()
+            d.cleanup()
 
     def test_alias_does_not_seal_others_draft(self):
         # Defect 3: `ln -s vb staging` sealed another user's draft, with them as actor.
