@@ -190,6 +190,13 @@ const struct api_token *api_tokens_find(const struct api_tokens *t, const char *
  */
 int api_auth_check(const struct api_tokens *t, const char *authorization, enum api_role need,
 		   enum api_role *role, const char **name);
+/* The name api_auth_check() gives a request without a (valid) token; compare pointers. */
+extern const char api_anonymous[];
+/*
+ * Makes q->who the registry's actor for the request: a token's role, or an
+ * anonymous caller (no token presented) with what the configuration grants it.
+ */
+void api_auth_actor(struct api_req *q, enum api_role role, int anonymous);
 
 /* ---- helpers (http.c) ---- */
 

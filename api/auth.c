@@ -189,6 +189,23 @@ const struct api_token *api_tokens_find(const struct api_tokens *t, const char *
 	return found < t->n ? &t->v[found] : NULL;
 }
 
+const char api_anonymous[] = "anonymous";
+
+void api_auth_actor(struct api_req *q, enum api_role role, int anonymous)
+{
+	static const enum reg_role roles[] = {
+		[API_ROLE_NONE] = REG_ROLE_NONE,
+		[API_ROLE_READER] = REG_ROLE_READER,
+		[API_ROLE_WRITER] = REG_ROLE_WRITER,
+		[API_ROLE_ADMIN] = REG_ROLE_ADMIN,
+	};
+
+	q->role = role;
+	q->who.kind = REG_ACTOR_TOKEN;
+	q->who.role = roles[role];
+	q->who.anonymous = anonymous;
+}
+
 int api_auth_check(const struct api_tokens *t, const char *authorization, enum api_role need,
 		   enum api_role *role, const char **name)
 {
@@ -197,7 +214,7 @@ int api_auth_check(const struct api_tokens *t, const char *authorization, enum a
 
 	if (!t) {
 		*role = API_ROLE_ADMIN;
-		*name = "anonymous";
+		*name = api_anonymous;
 		return 0;
 	}
 	if (authorization && !strncasecmp(authorization, "Bearer ", 7)) {
@@ -209,7 +226,7 @@ int api_auth_check(const struct api_tokens *t, const char *authorization, enum a
 	if (!tok) {
 		if (need == API_ROLE_NONE) {
 			*role = API_ROLE_NONE;
-			*name = "anonymous";
+			*name = api_anonymous;
 			return 0;
 		}
 		return cm_err_set(-ENOKEY, authorization ? "the bearer token is not valid"

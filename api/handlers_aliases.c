@@ -57,14 +57,13 @@ int api_h_alias_get(struct api_req *q, struct api_resp *r)
 		{ "reason", API_F_STRING, 0 }
 
 /*
- * Fills opts from the body; checks the admin role for protected aliases and
- * force. `failed` collects failed gates.
+ * Fills opts from the body (who may change the alias, and force, is the
+ * registry's decision). `failed` collects failed gates.
  */
 static int change_opts(const struct api_req *q, const char *alias, struct reg_alias_opts *o,
 		       json_t *failed)
 {
 	json_t *exp = q->body ? json_object_get(q->body, "expected_version") : NULL;
-	int rc = 0;
 
 	o->percent = (int)api_body_int(q, "percent", -1);
 	if (api_body_has(q, "percent") && (o->percent < 0 || o->percent > 100))
@@ -73,11 +72,8 @@ static int change_opts(const struct api_req *q, const char *alias, struct reg_al
 	o->force = api_body_bool(q, "force");
 	o->reason = api_body_str(q, "reason");
 	o->failed_gates = failed;
-	if (reg_alias_is_protected(alias))
-		rc = api_role_require(q, API_ROLE_ADMIN, "changing a protected alias");
-	if (rc == 0 && o->force)
-		rc = api_role_require(q, API_ROLE_ADMIN, "force");
-	return rc;
+	(void)alias;
+	return 0;
 }
 
 /* Turns a refusal's gates into the error details. */
@@ -125,12 +121,8 @@ int api_h_alias_put(struct api_req *q, struct api_resp *r)
 int api_h_alias_delete(struct api_req *q, struct api_resp *r)
 {
 	const char *expected = api_arg(q, "expected_version");
-	int rc = 0;
+	int rc = reg_alias_delete(q->st, &q->who, q->model, q->alias, expected);
 
-	if (reg_alias_is_protected(q->alias))
-		rc = api_role_require(q, API_ROLE_ADMIN, "removing a protected alias");
-	if (rc == 0)
-		rc = reg_alias_delete(q->st, &q->who, q->model, q->alias, expected);
 	if (rc < 0)
 		return rc;
 	r->status = 204;
@@ -181,16 +173,21 @@ int api_h_canary_put(struct api_req *q, struct api_resp *r)
 		return rc;
 	version = api_body_str(q, "version");
 	if (!version) {
-		/* Only the percent changes: the canary must exist. */
+		/* Only the percent changes: one compare-and-swap in the registry. */
+		struct reg_alias_opts o = { .percent = -1 };
+
 		if (!api_body_has(q, "percent"))
 			return cm_err_set(-EBADMSG, "give 'version', 'percent' or both");
-		rc = reg_alias_get(q->st, q->model, "canary", &cur);
-		if (rc == -ENOENT)
-			return cm_err_set(-ENOENT, "model '%s' has no canary: give a version to start "
-					  "one", q->model);
+		if (api_body_bool(q, "force"))
+			return cm_err_set(-EBADMSG, "a percent change is not gated: 'force' applies "
+					  "to a version");
+		rc = change_opts(q, "canary", &o, NULL);
+		if (rc == 0)
+			rc = reg_canary_percent_set(q->st, &q->who, q->model, o.percent, o.expected,
+						    &cur);
 		if (rc < 0)
 			return rc;
-		version = cur.version;
+		return api_resp_json(r, 200, api_alias_view(q->model, &cur));
 	}
 	return alias_change(q, r, "canary", version);
 }
@@ -240,14 +237,28 @@ int api_h_policy_get(struct api_req *q, struct api_resp *r)
 
 int api_h_policy_put(struct api_req *q, struct api_resp *r)
 {
-	json_t *p = NULL;
-	int rc = 0;
+	struct reg_policy_opts o = { 0 };
+	json_t *changes = NULL, *p = NULL;
+	json_t *force, *reason;
+	int rc;
 
 	if (!json_is_object(q->body))
 		return cm_err_set(-EBADMSG, "the body must be a policy (a JSON object)");
-	rc = reg_policy_set(q->st, &q->who, q->model, q->body);
+	force = json_object_get(q->body, "force");
+	reason = json_object_get(q->body, "reason");
+	if ((force && !json_is_boolean(force)) || (reason && !json_is_string(reason)))
+		return cm_err_set(-EBADMSG, "'force' must be a boolean and 'reason' a string");
+	o.force = json_is_true(force);
+	o.reason = json_string_value(reason);
+	changes = json_copy(q->body);
+	if (!changes)
+		return cm_err_set(-ENOMEM, "out of memory");
+	json_object_del(changes, "force");
+	json_object_del(changes, "reason");
+	rc = reg_policy_set(q->st, &q->who, q->model, changes, &o);
 	if (rc == 0)
 		rc = reg_policy_get(q->st, q->model, &p);
+	json_decref(changes);
 	if (rc < 0)
 		return rc;
 	return api_resp_json(r, 200, p);

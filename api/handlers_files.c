@@ -24,7 +24,11 @@ int api_h_file_get(struct api_req *q, struct api_resp *r)
 	int fd = -1;
 	int rc;
 
-	rc = reg_version_file_open(q->st, q->model, q->version, q->path, &fd, &info);
+	rc = reg_authz_check(q->st, &q->who, REG_AUTHZ_FILE_READ,
+			     &(struct reg_authz_target){ .model = q->model, .version = q->version,
+							 .path = q->path });
+	if (rc == 0)
+		rc = reg_version_file_open(q->st, q->model, q->version, q->path, &fd, &info);
 	if (rc < 0)
 		return rc;
 	len = (uint64_t)info.size;

@@ -341,9 +341,12 @@ static enum MHD_Result begin(struct conn_req *cr, const char *url, const char *m
 								   MHD_HTTP_HEADER_AUTHORIZATION),
 			    need, &cr->q.role, &cr->q.who.name);
 	if (rc == 0) {
+		int anonymous = cr->q.who.name == api_anonymous;
+
 		/* The table may be replaced by a reload while the request runs. */
 		cm_strlcpy(cr->who_name, cr->q.who.name, sizeof(cr->who_name));
 		cr->q.who.name = cr->who_name;
+		api_auth_actor(&cr->q, cr->q.role, anonymous);
 	}
 	pthread_rwlock_unlock(&s->tokens_lock);
 	if (rc < 0)

@@ -109,7 +109,8 @@ static const struct cm_opt serve_opts[] = {
 	OPT("response-cache", "MODELFS_RESPONSE_CACHE", CM_OPT_INT, cache_bytes, "16777216", 0,
 	    1073741824, "BYTES", "memory for cached answers to model and sealed-version reads"),
 	OPT("admin-group", "MODELFS_ADMIN_GROUP", CM_OPT_INT, admin_gid, "-1", -1, 4294967295LL,
-	    "GID", "only this group (and root) may change current and canary through the mount"),
+	    "GID", "only this group (and root) may change current and canary through the mount, "
+	    "and seal others' drafts; needs --token-file"),
 	OPT("fuse-threads", "MODELFS_FUSE_THREADS", CM_OPT_INT, fuse_threads, "16", 1, 256, "N",
 	    "FUSE worker threads"),
 	OPT("git-repo", "MODELFS_GIT_REPO", CM_OPT_STRING, git.repo, NULL, 0, 0, "DIR",
@@ -160,6 +161,14 @@ static int check(const struct serve_cfg *c)
 	/* ENOTCONN: the dead mount of a killed daemon, detached when serve starts. */
 	if (c->mount && (stat(c->mount, &sb) < 0 ? errno != ENOTCONN : !S_ISDIR(sb.st_mode)))
 		return cm_err_set(-ENOENT, "--mount: '%s' is not a directory", c->mount);
+	/*
+	 * Without tokens every HTTP request is an admin: an admin group would
+	 * limit the mount and leave the API open to the users it keeps out.
+	 */
+	if (c->admin_gid >= 0 && !(c->token_file && c->token_file[0]))
+		return cm_err_set(-EINVAL, "--admin-group limits who may change current and canary, "
+				  "but without --token-file every HTTP request may: give a token "
+				  "file too");
 	return 0;
 }
 
@@ -467,6 +476,7 @@ int cli_serve(int argc, char **argv)
 		cm_log(CM_LOG_ERROR, "serve", "cannot open store %s: %s", c.store, cm_err_describe(rc));
 		goto done;
 	}
+	reg_store_set_admin_group(r.st, c.admin_gid);
 	if (c.mount) {
 		struct fs_config fc = { .mountpoint = c.mount, .admin_gid = c.admin_gid,
 					.max_threads = (unsigned)c.fuse_threads, .debug = c.fuse_debug };

@@ -27,13 +27,16 @@ enum fs_kind {
 
 struct fs_inode {
 	struct fs_inode *hnext;     /* hash chain by (dev, ino) */
-	struct fs_inode *pnext;     /* pending links of a model */
+	struct fs_inode *pnext;     /* pending links: the hash chain (pending.c) */
 	int fd;                     /* O_PATH fd of the backing object; -1 for pending */
 	dev_t dev;
 	ino_t ino;
 	uint64_t nlookup;           /* guarded by fs->mu */
 	enum fs_kind kind;
 	int is_meta;                /* a version's metadata.json */
+	int meta_owned;             /* a draft's metadata.json: shown as its version's owner's */
+	uid_t meta_uid;
+	gid_t meta_gid;
 	atomic_int sealed;          /* version sealed or archived (only ever goes 0 -> 1) */
 	char model[REG_NAME_MAX];
 	char version[REG_NAME_MAX];
@@ -42,6 +45,7 @@ struct fs_inode {
 	char name[NAME_MAX + 1];
 	char *target;
 	struct stat pst;
+	int64_t pend_until;         /* CLOCK_MONOTONIC µs when it expires */
 };
 
 /* One directory entry of a snapshot taken at opendir. */
@@ -80,7 +84,8 @@ struct fs_mount {
 	int mounted;
 	int store_fd;
 	pthread_mutex_t mu;         /* inode table and pending links */
-	struct fs_inode *pending;   /* pending links of all models (few, short-lived) */
+	struct fs_inode **pend_tab; /* pending links by (model, name), pending.c; NULL until one */
+	size_t pend_n;
 	struct fs_file *files;      /* open files: the ones never released are freed at close */
 	struct fs_inode root;
 	struct fs_inode **tab;
@@ -115,6 +120,22 @@ void fs_inode_unref(struct fs_mount *m, struct fs_inode *in, uint64_t n);
 /* Inode of model `model` (or of its version) if the kernel knows it; 0 otherwise. */
 fuse_ino_t fs_inode_find(struct fs_mount *m, enum fs_kind kind, const char *model,
 			 const char *version);
+
+/* pending.c: temporary-name links, all calls under m->mu */
+#define FS_PENDING_PER_UID 64
+#define FS_PENDING_PER_MODEL 256
+#define FS_PENDING_MAX 4096
+#define FS_PENDING_TTL_S 60
+/* The live pending link `name` of `model`, or NULL (an expired one is dropped). */
+struct fs_inode *fs_pending_find(struct fs_mount *m, const char *model, const char *name);
+/* Lists `in` (model, name, pst.st_uid set); -EEXIST, or -ENOSPC past a cap. */
+int fs_pending_add(struct fs_mount *m, struct fs_inode *in);
+/* Takes p out (renamed, unlinked, shadowed); frees it when the kernel holds no reference. */
+void fs_pending_unlist(struct fs_mount *m, struct fs_inode *p);
+/* Calls fn for each live pending link of `model`; stops at, and returns, its first error. */
+int fs_pending_each(struct fs_mount *m, const char *model,
+		    int (*fn)(void *ctx, struct fs_inode *p), void *ctx);
+void fs_pending_free_all(struct fs_mount *m);
 
 /* notify.c */
 int fs_inval_start(struct fs_mount *m);

@@ -227,13 +227,7 @@ void fs_mount_close(struct fs_mount *m)
 	}
 	fs_files_free_all(m);
 	fs_table_free(m);
-	while (m->pending) {
-		struct fs_inode *p = m->pending;
-
-		m->pending = p->pnext;
-		free(p->target);
-		free(p);
-	}
+	fs_pending_free_all(m);
 	if (m->root.fd >= 0)
 		close(m->root.fd);
 	pthread_mutex_destroy(&m->mu);

@@ -53,14 +53,33 @@ static void count_op(struct fs_mount *m)
 	atomic_fetch_add_explicit((_Atomic uint64_t *)&m->stats.ops, 1, memory_order_relaxed);
 }
 
-/* The caller as an event actor: "uid=1000,gid=1000,pid=42". */
+#define ACTOR_GROUPS_MAX 256
+
+/*
+ * The caller as an event actor ("uid=1000,gid=1000,pid=42") and as the
+ * registry's authority sees it: uid and gid; ACTOR_GROUPS adds the
+ * supplementary groups where a decision may need them (reading them costs a
+ * read of /proc, too much for every close()).
+ */
 static void actor_of(fuse_req_t req, struct reg_actor *a, char *buf, size_t n)
 {
 	const struct fuse_ctx *c = fuse_req_ctx(req);
 
 	snprintf(buf, n, "uid=%u,gid=%u,pid=%d", (unsigned)c->uid, (unsigned)c->gid, (int)c->pid);
+	memset(a, 0, sizeof(*a));
 	a->channel = "fs";
 	a->name = buf;
+	a->kind = REG_ACTOR_UID;
+	a->uid = c->uid;
+	a->gid = c->gid;
+}
+
+static void actor_groups(fuse_req_t req, struct reg_actor *a, gid_t *groups)
+{
+	int ng = a->uid == 0 ? 0 : fuse_req_getgroups(req, ACTOR_GROUPS_MAX, groups);
+
+	a->groups = groups;
+	a->ngroups = ng < 0 ? 0 : ng > ACTOR_GROUPS_MAX ? ACTOR_GROUPS_MAX : ng;
 }
 
 #define ACTOR(req)                                   \
@@ -68,24 +87,9 @@ static void actor_of(fuse_req_t req, struct reg_actor *a, char *buf, size_t n)
 	struct reg_actor actor_;                     \
 	actor_of((req), &actor_, actor_buf_, sizeof(actor_buf_))
 
-/* Protected aliases may be limited to an admin group (and root). */
-static int admin_check(fuse_req_t req, const char *alias)
-{
-	struct fs_mount *m = mnt(req);
-	const struct fuse_ctx *c = fuse_req_ctx(req);
-	gid_t groups[256];
-	int n;
-
-	if (m->cfg.admin_gid < 0 || !reg_alias_is_protected(alias) || c->uid == 0 ||
-	    (long long)c->gid == m->cfg.admin_gid)
-		return 0;
-	n = fuse_req_getgroups(req, 256, groups);
-	for (int i = 0; i < n && i < 256; i++)
-		if ((long long)groups[i] == m->cfg.admin_gid)
-			return 0;
-	return cm_err_set(-EACCES, "changing '%s' needs membership of group %lld", alias,
-			  m->cfg.admin_gid);
-}
+#define ACTOR_GROUPS(req)                            \
+	gid_t actor_groups_[ACTOR_GROUPS_MAX];       \
+	actor_groups((req), &actor_, actor_groups_)
 
 static void proc_path(char *buf, size_t n, int fd)
 {
@@ -166,6 +170,10 @@ static int stat_of(struct fs_mount *m, struct fs_inode *in, struct stat *sb)
 		return cm_err_set(-errno, "stat: %s", strerror(errno));
 	if (in->kind == FS_MMETA)
 		sb->st_mode &= ~0222u;
+	if (in->meta_owned && !atomic_load(&in->sealed)) {
+		sb->st_uid = in->meta_uid;
+		sb->st_gid = in->meta_gid;
+	}
 	if (in->kind == FS_VERSION && atomic_load(&in->sealed))
 		sb->st_mode &= ~0222u; /* a sealed version reads as chmod a-w */
 	sb->st_ino = (ino_t)(uintptr_t)in;
@@ -184,33 +192,6 @@ static void entry_fill(struct fs_mount *m, struct fs_inode *in, const struct sta
 		e->attr.st_mode &= ~0222u;
 	e->attr_timeout = e->entry_timeout = timeout_of(in);
 	(void)m;
-}
-
-static struct fs_inode *pending_find(struct fs_mount *m, const char *model, const char *name)
-{
-	for (struct fs_inode *p = m->pending; p; p = p->pnext)
-		if (p->listed && !strcmp(p->model, model) && !strcmp(p->name, name))
-			return p;
-	return NULL;
-}
-
-static void pending_unlist(struct fs_mount *m, struct fs_inode *p)
-{
-	struct fs_inode **pp;
-	int free_it;
-
-	for (pp = &m->pending; *pp; pp = &(*pp)->pnext) {
-		if (*pp == p) {
-			*pp = p->pnext;
-			break;
-		}
-	}
-	p->listed = 0;
-	free_it = p->nlookup == 0;
-	if (free_it) {
-		free(p->target);
-		free(p);
-	}
 }
 
 /* coreutils' ln -f and mv make "CuXXXXXX"; hidden names are temporary by convention. */
@@ -251,7 +232,12 @@ static int do_lookup(struct fs_mount *m, struct fs_inode *p, const char *name,
 		break;
 	case FS_MODEL:
 		pthread_mutex_lock(&m->mu);
-		in = pending_find(m, p->model, name);
+		in = fs_pending_find(m, p->model, name);
+		if (in && fstatat(p->fd, name, &sb, AT_SYMLINK_NOFOLLOW) == 0) {
+			/* A version or alias of that name came since: it wins, the link goes. */
+			fs_pending_unlist(m, in);
+			in = NULL;
+		}
 		if (in) {
 			in->nlookup++;
 			entry_fill(m, in, &in->pst, e);
@@ -313,6 +299,20 @@ static int do_lookup(struct fs_mount *m, struct fs_inode *p, const char *name,
 	in->is_meta = is_meta;
 	if (sealed)
 		atomic_store(&in->sealed, 1);
+	if (is_meta && !sealed) {
+		/*
+		 * The registry rewrites a draft's record as itself: the file belongs
+		 * to whoever owns the draft, so its owner may write it here as over
+		 * HTTP with a writer token.
+		 */
+		struct stat vsb;
+
+		if (fstat(p->fd, &vsb) == 0) {
+			in->meta_uid = sb.st_uid = vsb.st_uid;
+			in->meta_gid = sb.st_gid = vsb.st_gid;
+			in->meta_owned = 1;
+		}
+	}
 	entry_fill(m, in, &sb, e);
 	return 0;
 }
@@ -410,6 +410,8 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 	count_op(m);
 	proc_path(path, sizeof(path), in->fd);
 	if (in->kind == FS_VERSION && (valid & FUSE_SET_ATTR_MODE) && !(attr->st_mode & 0222)) {
+		ACTOR_GROUPS(req);
+
 		/* chmod a-w on a version directory seals it. */
 		rc = reg_version_seal(m->st, &actor_, in->model, in->version, NULL);
 		if (rc == 0) {
@@ -602,8 +604,10 @@ static void fs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
 	const struct fuse_ctx *c = fuse_req_ctx(req);
 	struct fuse_entry_param e;
 	struct fs_inode *in;
+	struct stat sb;
 	int rc;
 	ACTOR(req);
+	ACTOR_GROUPS(req);
 
 	count_op(m);
 	if (p->kind != FS_MODEL) {
@@ -614,9 +618,7 @@ static void fs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
 	if (rc == 0 && reg_name_alias_check(name) < 0 && !temp_link_name(name))
 		rc = reg_name_alias_check(name);
 	if (rc == 0 && !temp_link_name(name)) {
-		rc = admin_check(req, name);
-		if (rc == 0)
-			rc = reg_alias_set(m->st, &actor_, p->model, name, link, NULL, NULL);
+		rc = reg_alias_set(m->st, &actor_, p->model, name, link, NULL, NULL);
 		if (rc < 0) {
 			cm_log(CM_LOG_WARN, "fs", "alias %s/%s -> %s refused (%s): %s", p->model, name,
 			       link, actor_buf_, cm_err_describe(rc));
@@ -642,7 +644,6 @@ static void fs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
 	}
 	in->fd = -1;
 	in->kind = FS_PENDING;
-	in->listed = 1;
 	in->nlookup = 1;
 	cm_strlcpy(in->model, p->model, sizeof(in->model));
 	cm_strlcpy(in->name, name, sizeof(in->name));
@@ -655,10 +656,22 @@ static void fs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
 	in->pst.st_atim = in->pst.st_ctim = in->pst.st_mtim;
 	in->pst.st_ino = (ino_t)(uintptr_t)in;
 	pthread_mutex_lock(&m->mu);
-	in->pnext = m->pending;
-	m->pending = in;
-	entry_fill(m, in, &in->pst, &e);
+	/* Like a native directory: a name that exists cannot be made again. */
+	rc = fstatat(p->fd, name, &sb, AT_SYMLINK_NOFOLLOW) == 0
+		     ? cm_err_set(-EEXIST, "%s/%s exists", p->model, name)
+		     : fs_pending_add(m, in);
+	if (rc == 0)
+		entry_fill(m, in, &in->pst, &e);
 	pthread_mutex_unlock(&m->mu);
+	if (rc < 0) {
+		/* Debug only: a user at the cap could otherwise fill the log. */
+		cm_log(CM_LOG_DEBUG, "fs", "symlink %s/%s refused (%s): %s", p->model, name,
+		       actor_buf_, cm_err_describe(rc));
+		free(in->target);
+		free(in);
+		reply_err(req, rc);
+		return;
+	}
 	fuse_reply_entry(req, &e);
 }
 
@@ -675,9 +688,9 @@ static void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	switch (p->kind) {
 	case FS_MODEL:
 		pthread_mutex_lock(&m->mu);
-		pend = pending_find(m, p->model, name);
+		pend = fs_pending_find(m, p->model, name);
 		if (pend)
-			pending_unlist(m, pend);
+			fs_pending_unlist(m, pend);
 		pthread_mutex_unlock(&m->mu);
 		if (pend)
 			break;
@@ -688,9 +701,9 @@ static void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		} else if (!S_ISLNK(sb.st_mode)) {
 			rc = cm_err_set(-EPERM, "%s/%s is generated by the registry", p->model, name);
 		} else {
-			rc = admin_check(req, name);
-			if (rc == 0)
-				rc = reg_alias_delete(m->st, &actor_, p->model, name, NULL);
+			ACTOR_GROUPS(req);
+
+			rc = reg_alias_delete(m->st, &actor_, p->model, name, NULL);
 			cm_log(rc ? CM_LOG_WARN : CM_LOG_INFO, "fs", "remove alias %s/%s (%s)%s%s",
 			       p->model, name, actor_buf_, rc ? ": " : "", rc ? cm_err_describe(rc) : "");
 		}
@@ -788,11 +801,12 @@ static int rename_alias(fuse_req_t req, struct fs_inode *p, const char *name, co
 	int is_alias = 0;
 	int rc;
 	ACTOR(req);
+	ACTOR_GROUPS(req);
 
 	if (flags & RENAME_EXCHANGE)
 		return cm_err_set(-EINVAL, "aliases cannot be exchanged");
 	pthread_mutex_lock(&m->mu);
-	pend = pending_find(m, p->model, name);
+	pend = fs_pending_find(m, p->model, name);
 	if (pend)
 		cm_strlcpy(target, pend->target, sizeof(target));
 	pthread_mutex_unlock(&m->mu);
@@ -816,10 +830,9 @@ static int rename_alias(fuse_req_t req, struct fs_inode *p, const char *name, co
 			return cm_err_set(-EPERM, "'%s' is not an alias and cannot be replaced", newname);
 	}
 	rc = reg_name_alias_check(newname);
-	if (rc == 0)
-		rc = admin_check(req, newname);
 	if (rc == 0 && is_alias)
-		rc = admin_check(req, name);
+		rc = reg_authz_check(m->st, &actor_, REG_AUTHZ_ALIAS_SET,
+				     &(struct reg_authz_target){ .model = p->model, .alias = name });
 	if (rc == 0)
 		rc = link_target_check(m, p->model, target);
 	if (rc == 0)
@@ -837,7 +850,7 @@ static int rename_alias(fuse_req_t req, struct fs_inode *p, const char *name, co
 	}
 	if (pend) {
 		pthread_mutex_lock(&m->mu);
-		pending_unlist(m, pend);
+		fs_pending_unlist(m, pend);
 		pthread_mutex_unlock(&m->mu);
 	}
 	/* The kernel now maps newname to the old inode; have it look the real link up again. */
@@ -1272,6 +1285,33 @@ static int dirent_cmp(const void *a, const void *b)
 	return strcmp(((const struct fs_dirent *)a)->name, ((const struct fs_dirent *)b)->name);
 }
 
+struct pending_ents {
+	int dirfd;
+	struct fs_dirent **v;
+	size_t *n, *cap;
+};
+
+/* A pending link for a listing, unless a real entry has its name (that one is listed). */
+static int pending_ent(void *ctx, struct fs_inode *p)
+{
+	struct pending_ents *pe = ctx;
+	struct fs_dirent *d;
+	struct stat sb;
+
+	if (fstatat(pe->dirfd, p->name, &sb, AT_SYMLINK_NOFOLLOW) == 0)
+		return 0;
+	if (cm_grow(pe->v, pe->cap, *pe->n + 1, sizeof(**pe->v), 64) < 0)
+		return -ENOMEM;
+	d = &(*pe->v)[*pe->n];
+	d->name = strdup(p->name);
+	d->type = DT_LNK;
+	d->ino = (ino_t)(uintptr_t)p;
+	if (!d->name)
+		return -ENOMEM;
+	(*pe->n)++;
+	return 0;
+}
+
 /* What a directory shows: the backing entries less private ones, plus pending links. */
 static int dir_snapshot(struct fs_mount *m, struct fs_inode *in, struct fs_file *f)
 {
@@ -1331,21 +1371,10 @@ static int dir_snapshot(struct fs_mount *m, struct fs_inode *in, struct fs_file 
 	}
 	closedir(d);
 	if (rc == 0 && in->kind == FS_MODEL) {
+		struct pending_ents pe = { .dirfd = in->fd, .v = &v, .n = &n, .cap = &cap };
+
 		pthread_mutex_lock(&m->mu);
-		for (struct fs_inode *p = m->pending; p; p = p->pnext) {
-			if (!p->listed || strcmp(p->model, in->model))
-				continue;
-			rc = -ENOMEM;
-			if (cm_grow(&v, &cap, n + 1, sizeof(*v), 64) < 0)
-				break;
-			v[n].name = strdup(p->name);
-			v[n].type = DT_LNK;
-			v[n].ino = (ino_t)(uintptr_t)p;
-			if (!v[n].name)
-				break;
-			n++;
-			rc = 0;
-		}
+		rc = fs_pending_each(m, in->model, pending_ent, &pe);
 		pthread_mutex_unlock(&m->mu);
 	}
 	if (rc < 0) {

@@ -216,6 +216,18 @@ static int draft_size(struct reg_store *st, const char *model, const char *versi
 	return rc;
 }
 
+/* Whether `who` may change `alias` of `model` (with force when asked). */
+static int alias_authz(struct reg_store *st, const struct reg_actor *who, const char *model,
+		       const char *alias, int force)
+{
+	struct reg_authz_target t = { .model = model, .alias = alias };
+	int rc = reg_authz_check(st, who, REG_AUTHZ_ALIAS_SET, &t);
+
+	if (rc == 0 && force)
+		rc = reg_authz_check(st, who, REG_AUTHZ_FORCE, &t);
+	return rc;
+}
+
 static int reason_check(const char *reason)
 {
 	if (reason && strlen(reason) > REG_REASON_MAX)
@@ -275,6 +287,8 @@ int reg_alias_set(struct reg_store *st, const struct reg_actor *who, const char 
 	rc = reg_name_alias_check(alias);
 	if (rc == 0)
 		rc = opts_check(alias, o);
+	if (rc == 0)
+		rc = alias_authz(st, who, model, alias, o->force);
 	if (rc == 0)
 		rc = reg_version_get(st, model, version, &v);
 	if (rc < 0)
@@ -388,6 +402,8 @@ int reg_alias_delete(struct reg_store *st, const struct reg_actor *who, const ch
 	int rc;
 
 	rc = reg_name_alias_check(alias);
+	if (rc == 0)
+		rc = alias_authz(st, who, model, alias, 0);
 	if (rc < 0)
 		return rc;
 	rc = db_write_begin(st, &c);
@@ -483,6 +499,71 @@ done:
 	return rc;
 }
 
+/* The detail's "via" and "percent" of an alias event (detail text may be NULL). */
+static void detail_read(const unsigned char *text, int *rollback, int *percent)
+{
+	json_t *d = text ? json_loads((const char *)text, 0, NULL) : NULL;
+	json_t *via = json_object_get(d, "via"), *p = json_object_get(d, "percent");
+
+	*rollback = json_is_string(via) && !strcmp(json_string_value(via), "rollback");
+	*percent = json_is_integer(p) ? (int)json_integer_value(p) : -1;
+	json_decref(d);
+}
+
+/*
+ * Where a rollback of `alias` goes, from its events (newest first): each
+ * rollback undid the latest forward change not undone yet, so this one
+ * undoes the next: the alias goes back to what that change replaced, with
+ * the traffic percent it had then. Never forward to a version just left.
+ */
+static int rollback_target(struct reg_conn *c, const char *model, const char *alias,
+			   char prev[REG_NAME_MAX], int *percent)
+{
+	sqlite3_stmt *s;
+	int undone = 0, found = 0;
+	int rc = 0;
+	int src;
+
+	prev[0] = '\0';
+	*percent = -1;
+	DB_STMT(c, EVENT_ALIAS_HISTORY, s);
+	db_bind_text(s, 1, model);
+	db_bind_text(s, 2, alias);
+	while ((src = db_step(c, s, "reading an alias's history")) > 0) {
+		int is_rollback, pct;
+		char after[REG_NAME_MAX];
+
+		detail_read(sqlite3_column_text(s, 2), &is_rollback, &pct);
+		db_col_text(s, 1, after, sizeof(after));
+		if (found) {
+			/* The percent prev had: from the latest older change that set it. */
+			if (after[0] && !strcmp(after, prev)) {
+				*percent = pct;
+				break;
+			}
+			continue;
+		}
+		if (is_rollback) {
+			undone++;
+		} else if (undone > 0) {
+			undone--;
+		} else {
+			db_col_text(s, 0, prev, REG_NAME_MAX);
+			found = 1;
+			if (!prev[0])
+				break;
+		}
+	}
+	if (src < 0)
+		rc = src;
+	sqlite3_reset(s);
+	if (rc == 0 && !prev[0])
+		rc = cm_err_set(-ENOENT, "alias '%s' of '%s' has no earlier version to roll back to",
+				alias, model);
+done:
+	return rc;
+}
+
 int reg_alias_rollback(struct reg_store *st, const struct reg_actor *who, const char *model,
 		       const char *alias, const char *reason, struct reg_alias *out)
 {
@@ -492,38 +573,25 @@ int reg_alias_rollback(struct reg_store *st, const struct reg_actor *who, const 
 	struct reg_version v;
 	char prev[REG_NAME_MAX] = "";
 	json_t *detail = NULL;
-	sqlite3_stmt *s;
 	int64_t mid;
-	int have;
+	int have, percent = -1;
 	int rc;
 
 	rc = reg_name_alias_check(alias);
 	if (rc == 0)
 		rc = reason_check(reason);
+	if (rc == 0)
+		rc = alias_authz(st, who, model, alias, 0);
 	if (rc < 0)
 		return rc;
 	rc = db_write_begin(st, &c);
 	if (rc < 0)
 		return rc;
 	rc = reg_model_id(c, model, &mid);
-	if (rc < 0)
-		goto done;
-	DB_STMT(c, EVENT_LAST_ALIAS, s);
-	db_bind_text(s, 1, model);
-	db_bind_text(s, 2, alias);
-	rc = db_step(c, s, "reading an alias's last change");
-	if (rc > 0)
-		db_col_text(s, 0, prev, sizeof(prev));
-	sqlite3_reset(s);
-	if (rc < 0)
-		goto done;
-	rc = 0;
-	if (!prev[0]) {
-		rc = cm_err_set(-ENOENT, "alias '%s' of '%s' has no earlier version to roll back to",
-				alias, model);
-		goto done;
-	}
-	rc = reg_version_row(c, mid, model, prev, &v);
+	if (rc == 0)
+		rc = rollback_target(c, model, alias, prev, &percent);
+	if (rc == 0)
+		rc = reg_version_row(c, mid, model, prev, &v);
 	if (rc == 0 && v.state != REG_SEALED)
 		rc = cm_err_set(-EINVAL, "cannot roll '%s' back to %s/%s: it is %s", alias, model, prev,
 				reg_state_name(v.state));
@@ -533,9 +601,14 @@ int reg_alias_rollback(struct reg_store *st, const struct reg_actor *who, const 
 	have = rc == 0;
 	if (rc < 0 && rc != -ENOENT)
 		goto done;
-	detail = change_detail(&why, have ? cur.percent : -1, "rollback");
-	rc = !detail ? cm_err_set(-ENOMEM, "out of memory") : alias_apply(c, who, mid, model, alias, &v, have ? cur.percent : -1,
-			 have ? cur.version : NULL, detail);
+	if (strcmp(alias, "canary"))
+		percent = -1;
+	else if (percent < 0)
+		percent = CANARY_DEFAULT_PERCENT;
+	detail = change_detail(&why, percent, "rollback");
+	rc = !detail ? cm_err_set(-ENOMEM, "out of memory")
+		     : alias_apply(c, who, mid, model, alias, &v, percent, have ? cur.version : NULL,
+				   detail);
 	if (rc == 0)
 		rc = alias_row(c, mid, model, alias, &cur);
 	if (rc == 0)
@@ -550,6 +623,69 @@ int reg_alias_rollback(struct reg_store *st, const struct reg_actor *who, const 
 done:
 	json_decref(detail);
 	db_write_abort(c);
+	return rc;
+}
+
+int reg_canary_percent_set(struct reg_store *st, const struct reg_actor *who, const char *model,
+			   int percent, const char *expected, struct reg_alias *out)
+{
+	struct reg_alias_opts o = { .percent = percent };
+	struct reg_conn *c = NULL;
+	struct reg_alias cur;
+	struct reg_version v;
+	json_t *detail = NULL;
+	sqlite3_stmt *s;
+	int64_t mid;
+	int rc;
+
+	rc = opts_check("canary", &o);
+	if (rc == 0 && percent < 0)
+		rc = cm_err_set(-EINVAL, "traffic percent must be between 0 and 100 (got %d)", percent);
+	if (rc == 0)
+		rc = alias_authz(st, who, model, "canary", 0);
+	if (rc < 0)
+		return rc;
+	rc = db_write_begin(st, &c);
+	if (rc < 0)
+		return rc;
+	rc = reg_model_id(c, model, &mid);
+	if (rc == 0)
+		rc = alias_row(c, mid, model, "canary", &cur);
+	if (rc == -ENOENT && !strstr(cm_err_msg(), "no model"))
+		rc = cm_err_set(-ENOENT, "model '%s' has no canary: give a version to start one", model);
+	if (rc == 0)
+		rc = cas_check(model, "canary", &cur, 1, expected);
+	if (rc == 0)
+		rc = reg_version_row(c, mid, model, cur.version, &v);
+	if (rc < 0 || cur.percent == percent)
+		goto unchanged;
+	DB_STMT(c, ALIAS_PERCENT_CAS, s);
+	sqlite3_bind_int64(s, 1, mid);
+	db_bind_text(s, 2, "canary");
+	sqlite3_bind_int64(s, 3, v.id);
+	sqlite3_bind_int(s, 4, percent);
+	sqlite3_bind_int64(s, 5, cm_time_now_us());
+	rc = db_exec_stmt(c, s, "changing the canary's percent");
+	if (rc == 0 && sqlite3_changes(c->db) != 1)
+		rc = cm_err_set(-ESTALE, "the canary of '%s' changed meanwhile", model);
+	detail = change_detail(NULL, percent, NULL);
+	if (rc == 0)
+		rc = reg_event_add(c, who, "alias.set", model, v.name, "canary", v.name, v.name, detail);
+	if (rc == 0)
+		rc = alias_row(c, mid, model, "canary", &cur);
+	if (rc == 0)
+		rc = db_write_commit(c);
+	if (rc < 0)
+		goto done;
+	reg_materialize(st, c, model, NULL, MAT_ALIASES);
+	db_write_end(c);
+	c = NULL;
+unchanged:
+	if (rc == 0 && out)
+		*out = cur;
+done:
+	db_write_abort(c);
+	json_decref(detail);
 	return rc;
 }
 
@@ -568,6 +704,9 @@ int reg_canary_promote(struct reg_store *st, const struct reg_actor *who, const 
 
 	if (o->force && (!o->reason || !o->reason[0]))
 		return cm_err_set(-EINVAL, "a forced change needs a reason");
+	rc = alias_authz(st, who, model, "current", o->force);
+	if (rc < 0)
+		return rc;
 	failed = o->failed_gates ? json_incref(o->failed_gates) : json_array();
 	rc = db_write_begin(st, &c);
 	if (rc < 0)
@@ -635,20 +774,31 @@ int reg_policy_get(struct reg_store *st, const char *model, json_t **out)
 }
 
 int reg_policy_set(struct reg_store *st, const struct reg_actor *who, const char *model,
-		   json_t *policy)
+		   json_t *changes, const struct reg_policy_opts *opts)
 {
+	struct reg_policy_opts none = { 0 };
+	const struct reg_policy_opts *o = opts ? opts : &none;
+	struct reg_authz_target t = { .model = model };
 	struct reg_conn *c = NULL;
-	json_t *old = NULL;
+	json_t *old = NULL, *policy = NULL, *loosened = NULL, *detail = NULL;
 	char *text = NULL, *otext = NULL;
 	sqlite3_stmt *s;
 	int64_t mid;
 	int rc;
 
-	rc = reg_policy_check(policy);
+	rc = reg_authz_check(st, who, REG_AUTHZ_POLICY_SET, &t);
+	if (rc == 0 && o->force)
+		rc = reg_authz_check(st, who, REG_AUTHZ_FORCE, &t);
+	if (rc == 0 && o->force && (!o->reason || !o->reason[0]))
+		rc = cm_err_set(-EINVAL, "a forced policy change needs a reason");
+	if (rc == 0)
+		rc = reason_check(o->reason);
+	if (rc == 0 && !json_is_object(changes))
+		rc = cm_err_set(-EINVAL, "a policy must be a JSON object");
 	if (rc < 0)
 		return rc;
-	text = reg_json_dumps(policy, JSON_COMPACT);
-	if (!text)
+	loosened = json_array();
+	if (!loosened)
 		return cm_err_set(-ENOMEM, "out of memory");
 	rc = db_write_begin(st, &c);
 	if (rc < 0)
@@ -656,15 +806,45 @@ int reg_policy_set(struct reg_store *st, const struct reg_actor *who, const char
 	rc = reg_model_id(c, model, &mid);
 	if (rc == 0)
 		rc = policy_load(c, mid, &old);
+	if (rc == 0)
+		rc = reg_policy_merge(old, changes, &policy);
+	if (rc == 0)
+		rc = reg_policy_check(policy);
 	if (rc < 0)
 		goto done;
+	if (json_equal(old, policy))
+		goto done; /* nothing changes: nothing to record */
+	if (reg_policy_loosened(old, policy, loosened) > 0 && !o->force) {
+		struct cm_buf b = { 0 };
+		size_t i;
+		json_t *g;
+
+		json_array_foreach(loosened, i, g)
+			cm_buf_printf(&b, "%s%s", i ? "; " : "", json_string_value(g));
+		rc = cm_err_set(-EPERM, "the change removes or loosens gates of '%s' (%s): give "
+				"force with a reason", model, b.data ? b.data : "");
+		cm_buf_free(&b);
+		goto done;
+	}
+	text = reg_json_dumps(policy, JSON_COMPACT);
 	otext = reg_json_dumps(old, JSON_COMPACT);
+	if (!text || !otext) {
+		rc = cm_err_set(-ENOMEM, "out of memory");
+		goto done;
+	}
+	if (json_array_size(loosened) || o->force) {
+		detail = json_pack("{s:O}", "loosened", loosened);
+		if (detail && o->force)
+			json_object_set_new(detail, "force", json_true());
+		if (detail && o->reason && o->reason[0])
+			json_object_set_new(detail, "reason", json_string(o->reason));
+	}
 	DB_STMT(c, MODEL_POLICY_SET, s);
 	sqlite3_bind_int64(s, 1, mid);
 	db_bind_text(s, 2, text);
 	rc = db_exec_stmt(c, s, "storing a policy");
 	if (rc == 0)
-		rc = reg_event_add(c, who, "policy.set", model, NULL, NULL, otext, text, NULL);
+		rc = reg_event_add(c, who, "policy.set", model, NULL, NULL, otext, text, detail);
 	if (rc == 0)
 		rc = db_write_commit(c);
 	if (rc < 0)
@@ -675,6 +855,9 @@ int reg_policy_set(struct reg_store *st, const struct reg_actor *who, const char
 done:
 	db_write_abort(c);
 	json_decref(old);
+	json_decref(policy);
+	json_decref(loosened);
+	json_decref(detail);
 	free(text);
 	free(otext);
 	return rc;

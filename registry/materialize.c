@@ -165,10 +165,11 @@ int mat_alias_removed(struct reg_conn *c, const char *model, const char *name)
 	int removed = 0;
 	int rc = 0;
 
-	DB_STMT(c, EVENT_LAST_ALIAS, s);
+	DB_STMT(c, EVENT_ALIAS_HISTORY, s); /* newest first: one row read */
 	db_bind_text(s, 1, model);
 	db_bind_text(s, 2, name);
-	if (sqlite3_step(s) == SQLITE_ROW)
+	rc = db_step(c, s, "reading an alias's last change");
+	if (rc > 0)
 		removed = sqlite3_column_type(s, 1) == SQLITE_NULL;
 	sqlite3_reset(s);
 done:

@@ -136,16 +136,11 @@ static int alias_exists(struct reg_conn *c, int64_t mid, const char *name)
 {
 	sqlite3_stmt *s;
 	int rc = 0;
-	int src;
 
 	DB_STMT(c, ALIAS_GET, s);
 	sqlite3_bind_int64(s, 1, mid);
 	db_bind_text(s, 2, name);
-	src = sqlite3_step(s);
-	if (src == SQLITE_ROW)
-		rc = 1;
-	else if (src != SQLITE_DONE)
-		rc = db_err(c, src, "reading an alias");
+	rc = db_step(c, s, "reading an alias");
 	sqlite3_reset(s);
 done:
 	return rc;

@@ -73,6 +73,7 @@ int reg_store_open(const char *path, unsigned flags, struct reg_store **out)
 	if (!st)
 		return cm_err_set(-ENOMEM, "out of memory");
 	st->root_fd = st->meta_fd = st->lock_fd = -1;
+	st->admin_gid = -1;
 	st->flags = flags;
 	pthread_mutex_init(&st->live_mu, NULL);
 	pthread_mutex_init(&st->integ_mu, NULL);

@@ -13,6 +13,65 @@
 
 #include "reg_i.h"
 
+extern const char *const reg_metadata_schema[];
+
+/*
+ * Whether `path` names a metric the metadata schema knows: "<section>.<name>"
+ * with section a property of the schema ending in "_metrics"; when the
+ * schema lists the section's metrics, name must be one of them, otherwise
+ * any metric name. A misspelt path would never match and the gate would
+ * silently fail every version, or be skipped.
+ */
+static int metric_path_check(const char *path)
+{
+	json_t *schema = json_loads(reg_metadata_schema[0], 0, NULL);
+	json_t *props, *section, *names;
+	const char *dot = strchr(path, '.');
+	char sec[REG_NAME_MAX];
+	int rc = 0;
+
+	if (!schema)
+		return cm_err_set(-EIO, "the embedded metadata schema does not parse");
+	props = json_object_get(schema, "properties");
+	if (!dot || (size_t)(dot - path) >= sizeof(sec)) {
+		rc = -EINVAL;
+		goto done;
+	}
+	memcpy(sec, path, (size_t)(dot - path));
+	sec[dot - path] = '\0';
+	section = json_object_get(props, sec);
+	if (!section || strlen(sec) < 8 || strcmp(sec + strlen(sec) - 8, "_metrics")) {
+		rc = -EINVAL;
+		goto done;
+	}
+	names = json_object_get(section, "properties");
+	if (names ? !json_object_get(names, dot + 1) : reg_metric_name_check(dot + 1) < 0)
+		rc = -EINVAL;
+done:
+	if (rc == -EINVAL) {
+		struct cm_buf b = { 0 };
+		const char *key, *k;
+		json_t *v, *n;
+
+		json_object_foreach(props, key, v) {
+			if (strlen(key) < 8 || strcmp(key + strlen(key) - 8, "_metrics"))
+				continue;
+			names = json_object_get(v, "properties");
+			if (!names) {
+				cm_buf_printf(&b, "%s%s.<name>", b.len ? ", " : "", key);
+				continue;
+			}
+			json_object_foreach(names, k, n)
+				cm_buf_printf(&b, "%s%s.%s", b.len ? ", " : "", key, k);
+		}
+		rc = cm_err_set(-EINVAL, "policy metric '%s' is not a metric of the metadata schema "
+				"(known: %s)", path, b.data ? b.data : "");
+		cm_buf_free(&b);
+	}
+	json_decref(schema);
+	return rc;
+}
+
 static const char *const policy_keys[] = {
 	"validation_status", "metrics", "max_total_size", "required_fields", NULL,
 };
@@ -80,8 +139,122 @@ int reg_policy_check(json_t *policy)
 							  "a number", key, b);
 			}
 		}
+		json_object_foreach(v, key, bounds) {
+			int rc = metric_path_check(key);
+
+			if (rc < 0)
+				return rc;
+		}
 	}
 	return 0;
+}
+
+int reg_policy_merge(json_t *policy, json_t *changes, json_t **out)
+{
+	json_t *p = json_deep_copy(policy);
+	const char *key;
+	json_t *v;
+
+	if (!p)
+		return cm_err_set(-ENOMEM, "out of memory");
+	if (!json_is_object(changes)) {
+		json_decref(p);
+		return cm_err_set(-EINVAL, "a policy change must be a JSON object");
+	}
+	json_object_foreach(changes, key, v) {
+		if (!strcmp(key, "metrics") && json_is_object(v)) {
+			json_t *m = json_object_get(p, "metrics");
+			const char *path;
+			json_t *b;
+
+			if (!json_is_object(m)) {
+				m = json_object();
+				json_object_set_new(p, "metrics", m);
+			}
+			json_object_foreach(v, path, b) {
+				if (json_is_null(b))
+					json_object_del(m, path);
+				else
+					json_object_set(m, path, b);
+			}
+			if (!json_object_size(m))
+				json_object_del(p, "metrics");
+		} else if (json_is_null(v)) {
+			json_object_del(p, key);
+		} else {
+			json_object_set(p, key, v);
+		}
+	}
+	*out = p;
+	return 0;
+}
+
+static int loose(json_t *loosened, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int loose(json_t *loosened, const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (loosened)
+		json_array_append_new(loosened, json_string(buf));
+	return 1;
+}
+
+int reg_policy_loosened(json_t *old, json_t *new, json_t *loosened)
+{
+	json_t *o, *n;
+	size_t i;
+	int count = 0;
+
+	o = json_object_get(old, "validation_status");
+	n = json_object_get(new, "validation_status");
+	if (json_is_string(o) && !json_equal(o, n))
+		count += loose(loosened, "validation_status == \"%s\" %s", json_string_value(o),
+			       json_is_string(n) ? "changed" : "removed");
+	o = json_object_get(old, "max_total_size");
+	n = json_object_get(new, "max_total_size");
+	if (json_is_integer(o) && (!json_is_integer(n) || json_integer_value(n) > json_integer_value(o)))
+		count += loose(loosened, "total_size <= %lld %s", (long long)json_integer_value(o),
+			       json_is_integer(n) ? "raised" : "removed");
+	o = json_object_get(old, "required_fields");
+	n = json_object_get(new, "required_fields");
+	if (json_is_array(o)) {
+		json_t *f, *g;
+
+		json_array_foreach(o, i, f) {
+			int kept = 0;
+			size_t j;
+
+			if (json_is_array(n))
+				json_array_foreach(n, j, g)
+					kept |= json_equal(f, g);
+			if (!kept)
+				count += loose(loosened, "required %s removed", json_string_value(f));
+		}
+	}
+	o = json_object_get(old, "metrics");
+	n = json_object_get(new, "metrics");
+	if (json_is_object(o)) {
+		const char *path;
+		json_t *ob;
+
+		json_object_foreach(o, path, ob) {
+			json_t *nb = json_object_get(n, path);
+			json_t *omin = json_object_get(ob, "min"), *omax = json_object_get(ob, "max");
+			json_t *nmin = json_object_get(nb, "min"), *nmax = json_object_get(nb, "max");
+
+			if (omin && (!nmin || json_number_value(nmin) < json_number_value(omin)))
+				count += loose(loosened, "%s >= %g %s", path, json_number_value(omin),
+					       nmin ? "lowered" : "removed");
+			if (omax && (!nmax || json_number_value(nmax) > json_number_value(omax)))
+				count += loose(loosened, "%s <= %g %s", path, json_number_value(omax),
+					       nmax ? "raised" : "removed");
+		}
+	}
+	return count;
 }
 
 static int fail(json_t *failed, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -25,10 +25,29 @@ struct reg_store;
 
 enum reg_state { REG_DRAFT = 0, REG_SEALED = 1, REG_ARCHIVED = 2 };
 
-/* Who did something, recorded on every event. Both strings are borrowed. */
+/*
+ * Who asks, for the one authorisation decision (registry/authz.c). A
+ * zero-initialised actor is TRUSTED: the store's operator running an offline
+ * command (cli, import, git read-back), allowed everything.
+ */
+enum reg_actor_kind {
+	REG_ACTOR_TRUSTED = 0, /* the store's operator: cli, import, git */
+	REG_ACTOR_UID,         /* a process through the mount: uid, gid, groups */
+	REG_ACTOR_TOKEN,       /* an HTTP request: the role of its bearer token */
+};
+enum reg_role { REG_ROLE_NONE = 0, REG_ROLE_READER, REG_ROLE_WRITER, REG_ROLE_ADMIN };
+
+/* Who did something, recorded on every event. Strings and groups are borrowed. */
 struct reg_actor {
 	const char *channel; /* "fs", "api", "git", "cli", "import" */
 	const char *name;    /* "uid=1000,gid=1000" or a token's name */
+	enum reg_actor_kind kind;
+	uid_t uid;           /* REG_ACTOR_UID */
+	gid_t gid;
+	const gid_t *groups; /* supplementary groups, ngroups of them */
+	int ngroups;
+	enum reg_role role;  /* REG_ACTOR_TOKEN: the token's role */
+	int anonymous;       /* REG_ACTOR_TOKEN: no token presented (role says what that grants) */
 };
 
 struct reg_model {
@@ -127,6 +146,49 @@ void reg_store_set_hook(struct reg_store *st, reg_change_cb cb, void *ctx);
 
 /* Whether `path` already holds a store (.modelfs/registry.db): 1, 0, -errno. */
 int reg_store_exists(const char *path);
+
+/* ---- authority (one decision for both front ends) ---- */
+
+enum reg_authz_op {
+	REG_AUTHZ_FILE_READ,     /* read a content file (target: model, version, path) */
+	REG_AUTHZ_SEAL,          /* seal a draft, by request or by pointing an alias at it */
+	REG_AUTHZ_ALIAS_SET,     /* set, move, remove or roll back an alias (target: alias) */
+	REG_AUTHZ_FORCE,         /* skip the policy's gates, or loosen the policy */
+	REG_AUTHZ_POLICY_SET,    /* change a model's promotion policy */
+};
+
+struct reg_authz_target {
+	const char *model;
+	const char *version; /* FILE_READ, SEAL */
+	const char *path;    /* FILE_READ: relative to the version directory */
+	const char *alias;   /* ALIAS_SET */
+};
+
+/*
+ * Whether `who` may do `op` on `t`. The rules (README, Security):
+ *   FILE_READ   sealed files: anyone who reached the call (reads are gated by
+ *               the route). Draft files: a uid needs read permission on the
+ *               file and search permission on its directories, as the kernel
+ *               would check them; a token needs the writer or admin role; an
+ *               anonymous request gets nothing with a token file, and without
+ *               one what a user outside the file's owner and group gets.
+ *   SEAL        the draft directory's owner, root, a member of the admin group,
+ *               or a writer/admin token.
+ *   ALIAS_SET   free-form aliases: anyone who reached the call. Protected ones
+ *               (current, canary): root or the admin group (any uid when no
+ *               admin group is configured), or an admin token.
+ *   FORCE, POLICY_SET   an admin token, root or the admin group.
+ * A TRUSTED actor may do everything. Returns 0, -EACCES with a message
+ * naming what is needed, or -errno when the target cannot be examined.
+ */
+int reg_authz_check(struct reg_store *st, const struct reg_actor *who, enum reg_authz_op op,
+		    const struct reg_authz_target *t);
+/*
+ * Sets the group whose members (with root) administer the store through the
+ * mount: protected aliases, sealing others' drafts. -1 (the default): none.
+ * Set before other threads use the store.
+ */
+void reg_store_set_admin_group(struct reg_store *st, long long gid);
 
 /* ---- names ---- */
 
@@ -280,13 +342,25 @@ int reg_alias_list(struct reg_store *st, const char *model, struct reg_alias **o
 int reg_alias_at(struct reg_store *st, const char *model, const char *alias, int64_t at_us,
 		 struct reg_alias *out);
 /*
- * Points `alias` back at the version it pointed at before its latest
- * change (from the event log). Not gated: that version held the alias
- * before. -ENOENT when there is no earlier version. `reason` (may be NULL)
- * is kept in the event.
+ * Walks `alias` back through its history (the event log): each rollback
+ * undoes the latest change not undone yet, so a second rollback goes further
+ * back, never forward to the version just left (going forward again is a
+ * promote, gated). A removed alias comes back as it was; the canary with the
+ * traffic percent it had with that version. Not gated: that version held
+ * the alias before. -ENOENT when there is no earlier version. `reason` (may
+ * be NULL) is kept in the event.
  */
 int reg_alias_rollback(struct reg_store *st, const struct reg_actor *who, const char *model,
 		       const char *alias, const char *reason, struct reg_alias *out);
+/*
+ * Changes only the canary's traffic percent (0-100), as one compare-and-swap
+ * in the write transaction: the canary must exist and still point at the
+ * version it points at (and at `expected` when not NULL), or -ESTALE; a
+ * removed canary is never recreated (-ENOENT). Not gated: the version
+ * passed when it became the canary.
+ */
+int reg_canary_percent_set(struct reg_store *st, const struct reg_actor *who, const char *model,
+			   int percent, const char *expected, struct reg_alias *out);
 /* canary → current, canary cleared, in one transaction; gated as current. */
 int reg_canary_promote(struct reg_store *st, const struct reg_actor *who, const char *model,
 		       struct reg_alias_opts *opts, struct reg_alias *out);
@@ -300,11 +374,37 @@ int reg_canary_promote(struct reg_store *st, const struct reg_actor *who, const 
  *    "required_fields": ["git_commit", "training_data.start_date"]}
  */
 int reg_policy_get(struct reg_store *st, const char *model, json_t **out);
-/* Validates and stores a policy (borrowed); -EINVAL with the reason. */
+struct reg_policy_opts {
+	int force;          /* allow removing or loosening gates (needs an admin) */
+	const char *reason; /* required with force; kept in the event */
+};
+/*
+ * Changes the model's policy by `changes` (borrowed): each field given
+ * replaces that gate, null removes it; within "metrics" each path given
+ * replaces that metric's bounds and null removes it; fields not given stay
+ * (so the default validation_status gate stays unless removed by name).
+ * The result is validated (-EINVAL with the reason, metric paths included).
+ * A change that removes or loosens a gate is refused with -EPERM naming
+ * the gates unless opts->force with a reason (and the admin authority);
+ * the policy.set event then records force, reason and what was loosened.
+ * `opts` may be NULL. A change that changes nothing records no event.
+ */
 int reg_policy_set(struct reg_store *st, const struct reg_actor *who, const char *model,
-		   json_t *policy);
-/* Checks a policy document without storing it. */
+		   json_t *changes, const struct reg_policy_opts *opts);
+/*
+ * Checks a whole policy document without storing it. Metric paths are
+ * "<section>.<metric>", the section one of the metadata schema's metric
+ * sections (performance_metrics, validation_metrics, production_metrics); a
+ * section whose metrics the schema lists takes only those names.
+ */
 int reg_policy_check(json_t *policy);
+/* The policy `changes` make of `policy` (both borrowed; see reg_policy_set). *out new. */
+int reg_policy_merge(json_t *policy, json_t *changes, json_t **out);
+/*
+ * Appends to `loosened` (may be NULL) one string per gate of `old` that `new`
+ * removes or loosens; returns how many.
+ */
+int reg_policy_loosened(json_t *old, json_t *new, json_t *loosened);
 /*
  * Evaluates `policy` against a record and a content size; appends one string
  * per failed gate to `failed` (may be NULL). Returns the number of failures.

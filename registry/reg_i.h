@@ -66,11 +66,13 @@
 	X(ALIAS_LIST, "SELECT a.name, v.name, a.percent, a.updated_at FROM aliases a " \
 		"JOIN versions v ON v.id = a.version_id WHERE a.model_id = ?1 ORDER BY a.name") \
 	X(ALIAS_DELETE, "DELETE FROM aliases WHERE model_id = ?1 AND name = ?2") \
+	X(ALIAS_PERCENT_CAS, "UPDATE aliases SET percent = ?4, updated_at = ?5 " \
+		"WHERE model_id = ?1 AND name = ?2 AND version_id = ?3") \
 	X(ALIAS_BY_VERSION, "SELECT name FROM aliases WHERE version_id = ?1 ORDER BY name") \
 	X(EVENT_INSERT, "INSERT INTO events(ts, model, version, alias, kind, channel, actor, " \
 		"before, after, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)") \
-	X(EVENT_LAST_ALIAS, "SELECT before, after FROM events WHERE model = ?1 AND alias = ?2 " \
-		"AND kind IN ('alias.set', 'alias.delete') ORDER BY id DESC LIMIT 1") \
+	X(EVENT_ALIAS_HISTORY, "SELECT before, after, detail FROM events WHERE model = ?1 " \
+		"AND alias = ?2 AND kind IN ('alias.set', 'alias.delete') ORDER BY id DESC") \
 	X(EVENT_ALIAS_AT, "SELECT after, ts, detail FROM events WHERE model = ?1 AND alias = ?2 " \
 		"AND kind IN ('alias.set', 'alias.delete') AND ts <= ?3 ORDER BY ts DESC, id DESC LIMIT 1") \
 	X(EVENT_COUNT, "SELECT count(*) FROM events") \
@@ -163,6 +165,8 @@ struct reg_store {
 	void *hook_ctx;
 	/* The git worker to wake after commits that queue tags (gitsync.c's mutex guards it). */
 	struct reg_git_worker *git_worker;
+	/* --admin-group: -1 for none (set before threads start, read-only after). */
+	long long admin_gid;
 	/* Disk updates that failed after their commit (guarded by writer.mu). */
 	int64_t disk_errors;
 	char disk_error[256];

@@ -699,6 +699,10 @@ int reg_version_seal(struct reg_store *st, const struct reg_actor *who, const ch
 			*out = v;
 		return 0;
 	}
+	rc = reg_authz_check(st, who, REG_AUTHZ_SEAL,
+			     &(struct reg_authz_target){ .model = model, .version = version });
+	if (rc < 0)
+		return rc;
 	pthread_mutex_lock(&st->live_mu);
 	/* Another seal of this version is hashing: wait for it, then look again. */
 	while ((l = live_find(st, v.id, 1)) && l->sealing) {

@@ -408,9 +408,12 @@ class OpenDaemonTest(unittest.TestCase):
         self.assertEqual((r["alias"], r["version"]), ("current", v3))
         c.get("/v1/models/prod/aliases/canary", expect=404)
         c.post("/v1/models/prod/canary/promote", {}, expect=404)
-        # Rollback returns to v1, twice returns to v3.
+        # Rollback returns to v1; a second goes further back (nothing there), never
+        # forward to v3: forward again is a promote, gated.
         self.assertEqual(c.post("/v1/models/prod/rollback", {}).json()["version"], v1)
-        self.assertEqual(c.post("/v1/models/prod/rollback").json()["version"], v3)
+        c.post("/v1/models/prod/rollback", expect=404)
+        c.post("/v1/models/prod/promote", {"version": v3}, expect=409)
+        c.post("/v1/models/prod/promote", {"version": v3, "force": True, "reason": "canary was fine"})
         c.post("/v1/models/prod/rollback", {"alias": "never-set"}, expect=404)
         c.post("/v1/models/prod/rollback", {"reason": 5}, expect=400)
         c.post("/v1/models/prod/rollback", {"reason": "x" * 1025}, expect=422)
@@ -696,7 +699,8 @@ class TokenTest(unittest.TestCase):
         writer.delete("/v1/models/tok/aliases/current", expect=403)
         writer.delete("/v1/models/tok", expect=403)
         admin.post("/v1/models/tok/promote", {"version": v1})
-        admin.put("/v1/models/tok/policy", {"validation_status": None})
+        admin.put("/v1/models/tok/policy", {"validation_status": None, "force": True,
+                                            "reason": "no validation step yet"})
         reader.post(f"/v1/models/tok/versions/{v1}/verify")
         # Uploads need writer and are refused before a byte is stored.
         v2 = writer.post("/v1/models/tok/versions", expect=201).json()["name"]

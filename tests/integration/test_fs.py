@@ -299,7 +299,12 @@ class FsTest(unittest.TestCase):
         self.assertEqual(stat.S_IMODE(os.stat(f"{m}/v2/metadata.json").st_mode) & 0o222, 0)
 
     def test_admin_group(self):
-        d = Daemon(MODELFS, extra=["--admin-group", "4242"]).start()
+        # An admin group needs tokens for HTTP (test_authority.py tests both doors).
+        d = Daemon(MODELFS, extra=["--admin-group", "4242"])
+        write(f"{d.dir}/tokens", "ops admin admin-secret-0123456789abcdef\n")
+        os.chmod(f"{d.dir}/tokens", 0o600)
+        d.extra += ["--token-file", f"{d.dir}/tokens"]
+        d.start()
         try:
             m = f"{d.mnt}/gated"
             os.mkdir(m)
@@ -308,6 +313,7 @@ class FsTest(unittest.TestCase):
                 os.mkdir(f"{m}/{v}")
                 write(f"{m}/{v}/model.pkl", v)
                 self.assertEqual(write_record(f"{m}/{v}/metadata.json", PASSED), 0)
+                os.chmod(f"{m}/{v}", 0o555)  # sealed by its owner: others may not
             outsider = (1234, 1234, [])
             admin = (1235, 1235, [4242])
             p = sh("ln", "-sfn", "v1", f"{m}/current", user=outsider, check=False)

@@ -14,7 +14,7 @@ static int call(struct fx *f, api_handler h, const char *alias, const char *body
 	apifx_req(&q, &io, f->st, body);
 	q.model = "m";
 	q.alias = alias;
-	q.role = role;
+	api_auth_actor(&q, role, 0); /* the registry decides from the token's role */
 	return apifx_call(h, &q, r);
 }
 

@@ -262,7 +262,7 @@ static void store_policy_round_trip(void **state)
 	got = NULL;
 
 	assert_int_equal(reg_event_count(f->st, &before), 0);
-	assert_int_equal(reg_policy_set(f->st, &fx_actor, "m", want), 0);
+	assert_int_equal(reg_policy_set(f->st, &fx_actor, "m", want, NULL), 0);
 	assert_int_equal(reg_event_count(f->st, &after), 0);
 	assert_int_equal(after, before + 1);
 	assert_int_equal(reg_policy_get(f->st, "m", &got), 0);
@@ -273,11 +273,11 @@ static void store_policy_round_trip(void **state)
 	/* An invalid policy is refused with its reason and leaves the old one. */
 	bad = load("{\"metrics\": {\"performance_metrics.accuracy\": {\"avg\": 0.9}}}");
 	cm_err_clear();
-	assert_int_equal(reg_policy_set(f->st, &fx_actor, "m", bad), -EINVAL);
+	assert_int_equal(reg_policy_set(f->st, &fx_actor, "m", bad, NULL), -EINVAL);
 	assert_non_null(strstr(cm_err_msg(), "unknown bound 'avg'"));
 	json_decref(bad);
 	bad = load("{\"validation_status\": \"passed\", \"extra\": 1}");
-	assert_int_equal(reg_policy_set(f->st, &fx_actor, "m", bad), -EINVAL);
+	assert_int_equal(reg_policy_set(f->st, &fx_actor, "m", bad, NULL), -EINVAL);
 	assert_non_null(strstr(cm_err_msg(), "unknown policy field 'extra'"));
 	json_decref(bad);
 	assert_int_equal(reg_event_count(f->st, &after), 0);
@@ -298,7 +298,7 @@ static void store_policy_round_trip(void **state)
 	got = (json_t *)0x1;
 	assert_int_equal(reg_policy_get(f->st, "nope", &got), -ENOENT);
 	assert_ptr_equal(got, (json_t *)0x1);
-	assert_int_equal(reg_policy_set(f->st, &fx_actor, "nope", want), -ENOENT);
+	assert_int_equal(reg_policy_set(f->st, &fx_actor, "nope", want, NULL), -ENOENT);
 	json_decref(want);
 }
 
@@ -318,7 +318,7 @@ static void store_promotion_gated(void **state)
 	assert_int_equal(reg_model_create(f->st, &fx_actor, "fraud", NULL), 0);
 	assert_int_equal(reg_version_create(f->st, &fx_actor, "fraud", "v1", meta, NULL), 0);
 	fx_write(f->dir, "fraud/v1/model.pkl", "weights");
-	assert_int_equal(reg_policy_set(f->st, &fx_actor, "fraud", policy), 0);
+	assert_int_equal(reg_policy_set(f->st, &fx_actor, "fraud", policy, NULL), 0);
 
 	cm_err_clear();
 	assert_int_equal(reg_alias_set(f->st, &fx_actor, "fraud", "current", "v1", &o, &a), -EPERM);
@@ -360,7 +360,13 @@ static void store_policy_null_status(void **state)
 	fx_version(f, "m", "v1", "model.pkl", "x", NULL);
 	assert_int_equal(reg_alias_set(f->st, &fx_actor, "m", "current", "v1", NULL, NULL), -EPERM);
 	assert_non_null(strstr(cm_err_msg(), "validation_status == \"passed\" (is unset)"));
-	assert_int_equal(reg_policy_set(f->st, &fx_actor, "m", policy), 0);
+	/* Removing the gate needs force with a reason. */
+	assert_int_equal(reg_policy_set(f->st, &fx_actor, "m", policy, NULL), -EPERM);
+	assert_non_null(strstr(cm_err_msg(), "validation_status == \"passed\" removed"));
+	assert_int_equal(reg_policy_set(f->st, &fx_actor, "m", policy,
+					&(struct reg_policy_opts){ .force = 1 }), -EINVAL);
+	assert_int_equal(reg_policy_set(f->st, &fx_actor, "m", policy,
+					&(struct reg_policy_opts){ .force = 1, .reason = "r" }), 0);
 	assert_int_equal(reg_alias_set(f->st, &fx_actor, "m", "current", "v1", NULL, NULL), 0);
 	json_decref(policy);
 }
