@@ -520,6 +520,7 @@ enum reg_fsck_kind {
 	REG_FSCK_ALIAS_DANGLING,   /* symlink whose target is not a sealed version */
 	REG_FSCK_ALIAS_MISSING,    /* alias in the db without its symlink */
 	REG_FSCK_METADATA,         /* materialised metadata.json differs from the db */
+	REG_FSCK_STAT,             /* sealed file's inode, mtime or ctime changed: not served */
 };
 typedef void (*reg_fsck_cb)(void *ctx, enum reg_fsck_kind kind, const char *where,
 			    const char *detail, int repaired);
