@@ -391,6 +391,7 @@ static const char *const kind_names[] = {
 	[REG_FSCK_METADATA] = "metadata-differs",
 	[REG_FSCK_ALIAS_UNKNOWN] = "unknown-alias-link",
 	[REG_FSCK_NAME_CLASH] = "name-clash",
+	[REG_FSCK_STAT] = "changed-after-seal",
 };
 
 const char *reg_fsck_kind_name(enum reg_fsck_kind kind)
@@ -462,9 +463,9 @@ static int in_versions(struct reg_version *v, size_t n, const char *name)
 static int check_sealed_files(struct fsck *f, struct reg_conn *c, int vfd, const char *model,
 			      const struct reg_version *v)
 {
-	struct reg_file *disk = NULL;
+	struct reg_file *disk = NULL, *restat = NULL;
 	sqlite3_stmt *s = db_stmt(c, REG_SQL_FILE_LIST);
-	size_t nd = 0;
+	size_t nd = 0, nr = 0, capr = 0;
 	int rc;
 
 	if (!s)
@@ -474,28 +475,69 @@ static int check_sealed_files(struct fsck *f, struct reg_conn *c, int vfd, const
 		const char *path = (const char *)sqlite3_column_text(s, 0);
 		int64_t size = sqlite3_column_int64(s, 1);
 		const char *sha = (const char *)sqlite3_column_text(s, 2);
+		struct reg_file rec = { .path = (char *)path, .size = size,
+					.ino = sqlite3_column_int64(s, 4),
+					.mtime_ns = sqlite3_column_int64(s, 5),
+					.ctime_ns = sqlite3_column_int64(s, 6) };
+		char differs[64];
 		struct stat sb;
 		int fd = -1;
+		int same;
 
 		if (st_openat_path(vfd, path, O_RDONLY, 0, &fd) < 0) {
 			report(f, REG_FSCK_MISSING_FILE, 0, "%s/%s/%s", model, v->name, path);
 			continue;
 		}
 		if (fstat(fd, &sb) == 0) {
-			if (sb.st_size != size)
+			same = sb.st_size == size;
+			if (!same)
 				report(f, REG_FSCK_SIZE, 0, "%s/%s/%s", model, v->name, path);
 			else if (f->hash) {
 				char got[65];
 
-				if (reg_digest_fd(fd, got, NULL) == 0 && strcmp(got, sha))
+				same = reg_digest_fd(fd, got, NULL) == 0 && !strcmp(got, sha);
+				if (!same)
 					report(f, REG_FSCK_DIGEST, 0, "%s/%s/%s", model, v->name, path);
 			}
 			if (sb.st_mode & 0222)
 				report(f, REG_FSCK_MODE, 1, "%s/%s/%s", model, v->name, path);
+			/*
+			 * Opens refuse a file whose stat changed after its seal; bytes
+			 * that re-hash to the digest are the sealed ones, so a repair
+			 * records the new stat (write bits first: chmod moves ctime).
+			 */
+			if (same && integ_differs(&rec, &sb, differs)) {
+				int ok = f->hash && same;
+
+				report(f, REG_FSCK_STAT, ok, "%s/%s/%s", model, v->name, path);
+				if (ok && f->repair &&
+				    cm_grow(&restat, &capr, nr + 1, sizeof(*restat), 8) == 0) {
+					memset(&restat[nr], 0, sizeof(restat[nr]));
+					restat[nr].path = strdup(path);
+					if (sb.st_mode & 0222)
+						fchmod(fd, sb.st_mode & 07555);
+					if (restat[nr].path && integ_stat_take(fd, &restat[nr]) == 0)
+						nr++;
+					else
+						free(restat[nr].path);
+				}
+			}
 		}
 		close(fd);
 	}
 	sqlite3_reset(s);
+	for (size_t i = 0; rc == 0 && i < nr; i++) {
+		s = db_stmt(c, REG_SQL_FILE_STAT_SET);
+		if (!s) {
+			rc = -EIO;
+			break;
+		}
+		sqlite3_bind_int64(s, 1, v->id);
+		db_bind_text(s, 2, restat[i].path);
+		integ_stat_bind(s, 3, &restat[i]);
+		rc = db_exec_stmt(c, s, "recording a file's stat");
+	}
+	reg_files_free(restat, nr);
 	if (rc < 0)
 		return rc;
 	/* Files on disk the seal did not record. */

@@ -101,6 +101,20 @@ static void integ_event(struct reg_store *st, const char *model, const char *ver
 	json_decref(detail);
 }
 
+int integ_differs(const struct reg_file *rec, const struct stat *sb, char out[64])
+{
+	out[0] = '\0';
+	if (sb->st_size != rec->size)
+		strcat(out, ",size");
+	if (rec->ino && (int64_t)sb->st_ino != rec->ino)
+		strcat(out, ",inode");
+	if (rec->ino && ts_ns(&sb->st_mtim) != rec->mtime_ns)
+		strcat(out, ",mtime");
+	if (rec->ino && ts_ns(&sb->st_ctim) != rec->ctime_ns)
+		strcat(out, ",ctime");
+	return out[0] != '\0';
+}
+
 int integ_verify(struct reg_store *st, const char *model, const char *version, int64_t vid,
 		 const struct reg_file *rec, int fd)
 {
@@ -110,19 +124,12 @@ int integ_verify(struct reg_store *st, const char *model, const char *version, i
 
 	if (fstat(fd, &sb) < 0)
 		return cm_err_set(-errno, "stat '%s': %s", rec->path, strerror(errno));
-	if (sb.st_size != rec->size)
-		strcat(differs, ",size");
-	if (rec->ino && (int64_t)sb.st_ino != rec->ino)
-		strcat(differs, ",inode");
-	if (rec->ino && ts_ns(&sb.st_mtim) != rec->mtime_ns)
-		strcat(differs, ",mtime");
-	if (rec->ino && ts_ns(&sb.st_ctim) != rec->ctime_ns)
-		strcat(differs, ",ctime");
-	if (!differs[0])
+	if (!integ_differs(rec, &sb, differs))
 		return 0;
 	snprintf(msg, sizeof(msg), "%s/%s/%s changed on the volume after it was sealed (%s "
-		 "differ%s): it is not served; `modelfs fsck` checks its bytes", model, version,
-		 rec->path, differs + 1, strchr(differs + 1, ',') ? "" : "s");
+		 "differ%s): it is not served; `modelfs fsck --repair` re-hashes it and serves it "
+		 "again if its bytes are the sealed ones", model, version, rec->path, differs + 1,
+		 strchr(differs + 1, ',') ? "" : "s");
 	if (integ_note(st, vid, rec->path, msg))
 		integ_event(st, model, version, rec->path, differs + 1, rec, &sb);
 	return cm_err_set(-EIO, "%s", msg);

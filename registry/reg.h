@@ -622,6 +622,7 @@ enum reg_fsck_kind {
 	REG_FSCK_METADATA,         /* materialised metadata.json differs from the db */
 	REG_FSCK_ALIAS_UNKNOWN,    /* symlink the db never made: reported, never removed */
 	REG_FSCK_NAME_CLASH,       /* an alias whose name a version or a directory holds */
+	REG_FSCK_STAT,             /* sealed file's inode, mtime or ctime changed: not served */
 };
 typedef void (*reg_fsck_cb)(void *ctx, enum reg_fsck_kind kind, const char *where,
 			    const char *detail, int repaired);

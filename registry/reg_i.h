@@ -5,6 +5,7 @@
 
 #include <pthread.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
 #include <stdatomic.h>
 
 #include "cm.h"
@@ -57,7 +58,8 @@
 	X(VERSION_DELETE, "DELETE FROM versions WHERE id = ?1") \
 	X(FILE_INSERT, "INSERT INTO files(version_id, path, size, sha256, mode, ino, mtime_ns, ctime_ns) " \
 		"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)") \
-	X(FILE_LIST, "SELECT path, size, sha256, mode FROM files WHERE version_id = ?1 ORDER BY path") \
+	X(FILE_LIST, "SELECT path, size, sha256, mode, ino, mtime_ns, ctime_ns FROM files " \
+		"WHERE version_id = ?1 ORDER BY path") \
 	X(ALIAS_UPSERT, "INSERT INTO aliases(model_id, name, version_id, percent, updated_at) " \
 		"VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(model_id, name) DO UPDATE SET " \
 		"version_id = excluded.version_id, percent = excluded.percent, updated_at = excluded.updated_at") \
@@ -348,6 +350,8 @@ void integ_stat_bind(sqlite3_stmt *s, int i, const struct reg_file *f);
  */
 int integ_verify(struct reg_store *st, const char *model, const char *version, int64_t vid,
 		 const struct reg_file *rec, int fd);
+/* 1 when sb differs from what rec recorded; out lists what (",size,mtime"). */
+int integ_differs(const struct reg_file *rec, const struct stat *sb, char out[64]);
 /* Records the stat of sealed files that have none (sealed before migration 0005). */
 int integ_backfill(struct reg_store *st);
 void integ_free(struct reg_store *st);

@@ -228,8 +228,21 @@ class SealedFileTest(unittest.TestCase):
         # re-hash finds a.bin's bytes changed.
         p = modelfs("fsck", d.store)
         self.assertNotIn("metadata-differs", p.stdout)
-        self.assertIn("m/v1/a.bin", p.stdout)
+        self.assertRegex(p.stdout, r"digest-mismatch +m/v1/a.bin")
+        self.assertRegex(p.stdout, r"changed-after-seal +m/v1/b.bin")
         self.assertNotIn("m/v1/c.bin", p.stdout)
+        # A repair re-hashes: b.bin holds its sealed bytes and is served again; a.bin is not.
+        self.assertEqual(d.stop(), 0)
+        p = modelfs("fsck", d.store, "--repair")
+        self.assertRegex(p.stdout, r"digest-mismatch +m/v1/a.bin")
+        self.assertRegex(p.stdout, r"changed-after-seal +m/v1/b.bin \(repaired\)")
+        d.start()
+        d.url = f"http://127.0.0.1:{d.port}"
+        self.assertEqual(self.mount_read("b.bin"), b"B" * 16)
+        self.assertEqual(self.http_get("b.bin").status_code, 200)
+        self.assert_refused("a.bin")
+        p = modelfs("fsck", d.store)
+        self.assertNotIn("b.bin", p.stdout)
 
     def test_replaced_file_and_backfill(self):
         d = self.d
