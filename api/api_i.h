@@ -210,6 +210,25 @@ int api_etag_match(const char *if_none_match, const char *etag);
  */
 int api_digest_expected(const char *digest, const char *content_digest, const char *xsum,
 			char out[65]);
+/*
+ * The raw request target (before any decoding) of a request: -EBADMSG when a
+ * path segment holds an encoded '/' (%2F) or the target an encoded NUL (%00)
+ * or a control character; 0 otherwise.
+ */
+int api_uri_check(const char *raw);
+/*
+ * Framing checks over a request's headers, fed one at a time as the parser
+ * kept them: a name that is not a token (whitespace before the colon), a
+ * second or non-numeric Content-Length, any Transfer-Encoding other than one
+ * "chunked", a second Host, and (api_frame_end) Content-Length beside
+ * Transfer-Encoding. The first failure is kept in rc (-EBADMSG, message set).
+ */
+struct api_frame {
+	int content_length, transfer_encoding, host;
+	int rc;
+};
+int api_frame_header(struct api_frame *f, const char *name, const char *value);
+int api_frame_end(struct api_frame *f);
 /* Appends s to b as a Prometheus label value (escaped). */
 int api_prom_label(struct cm_buf *b, const char *s);
 

