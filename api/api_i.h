@@ -157,6 +157,19 @@ struct api_match {
 int api_route_match(const char *path, unsigned method, char *buf, size_t bufsz,
 		    struct api_match *m, unsigned *allow);
 
+/* The query parameters a route takes, space-separated ("" for none). */
+const char *api_route_query(const struct api_route *rt);
+/*
+ * Checks a request's query parameters one name at a time against its route:
+ * an unknown name or one given twice is -EBADMSG naming it (kept in rc).
+ */
+struct api_query {
+	const struct api_route *rt;
+	unsigned seen; /* bits of the route's names already given */
+	int rc;
+};
+int api_query_arg(struct api_query *qs, const char *name);
+
 /* ---- auth (auth.c) ---- */
 
 #define API_TOKEN_NAME_MAX 64
@@ -186,7 +199,8 @@ const struct api_token *api_tokens_find(const struct api_tokens *t, const char *
  * Decides a request: `authorization` is the header (may be NULL), `need` the
  * route's least role. Without tokens everyone is admin "anonymous". Returns
  * 0 with *role and *name (borrowed), -ENOKEY (401) when a needed token is
- * missing or wrong, -EACCES (403) when the role is too low.
+ * missing or wrong, -EACCES (403) when the role is too low (*role and *name
+ * are then the token's, for the log).
  */
 int api_auth_check(const struct api_tokens *t, const char *authorization, enum api_role need,
 		   enum api_role *role, const char **name);

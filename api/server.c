@@ -313,6 +313,14 @@ static enum MHD_Result frame_header_cb(void *cls, enum MHD_ValueKind kind, const
 	return api_frame_header(cls, key, value) < 0 ? MHD_NO : MHD_YES;
 }
 
+static enum MHD_Result query_arg_cb(void *cls, enum MHD_ValueKind kind, const char *key,
+				    const char *value)
+{
+	(void)kind;
+	(void)value;
+	return api_query_arg(cls, key) < 0 ? MHD_NO : MHD_YES;
+}
+
 /*
  * Refuses a request whose framing or target is ambiguous (see api_frame_*):
  * answered at once with Connection: close, so no byte after its headers is
@@ -333,6 +341,7 @@ static enum MHD_Result begin(struct conn_req *cr, const char *url, const char *m
 {
 	struct api_server *s = cr->s;
 	const struct api_route *rt;
+	struct api_query qs = { 0 };
 	const char *cl = MHD_lookup_connection_value(cr->conn, MHD_HEADER_KIND,
 						     MHD_HTTP_HEADER_CONTENT_LENGTH);
 	int has_body = (cl && strcmp(cl, "0")) ||
@@ -357,6 +366,7 @@ static enum MHD_Result begin(struct conn_req *cr, const char *url, const char *m
 		return fail_early(cr, rc, has_body);
 	cr->route = cr->m.index;
 	rt = &api_routes[cr->route];
+	qs.rt = rt;
 	need = rt->role;
 	if ((rt->flags & API_R_OPEN) || (need == API_ROLE_READER && !s->cfg.auth_reads))
 		need = API_ROLE_NONE;
@@ -375,14 +385,17 @@ static enum MHD_Result begin(struct conn_req *cr, const char *url, const char *m
 	rc = api_auth_check(s->tokens, MHD_lookup_connection_value(cr->conn, MHD_HEADER_KIND,
 								   MHD_HTTP_HEADER_AUTHORIZATION),
 			    need, &cr->q.role, &cr->q.who.name);
-	if (rc == 0) {
-		/* The table may be replaced by a reload while the request runs. */
+	if (cr->q.who.name) {
+		/* Also for a 403, to log who; the table may be replaced by a reload. */
 		cm_strlcpy(cr->who_name, cr->q.who.name, sizeof(cr->who_name));
 		cr->q.who.name = cr->who_name;
 	}
 	pthread_rwlock_unlock(&s->tokens_lock);
 	if (rc < 0)
 		return fail_early(cr, rc, has_body);
+	MHD_get_connection_values(cr->conn, MHD_GET_ARGUMENT_KIND, query_arg_cb, &qs);
+	if (qs.rc < 0)
+		return fail_early(cr, qs.rc, has_body);
 	if (rt->flags & API_R_UPLOAD) {
 		rc = api_upload_begin(&cr->q, &cr->up);
 		return rc < 0 ? fail_early(cr, rc, has_body) : MHD_YES;

@@ -16,7 +16,8 @@
  * Records a message for the calling thread and returns rc unchanged, so that
  * a failure reads `return cm_err_set(-ENOENT, "no version '%s'", name);`.
  * The message stays until the next cm_err_set() or cm_err_clear() on the
- * same thread.
+ * same thread; an argument may be cm_err_msg() itself (cm_err_wrap() reads
+ * better for that).
  */
 int cm_err_set(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -128,7 +129,11 @@ int cm_notify_sendf(const char *addr, const char *fmt, ...) __attribute__((forma
 /* CLOCK_MONOTONIC in microseconds, for MONOTONIC_USEC= beside RELOADING=1. */
 uint64_t cm_notify_monotonic_usec(void);
 
-/* Wipes and frees; both accept NULL. */
+/*
+ * Frees a malloc'd block that held a secret (a token file's text, a token):
+ * every byte of the block is zeroed first with explicit_bzero(), which the
+ * compiler may not drop. Accepts NULL.
+ */
 void cm_free(void *p);
 
 #endif

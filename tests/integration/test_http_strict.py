@@ -184,6 +184,174 @@ class FramingTest(unittest.TestCase):
         self.assertEqual(self.c.get(f"/v1/models/ok/versions/{v}/files/f.bin").content, b"abc")
 
 
+PASSED = {"validation_status": "passed", "performance_metrics": {"accuracy": 0.91}}
+
+
+def sealed(c, model, name):
+    if c.get(f"/v1/models/{model}", expect=None).status_code == 404:
+        c.post("/v1/models", {"name": model}, expect=201)
+    c.post(f"/v1/models/{model}/versions", {"name": name, "metadata": PASSED}, expect=201)
+    c.put(f"/v1/models/{model}/versions/{name}/files/model.pkl", data=name.encode(), expect=201)
+    c.post(f"/v1/models/{model}/versions/{name}/seal")
+    return name
+
+
+def now_rfc3339():
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1e6) % 1000000:06d}Z"
+
+
+class QueryTest(unittest.TestCase):
+    """Query parameters: declared per route, honoured, and errors that read right."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.d = start()
+        cls.c = Client(cls.d, API)
+        sealed(cls.c, "q1", "v1")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.d.stop()
+        cls.d.cleanup()
+
+    def error(self, path, status=400, method="GET", **kw):
+        r = requests.request(method, self.d.url + path, timeout=10, **kw)
+        self.assertEqual(r.status_code, status, f"{path}: {r.text}")
+        API.validate(method, path.split("?")[0], r)
+        return r.json()["error"]["message"]
+
+    def test_unknown_query_parameter_is_named(self):
+        msg = self.error("/v1/models/q1/history?knd=alias")
+        self.assertIn("'knd'", msg)
+        self.assertIn("kind", msg)  # and what the route takes
+        self.assertIn("'x'", self.error("/livez?x=1"))
+        self.assertIn("'verbose'", self.error("/v1/models?verbose=1"))
+        self.assertIn("'Limit'", self.error("/v1/models/q1/versions?Limit=1"))
+        # Unknown parameters are refused on changes too, before anything changes.
+        self.assertIn("'dry_run'", self.error("/v1/models?dry_run=1", method="POST",
+                                              json={"name": "q2"}))
+        self.c.get("/v1/models/q2", expect=404)
+        # Declared ones still work.
+        self.c.get("/v1/models/q1/history?kind=model.create&limit=5", expect=200)
+
+    def test_repeated_query_parameter(self):
+        self.assertIn("more than once", self.error("/v1/models/q1/history?kind=a&kind=b"))
+
+    def test_time_parameter_messages_read_once(self):
+        msg = self.error("/v1/models/q1/aliases/current?at=yesterday")
+        self.assertTrue(msg.startswith("query parameter 'at': "), msg)
+        self.assertEqual(msg.count("query parameter"), 1, msg)
+        self.assertIn("yesterday", msg)
+        msg = self.error("/v1/models/q1/history?since=noon")
+        self.assertTrue(msg.startswith("query parameter 'since': "), msg)
+        self.assertEqual(msg.count("query parameter"), 1, msg)
+        msg = self.error("/v1/models/q1/aliases?at=noon")
+        self.assertTrue(msg.startswith("query parameter 'at': "), msg)
+
+    def test_aliases_at_a_time(self):
+        c = self.c
+        sealed(c, "hist", "v1")
+        sealed(c, "hist", "v2")
+        c.post("/v1/models/hist/promote", {"version": "v1"})
+        c.put("/v1/models/hist/aliases/old", {"version": "v1"})
+        time.sleep(0.05)
+        t1 = now_rfc3339()
+        time.sleep(0.05)
+        c.post("/v1/models/hist/promote", {"version": "v2"})
+        c.put("/v1/models/hist/aliases/staging", {"version": "v2"})
+        c.delete("/v1/models/hist/aliases/old")
+        then = c.get(f"/v1/models/hist/aliases?at={t1}").json()
+        self.assertEqual({a["alias"]: a["version"] for a in then["aliases"]},
+                         {"current": "v1", "old": "v1"})
+        self.assertEqual([a["alias"] for a in then["aliases"]], ["current", "old"])
+        now = c.get("/v1/models/hist/aliases").json()
+        self.assertEqual({a["alias"]: a["version"] for a in now["aliases"]},
+                         {"current": "v2", "staging": "v2"})
+        # Before the model had any alias: none; an unknown model: 404.
+        self.assertEqual(c.get("/v1/models/hist/aliases?at=2000-01-01T00:00:00Z").json()["aliases"],
+                         [])
+        c.get(f"/v1/models/nope/aliases?at={t1}", expect=404)
+
+    def test_integers_checked_before_narrowing(self):
+        c = self.c
+        sealed(c, "pct", "v1")
+        for pct in (4294967306, 4294967296 + 50, -4294967296, 2 ** 63 - 1):
+            with self.subTest(percent=pct):
+                r = c.put("/v1/models/pct/canary", {"version": "v1", "percent": pct}, expect=None)
+                self.assertIn(r.status_code, (400, 422), r.text)
+                self.assertIn("percent", r.json()["error"]["message"])
+        c.get("/v1/models/pct/aliases/canary", expect=404)
+        for q in ("limit=4294967297", "limit=99999999999999999999", "limit=-1", "cursor=-5"):
+            with self.subTest(query=q):
+                self.assertIn("must be an integer", self.error(f"/v1/models/pct/history?{q}"))
+
+
+class LogTest(unittest.TestCase):
+    def test_403_logs_the_actor(self):
+        d = start(tokens={"ops": ("admin", ADMIN), "dashboard": ("reader", READER)})
+        try:
+            r = requests.post(d.url + "/v1/models", json={"name": "x"}, timeout=10,
+                              headers={"Authorization": f"Bearer {READER}"})
+            self.assertEqual(r.status_code, 403)
+            wait_for(lambda: "POST /v1/models 403" in d.read_log(), what="the 403 logged")
+            line = [x for x in d.read_log().splitlines() if "POST /v1/models 403" in x][0]
+            self.assertIn("actor=dashboard", line)
+        finally:
+            d.stop()
+            d.cleanup()
+
+
+class TokenFileTest(unittest.TestCase):
+    """A token file others (or, for the daemon's own file, its group) can read is refused."""
+
+    def test_group_or_other_readable_refused_at_start(self):
+        d = Daemon(MODELFS)
+        try:
+            path = os.path.join(d.dir, "tokens")
+            with open(path, "w") as f:
+                f.write(f"ops admin {ADMIN}\n")
+            for mode in (0o640, 0o604, 0o644, 0o660):
+                with self.subTest(mode=oct(mode)):
+                    os.chmod(path, mode)
+                    p = subprocess.run([MODELFS, "serve", "--store", d.store, "--listen",
+                                        "127.0.0.1:0", "--token-file", path],
+                                       capture_output=True, text=True, timeout=30)
+                    self.assertNotEqual(p.returncode, 0)
+                    self.assertIn("chmod 600", p.stderr)
+                    p = subprocess.run([MODELFS, "serve", "--store", d.store, "--token-file", path,
+                                        "--check-config"], capture_output=True, text=True,
+                                       timeout=30)
+                    self.assertNotEqual(p.returncode, 0)
+                    self.assertIn("chmod 600", p.stdout + p.stderr)
+            os.chmod(path, 0o400)
+            p = subprocess.run([MODELFS, "serve", "--store", d.store, "--token-file", path,
+                                "--check-config"], capture_output=True, text=True, timeout=30)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        finally:
+            d.cleanup()
+
+    def test_sighup_keeps_old_tokens(self):
+        d = start(tokens={"ops": ("admin", ADMIN)})
+        try:
+            path = d.extra[d.extra.index("--token-file") + 1]
+            with open(path, "w") as f:
+                f.write(f"ops admin {ADMIN}\nother admin {READER}\n")
+            os.chmod(path, 0o644)
+            d.proc.send_signal(signal.SIGHUP)
+            wait_for(lambda: "chmod 600" in d.read_log(), what="the refusal logged")
+            self.assertRegex(d.read_log(), r"reload: .*readable by others.*chmod 600.*tokens in use stay")
+            # The old table still answers; the new token was not taken.
+            h = {"Authorization": f"Bearer {READER}"}
+            self.assertEqual(requests.post(d.url + "/v1/models", json={"name": "a"}, headers=h,
+                                           timeout=10).status_code, 401)
+            h = {"Authorization": f"Bearer {ADMIN}"}
+            self.assertEqual(requests.post(d.url + "/v1/models", json={"name": "a"}, headers=h,
+                                           timeout=10).status_code, 201)
+        finally:
+            d.stop()
+            d.cleanup()
+
+
 if __name__ == "__main__":
     MODELFS = os.path.abspath(sys.argv.pop(1))
     unittest.main(verbosity=2)
