@@ -352,6 +352,65 @@ class TokenFileTest(unittest.TestCase):
             d.cleanup()
 
 
+class RateLimitTest(unittest.TestCase):
+    def test_connection_flood_writes_few_lines_with_a_count(self):
+        d = start(extra=["--max-connections", "2", "--idle-timeout", "30"])
+        try:
+            held = [socket.create_connection(("127.0.0.1", d.port)) for _ in range(2)]
+            time.sleep(0.3)
+            before = len(d.read_log().splitlines())
+            n = 1500
+            for _ in range(n):
+                try:
+                    s = socket.create_connection(("127.0.0.1", d.port), timeout=5)
+                    s.close()
+                except OSError:
+                    pass
+            time.sleep(0.5)
+            lines = d.read_log().splitlines()[before:]
+            warned = [x for x in lines if " warn " in x]
+            self.assertGreater(len(warned), 0, "\n".join(lines[-20:]))
+            # At most ten a second (plus one window of slack), whatever the flood.
+            self.assertLess(len(warned), 10 * 12, f"{len(warned)} warning lines for {n} refusals")
+            # After the window, the next refusal's line carries the count of the dropped ones.
+            time.sleep(1.2)
+            socket.create_connection(("127.0.0.1", d.port), timeout=5).close()
+            wait_for(lambda: "more like it, not logged" in d.read_log(), what="the count")
+            m = re.search(r"and (\d+) more like it, not logged", d.read_log())
+            self.assertGreater(int(m.group(1)), 100)
+            for s in held:
+                s.close()
+        finally:
+            d.stop()
+            d.cleanup()
+
+
+class EscapeTest(unittest.TestCase):
+    def test_verify_prints_names_escaped(self):
+        d = start()
+        c = Client(d, API)
+        try:
+            c.post("/v1/models", {"name": "esc"}, expect=201)
+            c.post("/v1/models/esc/versions", {"name": "v1"}, expect=201)
+            evil = "a\nok esc-v1-forged.bin 0000\x1b[2Jb.bin"
+            c.put("/v1/models/esc/versions/v1/files/" + requests.utils.quote(evil, safe=""),
+                  data=b"x", expect=201)
+            c.post("/v1/models/esc/versions/v1/seal")
+        finally:
+            d.stop()
+        try:
+            p = subprocess.run([MODELFS, "verify", d.store, "esc/v1"], capture_output=True,
+                               timeout=60)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            out = p.stdout.decode()
+            self.assertNotIn("\x1b", out)
+            self.assertNotIn("\nok esc-v1-forged.bin", out)
+            self.assertIn("a\\nok esc-v1-forged.bin 0000\\x1b[2Jb.bin", out)
+            self.assertEqual(len([x for x in out.splitlines() if x.startswith("ok ")]), 1, out)
+        finally:
+            d.cleanup()
+
+
 if __name__ == "__main__":
     MODELFS = os.path.abspath(sys.argv.pop(1))
     unittest.main(verbosity=2)
