@@ -262,6 +262,8 @@ int api_uri_check(const char *raw)
 	return 0;
 }
 
+static const char *const framing[] = { "Content-Length", "Transfer-Encoding" };
+
 int api_frame_header(struct api_frame *f, const char *name, const char *value)
 {
 	const unsigned char *n = (const unsigned char *)name;
@@ -278,6 +280,16 @@ int api_frame_header(struct api_frame *f, const char *name, const char *value)
 									    : "a character "
 									      "that is not "
 									      "allowed");
+	/*
+	 * libmicrohttpd 0.9.75 appends a folded line (one starting with a blank)
+	 * to the previous header's NAME: "Content-Length: 0\r\n 42" arrives as
+	 * "Content-Length42: 0", which a proxy that unfolds reads as a length of
+	 * 42. No real header starts with a framing header's name.
+	 */
+	for (size_t i = 0; i < sizeof(framing) / sizeof(framing[0]); i++)
+		if (!strncasecmp(name, framing[i], strlen(framing[i])) && name[strlen(framing[i])])
+			return f->rc = cm_err_set(-EBADMSG, "header name '%.64s' runs on from %s "
+						  "(a folded line?)", name, framing[i]);
 	if (!value)
 		value = "";
 	if (!strcasecmp(name, "Content-Length")) {

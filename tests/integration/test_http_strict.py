@@ -147,6 +147,14 @@ class FramingTest(unittest.TestCase):
                 self.refused(b"GET /v1/models HTTP/1.1\r\nHost: x\r\n" + line + b"\r\n\r\n",
                              line)
 
+    def test_folded_framing_headers(self):
+        """A continuation line after Content-Length / Transfer-Encoding (obs-fold)."""
+        self.refused(b"POST /v1/models HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n %d\r\n\r\n"
+                     % len(self.SMUGGLED) + self.SMUGGLED, "Content-Length folded")
+        self.refused(b"POST /v1/models HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:\r\n chunked\r\n"
+                     b"Content-Length: %d\r\n\r\n" % len(self.SMUGGLED) + self.SMUGGLED,
+                     "Transfer-Encoding folded")
+
     def test_encoded_slash_in_a_segment(self):
         self.c.post("/v1/models", {"name": "m1"}, expect=None)
         self.c.post("/v1/models/m1/versions", {"name": "v1"}, expect=None)

@@ -168,6 +168,10 @@ static void frame(void **state)
 		{ { "Content-Length", "3", "Transfer-Encoding", "chunked", NULL }, -EBADMSG,
 		  "both" },
 		{ { "Host", "a", "Host", "b", NULL }, -EBADMSG, "Host" },
+		/* A folded line, as libmicrohttpd 0.9.75 hands it over. */
+		{ { "Content-Length42", "0", NULL }, -EBADMSG, "folded" },
+		{ { "transfer-encodingchunked", "", NULL }, -EBADMSG, "folded" },
+		{ { "Content-Type", "text/plain", "Content-MD5", "x", NULL }, 0, NULL },
 	};
 
 	(void)state;
