@@ -272,14 +272,14 @@ int api_frame_header(struct api_frame *f, const char *name, const char *value)
 		return f->rc;
 	if (!n || !n[0])
 		return f->rc = cm_err_set(-EBADMSG, "a header has an empty name");
-	for (; *n; n++)
+	for (; *n; n++) {
+		if (*n == ' ' || *n == '\t')
+			return f->rc = cm_err_set(-EBADMSG, "header name '%.64s' holds whitespace "
+						  "(before the colon?)", name);
 		if (!is_tchar(*n))
-			return f->rc = cm_err_set(-EBADMSG, "header name '%.64s' holds %s", name,
-						  (*n == ' ' || *n == '\t') ? "whitespace (before "
-									      "the colon?)"
-									    : "a character "
-									      "that is not "
-									      "allowed");
+			return f->rc = cm_err_set(-EBADMSG, "header name '%.64s' holds a character "
+						  "that is not allowed", name);
+	}
 	/*
 	 * libmicrohttpd 0.9.75 appends a folded line (one starting with a blank)
 	 * to the previous header's NAME: "Content-Length: 0\r\n 42" arrives as
