@@ -157,6 +157,19 @@ struct api_match {
 int api_route_match(const char *path, unsigned method, char *buf, size_t bufsz,
 		    struct api_match *m, unsigned *allow);
 
+/* The query parameters a route takes, space-separated ("" for none). */
+const char *api_route_query(const struct api_route *rt);
+/*
+ * Checks a request's query parameters one name at a time against its route:
+ * an unknown name or one given twice is -EBADMSG naming it (kept in rc).
+ */
+struct api_query {
+	const struct api_route *rt;
+	unsigned seen; /* bits of the route's names already given */
+	int rc;
+};
+int api_query_arg(struct api_query *qs, const char *name);
+
 /* ---- auth (auth.c) ---- */
 
 #define API_TOKEN_NAME_MAX 64
@@ -186,7 +199,8 @@ const struct api_token *api_tokens_find(const struct api_tokens *t, const char *
  * Decides a request: `authorization` is the header (may be NULL), `need` the
  * route's least role. Without tokens everyone is admin "anonymous". Returns
  * 0 with *role and *name (borrowed), -ENOKEY (401) when a needed token is
- * missing or wrong, -EACCES (403) when the role is too low.
+ * missing or wrong, -EACCES (403) when the role is too low (*role and *name
+ * are then the token's, for the log).
  */
 int api_auth_check(const struct api_tokens *t, const char *authorization, enum api_role need,
 		   enum api_role *role, const char **name);
@@ -217,6 +231,25 @@ int api_etag_match(const char *if_none_match, const char *etag);
  */
 int api_digest_expected(const char *digest, const char *content_digest, const char *xsum,
 			char out[65]);
+/*
+ * The raw request target (before any decoding) of a request: -EBADMSG when a
+ * path segment holds an encoded '/' (%2F) or the target an encoded NUL (%00)
+ * or a control character; 0 otherwise.
+ */
+int api_uri_check(const char *raw);
+/*
+ * Framing checks over a request's headers, fed one at a time as the parser
+ * kept them: a name that is not a token (whitespace before the colon), a
+ * second or non-numeric Content-Length, any Transfer-Encoding other than one
+ * "chunked", a second Host, and (api_frame_end) Content-Length beside
+ * Transfer-Encoding. The first failure is kept in rc (-EBADMSG, message set).
+ */
+struct api_frame {
+	int content_length, transfer_encoding, host;
+	int rc;
+};
+int api_frame_header(struct api_frame *f, const char *name, const char *value);
+int api_frame_end(struct api_frame *f);
 /* Appends s to b as a Prometheus label value (escaped). */
 int api_prom_label(struct cm_buf *b, const char *s);
 

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "api_i.h"
 
@@ -138,8 +139,21 @@ int api_tokens_load(const char *path, struct api_tokens **out)
 
 	if (!f)
 		return cm_err_set(-errno, "token file %s: %s", path, strerror(errno));
+	/* No stdio buffer: the secrets go straight into text, which is wiped. */
+	setvbuf(f, NULL, _IONBF, 0);
 	if (fstat(fileno(f), &sb) < 0 || !S_ISREG(sb.st_mode)) {
 		rc = cm_err_set(-EINVAL, "token file %s is not a regular file", path);
+		goto done;
+	}
+	/*
+	 * Others may never read it; its group only when the file belongs to
+	 * another user, the daemon's own way in (a Kubernetes Secret mounted for
+	 * the pod's fsGroup). A file the daemon owns must be 0600 or 0400.
+	 */
+	if ((sb.st_mode & S_IRWXO) || ((sb.st_mode & S_IRWXG) && sb.st_uid == geteuid())) {
+		rc = cm_err_set(-EPERM, "token file %s is readable by %s (mode %04o): chmod 600 %s",
+				path, (sb.st_mode & S_IRWXO) ? "others" : "its group",
+				(unsigned)(sb.st_mode & 07777), path);
 		goto done;
 	}
 	if (sb.st_size > TOKEN_FILE_MAX) {
@@ -233,10 +247,11 @@ int api_auth_check(const struct api_tokens *t, const char *authorization, enum a
 							  : "this request needs a bearer token "
 							    "(Authorization: Bearer <secret>)");
 	}
+	/* Known even when refused, so that the refusal is logged with its actor. */
+	*role = tok->role;
+	*name = tok->name;
 	if (tok->role < need)
 		return cm_err_set(-EACCES, "token '%s' has the %s role; this request needs %s",
 				  tok->name, api_role_name(tok->role), api_role_name(need));
-	*role = tok->role;
-	*name = tok->name;
 	return 0;
 }

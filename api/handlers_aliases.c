@@ -7,21 +7,107 @@
  * the failed gates in the error's details.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api_i.h"
+
+/* A query parameter `key` as a time; 0 in *out when absent. */
+static int time_arg(const struct api_req *q, const char *key, int64_t *out)
+{
+	const char *s = api_arg(q, key);
+
+	*out = 0;
+	if (!s || !s[0])
+		return 0;
+	if (cm_time_parse(s, out) < 0)
+		return cm_err_wrap(-EBADMSG, "query parameter '%s'", key);
+	return 0;
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/*
+ * The aliases as they were at `at_us`, by name: every alias the model's
+ * history names up to then, each resolved by reg_alias_at() (those unset at
+ * that time are left out).
+ */
+static int aliases_at(struct api_req *q, int64_t at_us, json_t *arr)
+{
+	struct reg_event_filter f = { .kind = "alias.", .until_us = at_us };
+	struct reg_model m;
+	json_t *ev = NULL, *seen = json_object(), *e;
+	const char **names = NULL;
+	const char *name;
+	size_t i, n = 0;
+	int rc = reg_model_get(q->st, q->model, &m);
+
+	if (rc == 0 && !seen)
+		rc = cm_err_set(-ENOMEM, "out of memory");
+	if (rc == 0)
+		rc = reg_event_list(q->st, q->model, &f, &ev);
+	json_array_foreach(ev, i, e) {
+		name = json_string_value(json_object_get(e, "alias"));
+		if (rc == 0 && name && json_object_set_new(seen, name, json_true()))
+			rc = cm_err_set(-ENOMEM, "out of memory");
+	}
+	if (rc == 0 && json_object_size(seen)) {
+		names = calloc(json_object_size(seen), sizeof(*names));
+		if (!names)
+			rc = cm_err_set(-ENOMEM, "out of memory");
+	}
+	if (names) {
+		json_object_foreach(seen, name, e)
+			names[n++] = name;
+		qsort(names, n, sizeof(*names), name_cmp);
+	}
+	for (i = 0; rc == 0 && i < n; i++) {
+		struct reg_alias a;
+
+		rc = reg_alias_at(q->st, q->model, names[i], at_us, &a);
+		if (rc == 0)
+			json_array_append_new(arr, api_alias_view(q->model, &a));
+		else if (rc == -ENOENT)
+			rc = 0;
+	}
+	free(names);
+	json_decref(ev);
+	json_decref(seen);
+	return rc;
+}
 
 int api_h_aliases_list(struct api_req *q, struct api_resp *r)
 {
 	struct reg_alias *a = NULL;
 	size_t n = 0;
-	json_t *arr;
-	int rc = reg_alias_list(q->st, q->model, &a, &n);
+	int64_t at_us;
+	json_t *arr, *out;
+	int rc = time_arg(q, "at", &at_us);
 
 	if (rc < 0)
 		return rc;
 	arr = json_array();
-	for (size_t i = 0; arr && i < n; i++)
+	if (!arr)
+		return cm_err_set(-ENOMEM, "out of memory");
+	if (at_us) {
+		rc = aliases_at(q, at_us, arr);
+		if (rc < 0) {
+			json_decref(arr);
+			return rc;
+		}
+		out = json_pack("{s:s s:o s:o}", "model", q->model, "aliases", arr, "at",
+				api_time(at_us));
+		return api_resp_json(r, 200, out);
+	}
+	rc = reg_alias_list(q->st, q->model, &a, &n);
+	if (rc < 0) {
+		json_decref(arr);
+		return rc;
+	}
+	for (size_t i = 0; i < n; i++)
 		json_array_append_new(arr, api_alias_view(q->model, &a[i]));
 	free(a);
 	return api_resp_json(r, 200, json_pack("{s:s s:o}", "model", q->model, "aliases", arr));
@@ -29,16 +115,14 @@ int api_h_aliases_list(struct api_req *q, struct api_resp *r)
 
 int api_h_alias_get(struct api_req *q, struct api_resp *r)
 {
-	const char *at = api_arg(q, "at");
 	struct reg_alias a;
-	int64_t at_us = 0;
+	int64_t at_us;
 	json_t *view;
-	int rc;
+	int rc = time_arg(q, "at", &at_us);
 
-	if (at && at[0]) {
-		rc = cm_time_parse(at, &at_us);
-		if (rc < 0)
-			return cm_err_set(-EBADMSG, "query parameter 'at': %s", cm_err_msg());
+	if (rc < 0)
+		return rc;
+	if (at_us) {
 		rc = reg_alias_at(q->st, q->model, q->alias, at_us, &a);
 	} else {
 		rc = reg_alias_get(q->st, q->model, q->alias, &a);
@@ -64,10 +148,12 @@ static int change_opts(const struct api_req *q, const char *alias, struct reg_al
 		       json_t *failed)
 {
 	json_t *exp = q->body ? json_object_get(q->body, "expected_version") : NULL;
+	long long percent = api_body_int(q, "percent", -1);
 
-	o->percent = (int)api_body_int(q, "percent", -1);
-	if (api_body_has(q, "percent") && (o->percent < 0 || o->percent > 100))
+	/* Checked before narrowing: 4294967306 is not 10. */
+	if (api_body_has(q, "percent") && (percent < 0 || percent > 100))
 		return cm_err_set(-EINVAL, "traffic percent must be between 0 and 100");
+	o->percent = (int)percent;
 	o->expected = !exp ? NULL : json_is_null(exp) ? "" : json_string_value(exp);
 	o->force = api_body_bool(q, "force");
 	o->reason = api_body_str(q, "reason");

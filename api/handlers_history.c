@@ -25,7 +25,7 @@ static int time_arg(const struct api_req *q, const char *key, int64_t *out)
 		return 0;
 	rc = cm_time_parse(s, out);
 	if (rc < 0)
-		return cm_err_set(-EBADMSG, "query parameter '%s': %s", key, cm_err_msg());
+		return cm_err_wrap(-EBADMSG, "query parameter '%s'", key);
 	return 0;
 }
 

@@ -81,6 +81,66 @@ const struct api_route api_routes[] = {
 
 const size_t api_routes_count = sizeof(api_routes) / sizeof(api_routes[0]);
 
+/*
+ * The query parameters each handler reads, space-separated; a route whose
+ * handler is not here takes none. Anything else is refused with a 400 naming
+ * it, before the handler runs, so a misspelt filter is never silently
+ * dropped. /openapi.json lists the same parameters (a unit test compares).
+ */
+static const struct {
+	api_handler fn;
+	const char *names;
+} route_query[] = {
+	{ api_h_models_list, "limit cursor" },
+	{ api_h_versions_list, "state validation_status limit cursor" },
+	{ api_h_observations_list, "metric limit" },
+	{ api_h_aliases_list, "at" },
+	{ api_h_alias_get, "at" },
+	{ api_h_alias_delete, "expected_version" },
+	{ api_h_canary_delete, "expected_version" },
+	{ api_h_history, "kind since until limit cursor" },
+	{ api_h_diff, "from to" },
+	{ api_h_inferenceservice, "pvc namespace runtime model_format" },
+	{ api_h_lineage_find, "git_commit training_data_hash" },
+	{ api_h_git_get, "state limit" },
+};
+
+const char *api_route_query(const struct api_route *rt)
+{
+	for (size_t i = 0; i < sizeof(route_query) / sizeof(route_query[0]); i++)
+		if (route_query[i].fn == rt->fn)
+			return route_query[i].names;
+	return "";
+}
+
+int api_query_arg(struct api_query *qs, const char *name)
+{
+	const char *list = api_route_query(qs->rt), *p = list;
+	size_t len = name ? strlen(name) : 0;
+	unsigned bit = 1;
+
+	if (qs->rc < 0)
+		return qs->rc;
+	while (*p) {
+		size_t n = strcspn(p, " ");
+
+		if (n == len && !memcmp(p, name, n)) {
+			if (qs->seen & bit)
+				return qs->rc = cm_err_set(-EBADMSG, "query parameter '%s' is given "
+							   "more than once", name);
+			qs->seen |= bit;
+			return 0;
+		}
+		p += n + (p[n] == ' ');
+		bit <<= 1;
+	}
+	if (!list[0])
+		return qs->rc = cm_err_set(-EBADMSG, "unknown query parameter '%.64s': %s takes none",
+					   name ? name : "", qs->rt->pattern);
+	return qs->rc = cm_err_set(-EBADMSG, "unknown query parameter '%.64s' (%s takes: %s)",
+				   name ? name : "", qs->rt->pattern, list);
+}
+
 /* Where a {name} parameter goes. */
 static const char **param_slot(struct api_match *m, const char *name, size_t len)
 {

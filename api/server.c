@@ -39,6 +39,14 @@
  */
 #define DISCARD_MAX (64ULL * 1024 * 1024)
 
+/*
+ * Warnings a client causes at will (a refused connection, a request cut
+ * short, a failed answer): at most ten a second each, the rest counted. 1,500
+ * connections over the limit once wrote 70,000 lines in 8 s.
+ */
+static struct cm_log_limit mhd_warn_limit = CM_LOG_LIMIT_INIT(10, 1000000);
+static struct cm_log_limit request_warn_limit = CM_LOG_LIMIT_INIT(10, 1000000);
+
 void api_config_default(struct api_config *c)
 {
 	memset(c, 0, sizeof(*c));
@@ -84,12 +92,15 @@ struct conn_req {
 	struct cm_buf body;
 	struct api_upload *up;
 	uint64_t gen;          /* cache generation read before the handler ran */
+	int begun;             /* begin() ran: the headers are in */
+	int uri_rc;            /* api_uri_check() of the raw target, from on_uri */
 	int err;               /* a failure found early, answered once the request is read */
 	unsigned allow;        /* methods the path allows, for 405 */
 	uint64_t discarded;    /* body bytes dropped since */
 	char err_msg[CM_ERR_MAX];
 	char who_name[API_TOKEN_NAME_MAX]; /* the token's name, copied out of the table */
 	int responded;
+	int closing;           /* the answer carries Connection: close */
 	int status;
 	size_t params_len;
 	char params[];         /* decoded path parameters: as long as the path, at most */
@@ -208,6 +219,8 @@ static enum MHD_Result respond_error(struct conn_req *cr, int rc)
 	enum MHD_Result ret;
 
 	api_resp_init(&r);
+	if (cr->closing)
+		api_resp_header(&r, "Connection", "close");
 	if (rc == -EOPNOTSUPP)
 		allow_header(&r, cr->allow);
 	api_resp_error(&r, rc);
@@ -301,11 +314,42 @@ static enum MHD_Result fail_early(struct conn_req *cr, int rc, int has_body)
 	return MHD_YES;
 }
 
+static enum MHD_Result frame_header_cb(void *cls, enum MHD_ValueKind kind, const char *key,
+				       const char *value)
+{
+	(void)kind;
+	return api_frame_header(cls, key, value) < 0 ? MHD_NO : MHD_YES;
+}
+
+static enum MHD_Result query_arg_cb(void *cls, enum MHD_ValueKind kind, const char *key,
+				    const char *value)
+{
+	(void)kind;
+	(void)value;
+	return api_query_arg(cls, key) < 0 ? MHD_NO : MHD_YES;
+}
+
+/*
+ * Refuses a request whose framing or target is ambiguous (see api_frame_*):
+ * answered at once with Connection: close, so no byte after its headers is
+ * ever read as a request. Returns 0 when the request may go on.
+ */
+static int frame_check(struct conn_req *cr)
+{
+	struct api_frame f = { 0 };
+
+	if (cr->uri_rc < 0)
+		return cr->uri_rc; /* the message is the one on_uri left in cr->err_msg */
+	MHD_get_connection_values(cr->conn, MHD_HEADER_KIND, frame_header_cb, &f);
+	return api_frame_end(&f);
+}
+
 /* First call for a request: route, authorise, and prepare for the body. */
 static enum MHD_Result begin(struct conn_req *cr, const char *url, const char *method)
 {
 	struct api_server *s = cr->s;
 	const struct api_route *rt;
+	struct api_query qs = { 0 };
 	const char *cl = MHD_lookup_connection_value(cr->conn, MHD_HEADER_KIND,
 						     MHD_HTTP_HEADER_CONTENT_LENGTH);
 	int has_body = (cl && strcmp(cl, "0")) ||
@@ -314,14 +358,23 @@ static enum MHD_Result begin(struct conn_req *cr, const char *url, const char *m
 	enum api_role need;
 	int rc;
 
+	cr->begun = 1;
 	cr->url = url;
 	cr->method = api_method_parse(method);
+	rc = frame_check(cr);
+	if (rc < 0) {
+		if (cr->uri_rc < 0)
+			cm_err_set(rc, "%s", cr->err_msg);
+		cr->closing = 1;
+		return respond_error(cr, rc);
+	}
 	rc = api_route_match(url, cr->method ? cr->method : 1u << 30, cr->params, cr->params_len,
 			     &cr->m, &cr->allow);
 	if (rc < 0)
 		return fail_early(cr, rc, has_body);
 	cr->route = cr->m.index;
 	rt = &api_routes[cr->route];
+	qs.rt = rt;
 	need = rt->role;
 	if ((rt->flags & API_R_OPEN) || (need == API_ROLE_READER && !s->cfg.auth_reads))
 		need = API_ROLE_NONE;
@@ -340,10 +393,10 @@ static enum MHD_Result begin(struct conn_req *cr, const char *url, const char *m
 	rc = api_auth_check(s->tokens, MHD_lookup_connection_value(cr->conn, MHD_HEADER_KIND,
 								   MHD_HTTP_HEADER_AUTHORIZATION),
 			    need, &cr->q.role, &cr->q.who.name);
-	if (rc == 0) {
+	if (cr->q.who.name) {
 		int anonymous = cr->q.who.name == api_anonymous;
 
-		/* The table may be replaced by a reload while the request runs. */
+		/* Also for a 403, to log who; the table may be replaced by a reload. */
 		cm_strlcpy(cr->who_name, cr->q.who.name, sizeof(cr->who_name));
 		cr->q.who.name = cr->who_name;
 		api_auth_actor(&cr->q, cr->q.role, anonymous);
@@ -351,6 +404,9 @@ static enum MHD_Result begin(struct conn_req *cr, const char *url, const char *m
 	pthread_rwlock_unlock(&s->tokens_lock);
 	if (rc < 0)
 		return fail_early(cr, rc, has_body);
+	MHD_get_connection_values(cr->conn, MHD_GET_ARGUMENT_KIND, query_arg_cb, &qs);
+	if (qs.rc < 0)
+		return fail_early(cr, qs.rc, has_body);
 	if (rt->flags & API_R_UPLOAD) {
 		rc = api_upload_begin(&cr->q, &cr->up);
 		return rc < 0 ? fail_early(cr, rc, has_body) : MHD_YES;
@@ -373,8 +429,9 @@ static enum MHD_Result body_drop(struct conn_req *cr, size_t n)
 
 	cr->discarded += n;
 	if (cr->discarded > DISCARD_MAX || cm_time_now_us() - cr->start_us > limit_us) {
-		cm_log(CM_LOG_WARN, "api", "%s %s: closing the connection without an answer (%s)",
-		       api_method_name(cr->method), cr->url, cr->err_msg);
+		cm_log_limited(&request_warn_limit, CM_LOG_WARN, "api",
+			       "%s %s: closing the connection without an answer (%s)",
+			       api_method_name(cr->method), cr->url, cr->err_msg);
 		return MHD_NO;
 	}
 	return MHD_YES;
@@ -396,20 +453,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	struct conn_req *cr = *con_cls;
 	int rc;
 
-	if (!cr) {
-		size_t len = strlen(url) + 1;
-
-		/* Not calloc(): only the struct needs zeroing, not the parameter space. */
-		cr = malloc(sizeof(*cr) + len);
-		if (!cr)
-			return MHD_NO;
-		memset(cr, 0, sizeof(*cr));
-		cr->params_len = len;
-		cr->s = cls;
+	(void)cls;
+	if (!cr)
+		return MHD_NO; /* on_uri ran out of memory */
+	if (!cr->begun) {
 		cr->conn = conn;
-		cr->route = -1;
-		cr->start_us = cm_time_now_us();
-		*con_cls = cr;
 		return begin(cr, url, method);
 	}
 	if (cr->responded) {
@@ -453,6 +501,32 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	return finish_body(cr);
 }
 
+/*
+ * Called by libmicrohttpd with the raw request target, before it decodes it
+ * in place: the one point where %2F and %00 can still be told from '/' and
+ * the end of the string. What it returns is the request's state (con_cls).
+ */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+	/* The decoded path is never longer than the raw target. */
+	size_t len = strlen(uri) + 1;
+	struct conn_req *cr = malloc(sizeof(*cr) + len);
+
+	if (!cr)
+		return NULL;
+	/* Not calloc(): only the struct needs zeroing, not the parameter space. */
+	memset(cr, 0, sizeof(*cr));
+	cr->params_len = len;
+	cr->s = cls;
+	cr->conn = conn;
+	cr->route = -1;
+	cr->start_us = cm_time_now_us();
+	cr->uri_rc = api_uri_check(uri);
+	if (cr->uri_rc < 0)
+		cm_strlcpy(cr->err_msg, cm_err_msg(), sizeof(cr->err_msg));
+	return cr;
+}
+
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 			 enum MHD_RequestTerminationCode toe)
 {
@@ -462,22 +536,35 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 	if (!cr)
 		return;
+	if (!cr->begun) {
+		/* libmicrohttpd refused the request itself (and logged why). */
+		free(cr);
+		*con_cls = NULL;
+		return;
+	}
 	dur = cm_time_now_us() - cr->start_us;
 	api_upload_abort(cr->up); /* a client that went away mid-upload leaves nothing */
 	if (cr->responded)
 		api_metrics_observe(&s->metrics, cr->route, cr->status, dur);
 	else
 		atomic_fetch_add(&s->metrics.aborted, 1);
-	if (cr->method != API_GET && cr->method != API_HEAD)
-		cm_log(cr->responded && cr->status < 500 ? CM_LOG_INFO : CM_LOG_WARN, "api",
-		       "%s %s %d %.1fms actor=%s%s", api_method_name(cr->method),
-		       cr->url ? cr->url : "-", cr->responded ? cr->status : 0, (double)dur / 1000.0,
-		       cr->q.who.name ? cr->q.who.name : "-",
-		       toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection closed)");
+	if (cr->method != API_GET && cr->method != API_HEAD && cr->responded && cr->status < 500)
+		cm_log(CM_LOG_INFO, "api", "%s %s %d %.1fms actor=%s", api_method_name(cr->method),
+		       cr->url ? cr->url : "-", cr->status, (double)dur / 1000.0,
+		       cr->q.who.name ? cr->q.who.name : "-");
+	else if (cr->method != API_GET && cr->method != API_HEAD)
+		cm_log_limited(&request_warn_limit, CM_LOG_WARN, "api", "%s %s %d %.1fms actor=%s%s",
+			       api_method_name(cr->method), cr->url ? cr->url : "-",
+			       cr->responded ? cr->status : 0, (double)dur / 1000.0,
+			       cr->q.who.name ? cr->q.who.name : "-",
+			       toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection closed)");
+	else if (cr->status >= 500)
+		cm_log_limited(&request_warn_limit, CM_LOG_WARN, "api", "%s %s %d %.1fms",
+			       api_method_name(cr->method), cr->url ? cr->url : "-", cr->status,
+			       (double)dur / 1000.0);
 	else
-		cm_log(cr->status >= 500 ? CM_LOG_WARN : CM_LOG_DEBUG, "api", "%s %s %d %.1fms",
-		       api_method_name(cr->method), cr->url ? cr->url : "-", cr->status,
-		       (double)dur / 1000.0);
+		cm_log(CM_LOG_DEBUG, "api", "%s %s %d %.1fms", api_method_name(cr->method),
+		       cr->url ? cr->url : "-", cr->status, (double)dur / 1000.0);
 	json_decref(cr->q.body);
 	cm_buf_free(&cr->body);
 	free(cr);
@@ -493,7 +580,7 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 	n = strlen(line);
 	while (n > 0 && line[n - 1] == '\n')
 		line[--n] = '\0';
-	cm_log(CM_LOG_WARN, "http", "%s", line);
+	cm_log_limited(&mhd_warn_limit, CM_LOG_WARN, "http", "%s", line);
 }
 
 static int is_loopback(const struct sockaddr_storage *ss)
@@ -631,7 +718,7 @@ done:
 int api_server_start(struct api_server *s)
 {
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
-	struct MHD_OptionItem ops[14];
+	struct MHD_OptionItem ops[16];
 	int n = 0;
 
 #define OPTION(o, v, p) ops[n++] = (struct MHD_OptionItem){ o, (intptr_t)(v), p }
@@ -651,6 +738,7 @@ int api_server_start(struct api_server *s)
 	if (s->cfg.per_ip_conns)
 		OPTION(MHD_OPTION_PER_IP_CONNECTION_LIMIT, s->cfg.per_ip_conns, NULL);
 	OPTION(MHD_OPTION_NOTIFY_COMPLETED, on_completed, s);
+	OPTION(MHD_OPTION_URI_LOG_CALLBACK, on_uri, s);
 	OPTION(MHD_OPTION_END, 0, NULL);
 #undef OPTION
 	s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_ARRAY, ops,

@@ -41,14 +41,21 @@ static void summary(struct reg_store *st)
 	free(models);
 }
 
+/* Room for a path of 4096 bytes escaped (\xHH: four bytes each, at worst). */
+#define ESC_MAX (4 * 4096 + 1)
+
 static void print_problem(void *ctx, enum reg_fsck_kind kind, const char *where,
 			  const char *detail, int repaired)
 {
+	char w[ESC_MAX], d[ESC_MAX];
 	int *count = ctx;
 
 	(*count)++;
-	printf("%-22s %s%s%s%s\n", reg_fsck_kind_name(kind), where, detail ? ": " : "",
-	       detail ? detail : "", repaired ? " (repaired)" : "");
+	/* Both may hold file names from the volume: escaped, one problem a line. */
+	cm_esc(w, sizeof(w), where);
+	cm_esc(d, sizeof(d), detail ? detail : "");
+	printf("%-22s %s%s%s%s\n", reg_fsck_kind_name(kind), w, detail ? ": " : "", d,
+	       repaired ? " (repaired)" : "");
 }
 
 int cli_init(int argc, char **argv)
@@ -153,14 +160,17 @@ static void verify_cb(void *ctx, const char *model, const char *version, const s
 		      int ok, int64_t bytes_done)
 {
 	struct progress *p = ctx;
+	char path[ESC_MAX];
 
+	/* A file name is anyone's choice: a newline or an escape sequence is printed escaped. */
+	cm_esc(path, sizeof(path), f->path);
 	if (!ok) {
 		if (p->tty)
 			fprintf(stderr, "\r\033[K");
-		printf("MISMATCH %s/%s/%s\n", model, version, f->path);
+		printf("MISMATCH %s/%s/%s\n", model, version, path);
 		p->bad++;
 	} else if (!p->tty) {
-		printf("ok %s/%s/%s %s\n", model, version, f->path, f->sha256);
+		printf("ok %s/%s/%s %s\n", model, version, path, f->sha256);
 	}
 	if (p->tty && p->total > 0) {
 		int64_t done = p->base + bytes_done;

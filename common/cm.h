@@ -7,6 +7,7 @@
 #define MODELFS_CM_H
 
 #include <dirent.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -17,7 +18,8 @@
  * Records a message for the calling thread and returns rc unchanged, so that
  * a failure reads `return cm_err_set(-ENOENT, "no version '%s'", name);`.
  * The message stays until the next cm_err_set() or cm_err_clear() on the
- * same thread.
+ * same thread; an argument may be cm_err_msg() itself (cm_err_wrap() reads
+ * better for that).
  */
 int cm_err_set(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -52,6 +54,42 @@ void cm_log_setup(enum cm_log_level level, int json);
 void cm_log(enum cm_log_level level, const char *module, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void cm_log_v(enum cm_log_level level, const char *module, const char *fmt, va_list ap);
+
+/*
+ * Copies s into out (cap bytes, always terminated) so that it prints as one
+ * harmless line: backslash, \n, \r, \t become two-character escapes; other
+ * control characters, DEL, C1 controls and bytes that are not UTF-8 become
+ * \xHH; valid UTF-8 stays. Cut at a whole character when out is too small.
+ * Returns the length written. For every name a user chose (file paths) that
+ * the CLI prints; the text log applies it to whole messages.
+ */
+size_t cm_esc(char *out, size_t cap, const char *s);
+
+/*
+ * A limit on lines a client can cause at will (one per refused connection,
+ * per failed request): at most `burst` lines per `interval_us`; the others
+ * are counted, and the next line let through says how many were left out.
+ * Safe from any thread.
+ */
+struct cm_log_limit {
+	pthread_mutex_t mu;
+	unsigned burst;
+	int64_t interval_us;
+	int64_t window_us;    /* start of the current window */
+	unsigned in_window;   /* lines let through in it */
+	uint64_t suppressed;  /* lines dropped since the last one let through */
+};
+#define CM_LOG_LIMIT_INIT(burst_, interval_us_) \
+	{ .mu = PTHREAD_MUTEX_INITIALIZER, .burst = (burst_), .interval_us = (interval_us_) }
+
+/*
+ * 1 when a line may be written at now_us, with *suppressed the number of
+ * lines dropped before it (then reset); 0 when this one is dropped (counted).
+ */
+int cm_log_limit_allow(struct cm_log_limit *l, int64_t now_us, uint64_t *suppressed);
+/* cm_log() under limit l; a line let through after drops ends with their count. */
+void cm_log_limited(struct cm_log_limit *l, enum cm_log_level level, const char *module,
+		    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /* A growable byte buffer, always NUL-terminated when len > 0 or after use. */
 struct cm_buf {
@@ -136,7 +174,11 @@ int cm_notify_sendf(const char *addr, const char *fmt, ...) __attribute__((forma
 /* CLOCK_MONOTONIC in microseconds, for MONOTONIC_USEC= beside RELOADING=1. */
 uint64_t cm_notify_monotonic_usec(void);
 
-/* Wipes and frees; both accept NULL. */
+/*
+ * Frees a malloc'd block that held a secret (a token file's text, a token):
+ * every byte of the block is zeroed first with explicit_bzero(), which the
+ * compiler may not drop. Accepts NULL.
+ */
 void cm_free(void *p);
 
 #endif

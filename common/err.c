@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Per-thread error messages: the detail that travels beside a -errno code. */
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,11 +12,14 @@ static _Thread_local char err_msg[CM_ERR_MAX];
 
 int cm_err_set(int rc, const char *fmt, ...)
 {
+	char msg[CM_ERR_MAX];
 	va_list ap;
 
+	/* Through a copy: an argument may be cm_err_msg() itself. */
 	va_start(ap, fmt);
-	vsnprintf(err_msg, sizeof(err_msg), fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	memcpy(err_msg, msg, sizeof(err_msg));
 	return rc;
 }
 
@@ -70,5 +74,9 @@ int cm_strlcpy(char *dst, const char *src, size_t n)
 
 void cm_free(void *p)
 {
+	if (!p)
+		return;
+	/* The whole block, whatever the caller wrote in it (strtok leaves NULs behind). */
+	explicit_bzero(p, malloc_usable_size(p));
 	free(p);
 }

@@ -1055,6 +1055,7 @@ static int token_read(const char *path, char *user, size_t un, char *token, size
 		git_error_set(GIT_ERROR_NET, "cannot read token file %s: %s", path, strerror(errno));
 		return -1;
 	}
+	setvbuf(f, NULL, _IONBF, 0); /* no stdio copy of the token left in freed memory */
 	n = fread(buf, 1, sizeof(buf) - 1, f);
 	fclose(f);
 	buf[n] = '\0';
@@ -1069,7 +1070,7 @@ static int token_read(const char *path, char *user, size_t un, char *token, size
 	} else {
 		snprintf(token, tn, "%s", buf);
 	}
-	memset(buf, 0, sizeof(buf));
+	explicit_bzero(buf, sizeof(buf));
 	if (!token[0]) {
 		git_error_set(GIT_ERROR_NET, "token file %s holds no token", path);
 		return -1;
@@ -1103,7 +1104,7 @@ static int cred_cb(git_credential **out, const char *url, const char *user_from_
 		if (rc == 0)
 			rc = git_credential_userpass_plaintext_new(
 				out, u[0] ? u : user ? user : "modelfs", token);
-		memset(token, 0, sizeof(token));
+		explicit_bzero(token, sizeof(token));
 		return rc;
 	}
 	if (allowed & GIT_CREDENTIAL_USERNAME)

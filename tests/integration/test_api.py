@@ -739,6 +739,7 @@ class TokenTest(unittest.TestCase):
                 path = os.path.join(d.dir, "bad-tokens")
                 with open(path, "w") as f:
                     f.write(text)
+                os.chmod(path, 0o600)
                 p = subprocess.run([MODELFS, "serve", "--store", d.store, "--listen", "127.0.0.1:0",
                                     "--token-file", path], capture_output=True, text=True, timeout=30)
                 self.assertNotEqual(p.returncode, 0)

@@ -293,6 +293,7 @@ class Render(unittest.TestCase):
             tokens = os.path.join(tmp, "tokens")
             with open(tokens, "w") as f:
                 f.write("pipeline writer 0123456789abcdef0123\n")
+            os.chmod(tokens, 0o600)
             for rel, objs in RENDERED.items():
                 with self.subTest(kustomization=rel):
                     cm = one(objs, "ConfigMap")

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "apifx.h"
 
@@ -70,6 +71,16 @@ static void load(void **state)
 	f = fopen(path, "w");
 	fprintf(f, "ops admin %s\n", S1);
 	fclose(f);
+	/* Readable by others or (for the daemon's own file) its group: refused, saying how to fix. */
+	for (size_t i = 0; i < 4; i++) {
+		static const mode_t modes[] = { 0644, 0640, 0604, 0620 };
+
+		assert_int_equal(chmod(path, modes[i]), 0);
+		assert_int_equal(api_tokens_load(path, &t), -EPERM);
+		assert_non_null(strstr(cm_err_msg(), "chmod 600"));
+		assert_null(t);
+	}
+	assert_int_equal(chmod(path, 0600), 0);
 	assert_int_equal(api_tokens_load(path, &t), 0);
 	assert_int_equal(t->n, 1);
 	api_tokens_free(t);
@@ -95,6 +106,9 @@ static void check(void **state)
 	assert_int_equal(role, API_ROLE_READER);
 	assert_int_equal(api_auth_check(t, "Bearer " S3, API_ROLE_WRITER, &role, &name), -EACCES);
 	assert_non_null(strstr(cm_err_msg(), "'dash' has the reader role"));
+	/* The refused token is still known, for the log line of the 403. */
+	assert_string_equal(name, "dash");
+	assert_int_equal(role, API_ROLE_READER);
 	assert_int_equal(api_auth_check(t, NULL, API_ROLE_READER, &role, &name), -ENOKEY);
 	assert_non_null(strstr(cm_err_msg(), "needs a bearer token"));
 	assert_int_equal(api_auth_check(t, "Bearer nope", API_ROLE_READER, &role, &name), -ENOKEY);

@@ -43,6 +43,10 @@ static void history(void **state)
 	apifx_arg(&io, "since", "yesterday");
 	assert_int_equal(apifx_call(api_h_history, &q, &r), -EBADMSG);
 	assert_non_null(strstr(apifx_str(&r, "error", "message"), "'since'"));
+	/* Once, not twice: the message was once written into the buffer it was read from. */
+	assert_ptr_equal(strstr(apifx_str(&r, "error", "message"), "query parameter 'since': "),
+			 apifx_str(&r, "error", "message"));
+	assert_null(strstr(apifx_str(&r, "error", "message") + 1, "query parameter"));
 	api_resp_clear(&r);
 	apifx_req(&q, &io, f->st, NULL);
 	q.model = "ghost";

@@ -111,6 +111,82 @@ static void labels(void **state)
 	cm_buf_free(&b);
 }
 
+static void uri_check(void **state)
+{
+	static const struct {
+		const char *uri;
+		int rc;
+		const char *msg;
+	} cases[] = {
+		{ "/v1/models/m1", 0, NULL },
+		{ "/v1/models/m1/history?kind=alias%2Fset", 0, NULL },
+		{ "/v1/models/a%20b", 0, NULL },
+		{ "/v1/models/m1%2Fpromote", -EBADMSG, "encoded '/'" },
+		{ "/v1/models/m1%2fpromote", -EBADMSG, "encoded '/'" },
+		{ "/v1/models/m%00x", -EBADMSG, "NUL" },
+		{ "/v1/models/m/versions/v1/files/model.pkl%00.txt", -EBADMSG, "NUL" },
+		{ "/v1/models/m/history?kind=a%00b", -EBADMSG, "NUL" },
+		{ "/v1/models/m\x01", -EBADMSG, "control" },
+		{ "/v1/%", 0, NULL },
+		{ "/v1/%2", 0, NULL },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		cm_err_clear();
+		assert_int_equal(api_uri_check(cases[i].uri), cases[i].rc);
+		if (cases[i].msg)
+			assert_non_null(strstr(cm_err_msg(), cases[i].msg));
+	}
+}
+
+/* Header lists as the parser kept them; NULL name ends a request. */
+static void frame(void **state)
+{
+	static const struct {
+		const char *h[8];
+		int rc;
+		const char *msg;
+	} cases[] = {
+		{ { "Host", "x", "Content-Length", "12", NULL }, 0, NULL },
+		{ { "Host", "x", "Transfer-Encoding", "chunked", NULL }, 0, NULL },
+		{ { "Host", "x", "transfer-encoding", "Chunked", NULL }, 0, NULL },
+		{ { "Content-Length", "0", "Content-Length", "33", NULL }, -EBADMSG, "more than one" },
+		{ { "Content-Length", "5", "content-length", "5", NULL }, -EBADMSG, "more than one" },
+		{ { "Content-Length", "+5", NULL }, -EBADMSG, "not a decimal" },
+		{ { "Content-Length", "5, 5", NULL }, -EBADMSG, "not a decimal" },
+		{ { "Content-Length", "", NULL }, -EBADMSG, "not a decimal" },
+		{ { "Content-Length", "99999999999999999999", NULL }, -EBADMSG, "not a decimal" },
+		{ { "Transfer-Encoding ", "chunked", NULL }, -EBADMSG, "whitespace" },
+		{ { "X-Foo\t", "1", NULL }, -EBADMSG, "whitespace" },
+		{ { "X(Foo)", "1", NULL }, -EBADMSG, "not allowed" },
+		{ { "", "1", NULL }, -EBADMSG, "empty name" },
+		{ { "Transfer-Encoding", "chunked, identity", NULL }, -EBADMSG, "not supported" },
+		{ { "Transfer-Encoding", "gzip", NULL }, -EBADMSG, "not supported" },
+		{ { "Transfer-Encoding", "chunked", "Transfer-Encoding", "chunked", NULL }, -EBADMSG,
+		  "more than one" },
+		{ { "Content-Length", "3", "Transfer-Encoding", "chunked", NULL }, -EBADMSG,
+		  "both" },
+		{ { "Host", "a", "Host", "b", NULL }, -EBADMSG, "Host" },
+		/* A folded line, as libmicrohttpd 0.9.75 hands it over. */
+		{ { "Content-Length42", "0", NULL }, -EBADMSG, "folded" },
+		{ { "transfer-encodingchunked", "", NULL }, -EBADMSG, "folded" },
+		{ { "Content-Type", "text/plain", "Content-MD5", "x", NULL }, 0, NULL },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct api_frame f = { 0 };
+
+		cm_err_clear();
+		for (size_t k = 0; cases[i].h[k]; k += 2)
+			api_frame_header(&f, cases[i].h[k], cases[i].h[k + 1]);
+		assert_int_equal(api_frame_end(&f), cases[i].rc);
+		if (cases[i].msg)
+			assert_non_null(strstr(cm_err_msg(), cases[i].msg));
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -119,6 +195,8 @@ int main(void)
 		cmocka_unit_test(etag),
 		cmocka_unit_test(digests),
 		cmocka_unit_test(labels),
+		cmocka_unit_test(uri_check),
+		cmocka_unit_test(frame),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

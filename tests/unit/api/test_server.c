@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -160,6 +161,7 @@ static void tokens_and_addresses(void **state)
 	t = fopen(path, "w");
 	fprintf(t, "ci writer writer-secret-0123456789\n");
 	fclose(t);
+	assert_int_equal(chmod(path, 0600), 0); /* a token file others can read is refused */
 	s = start(f, &cfg);
 	fd = connect_to(api_server_port(s));
 	exchange(fd, "POST /v1/models HTTP/1.1\r\nHost: x\r\nContent-Length: 13\r\n\r\n{\"name\":\"m2\"}",

@@ -144,11 +144,49 @@ static void strlcpy_truncates(void **state)
 	assert_string_equal(dst, "keep");
 }
 
+/*
+ * The test is linked with -Wl,--wrap=free: every free() of common/ comes
+ * here first, so what cm_free() left in a block can be read just before the
+ * block goes back to the allocator.
+ */
+void __real_free(void *p);
+void __wrap_free(void *p);
+static const void *watched;
+static size_t watched_len;
+static int watched_clean = -1;
+
+void __wrap_free(void *p)
+{
+	if (p && p == watched) {
+		const unsigned char *b = p;
+
+		watched_clean = 1;
+		for (size_t i = 0; i < watched_len; i++)
+			if (b[i])
+				watched_clean = 0;
+		watched = NULL;
+	}
+	__real_free(p);
+}
+
 static void free_accepts_null(void **state)
 {
 	(void)state;
 	cm_free(NULL);
 	cm_free(strdup("x"));
+}
+
+static void free_wipes_the_whole_block(void **state)
+{
+	char *s = strdup("alice admin secret-0123456789abcdef\nbob reader x");
+
+	(void)state;
+	s[5] = '\0'; /* a NUL in the middle, as strtok leaves: the rest is wiped too */
+	watched = s;
+	watched_len = strlen(s + 6) + 7;
+	watched_clean = -1;
+	cm_free(s);
+	assert_int_equal(watched_clean, 1);
 }
 
 int main(void)
@@ -162,6 +200,7 @@ int main(void)
 		cmocka_unit_test(strlcpy_fits),
 		cmocka_unit_test(strlcpy_truncates),
 		cmocka_unit_test(free_accepts_null),
+		cmocka_unit_test(free_wipes_the_whole_block),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

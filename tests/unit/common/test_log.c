@@ -303,6 +303,98 @@ static void concurrent_lines_stay_whole(void **state)
 	cm_log_setup(CM_LOG_INFO, 0);
 }
 
+static void esc_names(void **state)
+{
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+		{ "model.pkl", "model.pkl" },
+		{ "a\nb", "a\\nb" },
+		{ "tab\there\r", "tab\\there\\r" },
+		{ "back\\slash", "back\\\\slash" },
+		{ "\x1b[2Jclear", "\\x1b[2Jclear" },
+		{ "del\x7f", "del\\x7f" },
+		{ "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80" },
+		{ "csi\xc2\x9b" "31m", "csi\\xc2\\x9b31m" },  /* C1 control as UTF-8 */
+		{ "raw\x9b" "31m", "raw\\x9b31m" },           /* 8-bit CSI */
+		{ "bad\xc3", "bad\\xc3" },                    /* truncated sequence */
+		{ "\xff\xfe", "\\xff\\xfe" },
+	};
+	char out[128];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		assert_int_equal(cm_esc(out, sizeof(out), cases[i].in), strlen(cases[i].out));
+		assert_string_equal(out, cases[i].out);
+	}
+	/* Cut at a whole escape, never half of one. */
+	assert_int_equal(cm_esc(out, 6, "ab\x1b" "cd"), 2);
+	assert_string_equal(out, "ab");
+	assert_int_equal(cm_esc(out, 1, "abc"), 0);
+	assert_string_equal(out, "");
+}
+
+static void text_line_escapes_names(void **state)
+{
+	struct capture c;
+	char *out;
+
+	(void)state;
+	cm_log_setup(CM_LOG_DEBUG, 0);
+	capture_begin(&c);
+	cm_log(CM_LOG_WARN, "api", "PUT /v1/%s 400", "a\n2026-01-01T00:00:00Z info api forged\x1b[2J");
+	out = capture_end(&c);
+	assert_int_equal(count_lines(out), 1);
+	assert_non_null(strstr(out, "PUT /v1/a\\n2026-01-01T00:00:00Z info api forged\\x1b[2J 400\n"));
+	free(out);
+}
+
+static void limit_counts_what_it_drops(void **state)
+{
+	struct cm_log_limit l = CM_LOG_LIMIT_INIT(3, 1000000);
+	uint64_t dropped = 99;
+	int64_t t = 5000000;
+
+	(void)state;
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(cm_log_limit_allow(&l, t + i, &dropped), 1);
+		assert_int_equal(dropped, 0);
+	}
+	for (int i = 0; i < 1000; i++)
+		assert_int_equal(cm_log_limit_allow(&l, t + 10 + i, &dropped), 0);
+	/* A new window: the first line says how many were dropped; the count starts again. */
+	assert_int_equal(cm_log_limit_allow(&l, t + 1000000, &dropped), 1);
+	assert_int_equal(dropped, 1000);
+	assert_int_equal(cm_log_limit_allow(&l, t + 1000001, &dropped), 1);
+	assert_int_equal(dropped, 0);
+	/* A clock that goes back starts a window too, rather than silencing forever. */
+	assert_int_equal(cm_log_limit_allow(&l, t + 1000002, &dropped), 1);
+	assert_int_equal(cm_log_limit_allow(&l, t + 1000003, &dropped), 0);
+	assert_int_equal(cm_log_limit_allow(&l, 1, &dropped), 1);
+	assert_int_equal(dropped, 1);
+}
+
+static void limited_lines(void **state)
+{
+	struct cm_log_limit l = CM_LOG_LIMIT_INIT(5, 3600LL * 1000000);
+	struct capture c;
+	char *out;
+
+	(void)state;
+	cm_log_setup(CM_LOG_DEBUG, 0);
+	capture_begin(&c);
+	for (int i = 0; i < 70000; i++)
+		cm_log_limited(&l, CM_LOG_WARN, "http", "connection %d refused", i);
+	l.window_us -= l.interval_us; /* as if the hour had passed */
+	cm_log_limited(&l, CM_LOG_WARN, "http", "connection %d refused", 70000);
+	out = capture_end(&c);
+	assert_int_equal(count_lines(out), 6);
+	assert_non_null(strstr(out, "connection 4 refused\n"));
+	assert_null(strstr(out, "connection 5 refused"));
+	assert_non_null(strstr(out, "connection 70000 refused (and 69995 more like it, not logged)\n"));
+	free(out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -312,6 +404,10 @@ int main(void)
 		cmocka_unit_test(json_line_and_escaping),
 		cmocka_unit_test(long_messages_stay_one_line),
 		cmocka_unit_test(concurrent_lines_stay_whole),
+		cmocka_unit_test(esc_names),
+		cmocka_unit_test(text_line_escapes_names),
+		cmocka_unit_test(limit_counts_what_it_drops),
+		cmocka_unit_test(limited_lines),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
