@@ -83,8 +83,14 @@ int mat_version_text(struct reg_conn *c, const char *model, const struct reg_ver
 		     char **out)
 {
 	json_t *rec = NULL, *r;
-	int rc = reg_record_load(c, v->id, &rec);
+	int rc = reg_record_present(c, v->id);
 
+	if (rc == 0) {
+		*out = NULL;
+		return 1;
+	}
+	if (rc > 0)
+		rc = reg_record_load(c, v->id, &rec);
 	if (rc < 0)
 		return rc;
 	r = record_for_disk(rec, model, v->name);
@@ -94,9 +100,29 @@ int mat_version_text(struct reg_conn *c, const char *model, const struct reg_ver
 	return *out ? 0 : cm_err_set(-ENOMEM, "out of memory");
 }
 
+/*
+ * A version without a record has no metadata.json; an empty one stays (a tool
+ * created the name and has not written the record yet). Returns 1 if removed.
+ */
+static int absent_file_remove(int vfd)
+{
+	struct stat sb;
+
+	if (fstatat(vfd, REG_METADATA_FILE, &sb, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? 0 : cm_err_set(-errno, "stat %s: %s", REG_METADATA_FILE,
+							  strerror(errno));
+	if (!S_ISREG(sb.st_mode) || sb.st_size == 0)
+		return 0;
+	if (unlinkat(vfd, REG_METADATA_FILE, 0) < 0 &&
+	    errno != ENOENT)
+		return cm_err_set(-errno, "removing %s: %s", REG_METADATA_FILE, strerror(errno));
+	return 1;
+}
+
 static int version_file_write(struct reg_conn *c, int mfd, const struct reg_version *v,
 			      const char *model)
 {
+	int absent;
 	char *text = NULL;
 	int vfd = -1;
 	int rc;
@@ -104,6 +130,7 @@ static int version_file_write(struct reg_conn *c, int mfd, const struct reg_vers
 	rc = mat_version_text(c, model, v, &text);
 	if (rc < 0)
 		return rc;
+	absent = rc == 1;
 	if (mkdirat(mfd, v->name, 0755) < 0 && errno != EEXIST) {
 		rc = cm_err_set(-errno, "creating version directory '%s/%s': %s", model, v->name,
 				strerror(errno));
@@ -112,7 +139,11 @@ static int version_file_write(struct reg_conn *c, int mfd, const struct reg_vers
 	rc = st_openat_dir(mfd, v->name, &vfd);
 	if (rc < 0)
 		goto done;
-	rc = write_if_changed(vfd, REG_METADATA_FILE, text, v->state == REG_DRAFT ? 0644 : 0444, 1);
+	if (absent)
+		rc = absent_file_remove(vfd);
+	else
+		rc = write_if_changed(vfd, REG_METADATA_FILE, text,
+				      v->state == REG_DRAFT ? 0644 : 0444, 1);
 	if (rc > 0)
 		rc = st_fsync_dir(vfd);
 done:

@@ -252,7 +252,11 @@ enum {
 };
 int reg_materialize(struct reg_store *st, struct reg_conn *c, const char *model,
 		    const char *version, unsigned what);
-/* The exact bytes of a version's / a model's metadata.json; free(*out). */
+/*
+ * The exact bytes of a version's / a model's metadata.json; free(*out).
+ * mat_version_text returns 1 and *out NULL when the version has no record
+ * (no file belongs on disk, or an empty one a tool created).
+ */
 int mat_version_text(struct reg_conn *c, const char *model, const struct reg_version *v,
 		     char **out);
 int mat_model_text(struct reg_conn *c, const char *model, char **out);
@@ -272,5 +276,13 @@ void reg_disk_error(struct reg_store *st, int rc);
 int reg_versions_query(struct reg_conn *c, int64_t mid, const char *model,
 		       const struct reg_version_filter *f, struct reg_version **out, size_t *n);
 #define reg_versions_all(c, mid, model, out, n) reg_versions_query(c, mid, model, NULL, out, n)
-/* Loads a version's stored record (new reference). */
+/*
+ * The stored text of a version that has no metadata record (its
+ * metadata.json was removed, or it was made without one): no file on disk,
+ * {} over the API.
+ */
+#define REG_RECORD_ABSENT ""
+/* Whether version vid has a record: 1, 0 (absent), or -errno. */
+int reg_record_present(struct reg_conn *c, int64_t vid);
+/* Loads a version's stored record (new reference); {} when absent. */
 int reg_record_load(struct reg_conn *c, int64_t vid, json_t **out);

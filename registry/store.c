@@ -290,9 +290,7 @@ static int list_walk(int dirfd, const char *prefix, struct file_list *l, int dep
 			continue;
 		if (!prefix[0] && !strcmp(de->d_name, REG_METADATA_FILE))
 			continue;
-		/* Temporary files of atomic writes are not content. */
-		if (de->d_name[0] == '.' && strstr(de->d_name, ".tmp-"))
-			continue;
+		/* Inside a version no other name is special: a seal hashes every entry. */
 		if ((size_t)snprintf(path, sizeof(path), "%s%s%s", prefix, prefix[0] ? "/" : "",
 				     de->d_name) >= sizeof(path)) {
 			rc = cm_err_set(-ENAMETOOLONG, "a path under '%s' is longer than PATH_MAX", prefix);

@@ -35,24 +35,6 @@ struct reg_upload {
 	char tmp[NAME_MAX + 1];
 };
 
-/* Temporary names (".x.tmp-…") are skipped when files are listed; they cannot be content. */
-static int component_check(const char *path)
-{
-	const char *p = path;
-
-	for (;;) {
-		const char *slash = strchr(p, '/');
-		size_t n = slash ? (size_t)(slash - p) : strlen(p);
-
-		if (n > 0 && p[0] == '.' && memmem(p, n, ".tmp-", 5))
-			return cm_err_set(-EINVAL, "file path '%s': names like '.x.tmp-…' are reserved "
-					  "for temporary files", path);
-		if (!slash)
-			return 0;
-		p = slash + 1;
-	}
-}
-
 /* Removes the directories this upload created, deepest first; ones now in use stay. */
 static void dirs_unwind(struct reg_upload *u)
 {
@@ -160,8 +142,6 @@ int reg_upload_begin(struct reg_store *st, const char *model, const char *versio
 	int rc;
 
 	rc = reg_path_check(path);
-	if (rc == 0)
-		rc = component_check(path);
 	if (rc == 0 && !strcmp(path, REG_METADATA_FILE))
 		rc = cm_err_set(-EINVAL, "'%s' is the version's metadata record, not a content file: "
 				"change it through the metadata calls", path);

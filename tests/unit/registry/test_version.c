@@ -30,8 +30,17 @@ static void auto_names_and_order(void **state)
 	assert_string_equal(list[0].name, "v1");
 	assert_string_equal(list[2].name, "v4");
 	free(list);
-	/* The directory and its metadata.json exist on disk. */
-	assert_non_null(strstr(fx_read(f->dir, "m/v3/metadata.json"), "\"version\": \"v3\""));
+	/* The directory exists on disk, empty as mkdir makes it: no record, no metadata.json. */
+	assert_null(fx_read(f->dir, "m/v3/metadata.json"));
+	assert_int_equal(fx_fsck(f), 0);
+	/* Given a record, its metadata.json is there. */
+	{
+		json_t *empty = json_object();
+
+		assert_int_equal(reg_version_create(f->st, &fx_actor, "m", "v5", empty, NULL), 0);
+		json_decref(empty);
+	}
+	assert_non_null(strstr(fx_read(f->dir, "m/v5/metadata.json"), "\"version\": \"v5\""));
 }
 
 static void bad_names_and_missing(void **state)
