@@ -536,17 +536,25 @@ static void fs_readlink(fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_readlink(req, buf);
 }
 
+/* `name` below parent was just made for the caller: it is theirs. */
+static void chown_new(fuse_req_t req, struct fs_inode *p, const char *name)
+{
+	const struct fuse_ctx *c = fuse_req_ctx(req);
+
+	if (fchownat(p->fd, name, c->uid, c->gid, AT_SYMLINK_NOFOLLOW) < 0)
+		cm_log(CM_LOG_WARN, "fs", "chown %s to %u:%u: %s", name, (unsigned)c->uid,
+		       (unsigned)c->gid, strerror(errno));
+}
+
 /* After the registry or a syscall made `name` below parent: chown to the caller, reply the entry. */
 static void reply_made(fuse_req_t req, struct fs_inode *p, const char *name, int chown_it)
 {
 	struct fs_mount *m = mnt(req);
-	const struct fuse_ctx *c = fuse_req_ctx(req);
 	struct fuse_entry_param e;
 	int rc;
 
-	if (chown_it && fchownat(p->fd, name, c->uid, c->gid, AT_SYMLINK_NOFOLLOW) < 0)
-		cm_log(CM_LOG_WARN, "fs", "chown %s to %u:%u: %s", name, (unsigned)c->uid,
-		       (unsigned)c->gid, strerror(errno));
+	if (chown_it)
+		chown_new(req, p, name);
 	rc = do_lookup(m, p, name, &e);
 	if (rc < 0)
 		reply_err(req, rc);
@@ -579,7 +587,13 @@ static void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 			rc = change_begin(m, p, 0, &vid);
 		if (rc == 0 && mkdirat(p->fd, name, mode & 07777) < 0)
 			rc = -errno;
+		if (rc == 0)
+			chown_new(req, p, name); /* inside the change: a seal sees the final owner */
 		change_end(m, vid);
+		if (rc == 0) {
+			reply_made(req, p, name, 0);
+			return;
+		}
 		break;
 	default:
 		rc = -ENOTDIR;
@@ -612,12 +626,14 @@ static void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 		rc = change_begin(m, p, 0, &vid);
 	if (rc == 0 && mknodat(p->fd, name, (mode & 07777) | S_IFREG, 0) < 0)
 		rc = -errno;
+	if (rc == 0)
+		chown_new(req, p, name);
 	change_end(m, vid);
 	if (rc < 0) {
 		reply_err(req, rc);
 		return;
 	}
-	reply_made(req, p, name, 1);
+	reply_made(req, p, name, 0);
 }
 
 /* Target of an alias symlink: a version of the same model that may be an alias target. */
