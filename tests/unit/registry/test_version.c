@@ -215,6 +215,9 @@ static void seal_hashes_every_name(void **state)
 	assert_string_equal(files[0].path, "d/.s.tmp-9.pkl");
 	reg_files_free(files, n);
 	assert_int_equal(fx_fsck(f), 0);
+	/* A file slipped in on the raw volume under such a name is found too. */
+	fx_write(f->dir, "m/v1/d/.t.tmp-1.pkl", "late");
+	assert_true(fx_fsck(f) > 0);
 }
 
 struct late_end {
