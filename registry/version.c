@@ -425,23 +425,23 @@ done:
 	return rc;
 }
 
-static struct reg_live *live_find(struct reg_store *st, int64_t vid, int create);
-
-/* -EBUSY while draft v is being sealed: its tree and record hold still until the seal ends. */
-static int seal_busy_check(struct reg_store *st, const struct reg_version *v, const char *model)
+/*
+ * A change to a draft's record is a change to its tree (metadata.json is
+ * rewritten there): it is counted as a write, so a seal waits for it and it
+ * fails with -EBUSY while a seal runs. A sealed version's record changes
+ * under the frozen-field rule without one (*vid 0).
+ */
+static int record_change_begin(struct reg_store *st, const char *model, const char *version,
+			       int64_t *vid)
 {
-	struct reg_live *l;
-	int busy;
+	int rc = reg_write_begin(st, model, version, vid);
 
-	if (v->state != REG_DRAFT)
-		return 0;
-	pthread_mutex_lock(&st->live_mu);
-	l = live_find(st, v->id, 0);
-	busy = l && l->sealing;
-	pthread_mutex_unlock(&st->live_mu);
-	if (busy)
-		return cm_err_set(-EBUSY, "version %s/%s is being sealed", model, v->name);
-	return 0;
+	*vid = rc == 0 ? *vid : 0;
+	if (rc == -EROFS) {
+		cm_err_clear();
+		rc = 0;
+	}
+	return rc;
 }
 
 static int metadata_change(struct reg_store *st, const struct reg_actor *who, const char *model,
@@ -450,19 +450,19 @@ static int metadata_change(struct reg_store *st, const struct reg_actor *who, co
 	struct reg_conn *c = NULL;
 	struct reg_version v;
 	json_t *old = NULL, *rec = NULL;
-	int64_t mid;
+	int64_t mid, wvid = 0;
 	int present;
 	int rc;
 
 	if (!json_is_object(doc))
 		return cm_err_set(-EINVAL, "metadata must be a JSON object");
-	rc = db_write_begin(st, &c);
+	rc = record_change_begin(st, model, version, &wvid);
 	if (rc < 0)
 		return rc;
-	rc = lookup(c, model, version, &mid, &v);
+	rc = db_write_begin(st, &c);
 	if (rc < 0)
 		goto done;
-	rc = seal_busy_check(st, &v, model);
+	rc = lookup(c, model, version, &mid, &v);
 	if (rc < 0)
 		goto done;
 	present = reg_record_present(c, v.id);
@@ -488,6 +488,8 @@ static int metadata_change(struct reg_store *st, const struct reg_actor *who, co
 	}
 done:
 	db_write_abort(c);
+	if (wvid > 0)
+		reg_write_end(st, wvid);
 	json_decref(old);
 	json_decref(rec);
 	return rc;
@@ -547,12 +549,15 @@ int reg_version_metadata_remove(struct reg_store *st, const struct reg_actor *wh
 	json_t *empty = NULL;
 	char *before = NULL;
 	sqlite3_stmt *s;
-	int64_t mid;
+	int64_t mid, wvid = 0;
 	int rc;
 
-	rc = db_write_begin(st, &c);
+	rc = record_change_begin(st, model, version, &wvid);
 	if (rc < 0)
 		return rc;
+	rc = db_write_begin(st, &c);
+	if (rc < 0)
+		goto done;
 	rc = lookup(c, model, version, &mid, &v);
 	if (rc < 0)
 		goto done;
@@ -561,9 +566,7 @@ int reg_version_metadata_remove(struct reg_store *st, const struct reg_actor *wh
 				reg_state_name(v.state));
 		goto done;
 	}
-	rc = seal_busy_check(st, &v, model);
-	if (rc == 0)
-		rc = reg_record_present(c, v.id);
+	rc = reg_record_present(c, v.id);
 	if (rc <= 0)
 		goto done; /* an error, or no record to remove */
 	DB_STMT(c, VERSION_META_GET, s);
@@ -593,6 +596,8 @@ int reg_version_metadata_remove(struct reg_store *st, const struct reg_actor *wh
 	c = NULL;
 done:
 	db_write_abort(c);
+	if (wvid > 0)
+		reg_write_end(st, wvid);
 	json_decref(empty);
 	free(before);
 	return rc < 0 ? rc : 0;

@@ -187,16 +187,18 @@ class SealRaceTest(unittest.TestCase):
                      for w in range(WORKERS)]
             for p in procs:
                 p.start()
-            time.sleep(0.3)
-            attempts = self.seal(version, by_chmod=rnd % 2 == 1)
-            time.sleep(0.3)  # keep changing the sealed version for a while: all refused
-            stop.set()
-            for _ in procs:
-                done, refused = counts.get(timeout=60)
-                totals[0] += done
-                totals[1] += refused
-            for p in procs:
-                p.join(60)
+            try:
+                time.sleep(0.3)
+                attempts = self.seal(version, by_chmod=rnd % 2 == 1)
+                time.sleep(0.3)  # keep changing the sealed version for a while: all refused
+            finally:
+                stop.set()
+                for _ in procs:
+                    done, refused = counts.get(timeout=60)
+                    totals[0] += done
+                    totals[1] += refused
+                for p in procs:
+                    p.join(60)
             r = requests.get(f"{self.url}/v1/models/{MODEL}/versions/{version}", timeout=30)
             self.assertEqual(r.status_code, 200, r.text)
             body = r.json()
