@@ -151,8 +151,9 @@ int reg_model_delete(struct reg_store *st, const struct reg_actor *who, const ch
 /*
  * Creates a draft version. `name` NULL (or "") picks v<N+1>, N being the
  * number of versions the model has had (deleted ones count: names are never
- * reused), skipping names already taken. `metadata` (borrowed, may be NULL)
- * becomes the record; it is validated first.
+ * reused), skipping names already taken. `metadata` (borrowed) becomes the
+ * record; it is validated first. With NULL the version has no record and its
+ * directory is empty (no metadata.json), as mkdir makes a directory.
  */
 int reg_version_create(struct reg_store *st, const struct reg_actor *who, const char *model,
 		       const char *name, json_t *metadata, struct reg_version *out);
