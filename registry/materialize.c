@@ -38,7 +38,8 @@ static json_t *record_for_disk(json_t *rec, const char *model, const char *versi
  * `sync` 0 skips the data fsync (the directory fsync that follows still
  * orders the rename).
  */
-static int write_if_changed(int dirfd, const char *name, const char *data, mode_t mode, int sync)
+static int write_if_changed(int dirfd, const char *name, const char *data, mode_t mode, int sync,
+			    int tmpfd)
 {
 	size_t len = strlen(data);
 	char *old = NULL;
@@ -55,8 +56,11 @@ static int write_if_changed(int dirfd, const char *name, const char *data, mode_
 			fchmodat(dirfd, name, mode, 0);
 		return 0;
 	}
-	rc = sync ? st_write_atomic(dirfd, name, data, len, mode)
-		  : st_write_atomic_nosync(dirfd, name, data, len, mode);
+	if (tmpfd >= 0)
+		rc = st_write_atomic_via(tmpfd, dirfd, name, data, len, mode);
+	else
+		rc = sync ? st_write_atomic(dirfd, name, data, len, mode)
+			  : st_write_atomic_nosync(dirfd, name, data, len, mode);
 	return rc < 0 ? rc : 1;
 }
 
@@ -142,8 +146,9 @@ static int version_file_write(struct reg_conn *c, int mfd, const struct reg_vers
 	if (absent)
 		rc = absent_file_remove(vfd);
 	else
+		/* Its temporary file waits in .modelfs/: inside a version every name is content. */
 		rc = write_if_changed(vfd, REG_METADATA_FILE, text,
-				      v->state == REG_DRAFT ? 0644 : 0444, 1);
+				      v->state == REG_DRAFT ? 0644 : 0444, 1, c->st->meta_fd);
 	if (rc > 0)
 		rc = st_fsync_dir(vfd);
 done:
@@ -486,7 +491,7 @@ int reg_materialize(struct reg_store *st, struct reg_conn *c, const char *model,
 	 * that a power cut left empty or old carries no readable current event_id,
 	 * so the next open rewrites the whole model (reg_reconcile).
 	 */
-	rc = write_if_changed(mfd, REG_METADATA_FILE, text, 0644, 0);
+	rc = write_if_changed(mfd, REG_METADATA_FILE, text, 0644, 0, -1);
 	if (rc < 0)
 		goto done;
 	dirty |= rc > 0;

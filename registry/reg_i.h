@@ -199,6 +199,12 @@ int st_write_atomic(int dirfd, const char *name, const void *data, size_t len, m
  * whose loss or damage a reader detects and the next open rewrites.
  */
 int st_write_atomic_nosync(int dirfd, const char *name, const void *data, size_t len, mode_t mode);
+/*
+ * As st_write_atomic, with the temporary file in tmpfd (a directory of the
+ * same file system): for directories where every name is content (versions).
+ */
+int st_write_atomic_via(int tmpfd, int dirfd, const char *name, const void *data, size_t len,
+			mode_t mode);
 /* temp symlink + rename over `name`; the caller fsyncs dirfd after. */
 int st_symlink_atomic(int dirfd, const char *name, const char *target);
 /* Reads a whole small file; -E2BIG past max. *out NUL-terminated, free(). */
