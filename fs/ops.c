@@ -140,6 +140,39 @@ static int draft_check(struct fs_mount *m, struct fs_inode *in, int removing)
 	return cm_err_set(-EROFS, "%s/%s is sealed", in->model, in->version);
 }
 
+/*
+ * A change to the tree of the draft holding `p` is bracketed by
+ * reg_write_begin/end around its system call, so a seal never hashes a tree
+ * that is changing: while a seal runs, begin fails with EBUSY.
+ */
+static int change_begin(struct fs_mount *m, struct fs_inode *p, int removing, int64_t *vid)
+{
+	int rc = draft_check(m, p, removing);
+
+	if (rc == 0)
+		rc = reg_write_begin(m->st, p->model, p->version, vid);
+	return rc;
+}
+
+static void change_end(struct fs_mount *m, int64_t vid)
+{
+	if (vid > 0)
+		reg_write_end(m->st, vid);
+}
+
+/* A new name inside a version: what the registry can record and list (UTF-8, <= NAME_MAX). */
+static int new_name_check(const char *name)
+{
+	if (strlen(name) > NAME_MAX)
+		return cm_err_set(-ENAMETOOLONG, "names are at most %d bytes", NAME_MAX);
+	return reg_path_check(name);
+}
+
+static int is_record(const struct fs_inode *p, const char *name)
+{
+	return p->kind == FS_VERSION && !strcmp(name, "metadata.json");
+}
+
 static double timeout_of(const struct fs_inode *in)
 {
 	switch (in->kind) {
@@ -251,8 +284,7 @@ static int do_lookup(struct fs_mount *m, struct fs_inode *p, const char *name,
 		break;
 	case FS_VERSION:
 	case FS_CONTENT:
-		if (name[0] == '.' && strstr(name, ".tmp-"))
-			return -ENOENT;
+		/* Inside a version no name is special: what is on disk is what the seal hashes. */
 		kind = FS_CONTENT;
 		is_meta = p->kind == FS_VERSION && !strcmp(name, "metadata.json");
 		sealed = atomic_load(&p->sealed);
@@ -404,6 +436,7 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 	struct fs_inode *in = fs_inode_get(m, ino);
 	char path[64];
 	struct stat sb;
+	int64_t vid = 0;
 	int rc = 0;
 	ACTOR(req);
 
@@ -427,13 +460,16 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 		else if (in->kind != FS_VERSION && in->kind != FS_CONTENT)
 			rc = cm_err_set(-EPERM, "only models, versions and their files can change");
 		else
-			rc = draft_check(m, in, 0);
+			rc = change_begin(m, in, 0, &vid);
 	}
 	if (rc == 0 && in->is_meta && (valid & FUSE_SET_ATTR_SIZE)) {
 		struct fs_file *f = fi ? ffile(fi) : NULL;
 
 		if (!f || !f->meta)
 			rc = cm_err_set(-EPERM, "rewrite metadata.json as a whole to change it");
+		else if (attr->st_size > REG_META_MAX)
+			rc = cm_err_set(-EFBIG, "metadata records are limited to %d bytes",
+					REG_META_MAX);
 		else if (ftruncate(f->fd, attr->st_size) < 0)
 			rc = -errno;
 		else
@@ -471,6 +507,7 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 		if (utimensat(AT_FDCWD, path, tv, 0) < 0)
 			rc = -errno;
 	}
+	change_end(m, vid);
 	if (rc == 0)
 		rc = stat_of(m, in, &sb);
 	if (rc < 0)
@@ -500,17 +537,25 @@ static void fs_readlink(fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_readlink(req, buf);
 }
 
+/* `name` below parent was just made for the caller: it is theirs. */
+static void chown_new(fuse_req_t req, struct fs_inode *p, const char *name)
+{
+	const struct fuse_ctx *c = fuse_req_ctx(req);
+
+	if (fchownat(p->fd, name, c->uid, c->gid, AT_SYMLINK_NOFOLLOW) < 0)
+		cm_log(CM_LOG_WARN, "fs", "chown %s to %u:%u: %s", name, (unsigned)c->uid,
+		       (unsigned)c->gid, strerror(errno));
+}
+
 /* After the registry or a syscall made `name` below parent: chown to the caller, reply the entry. */
 static void reply_made(fuse_req_t req, struct fs_inode *p, const char *name, int chown_it)
 {
 	struct fs_mount *m = mnt(req);
-	const struct fuse_ctx *c = fuse_req_ctx(req);
 	struct fuse_entry_param e;
 	int rc;
 
-	if (chown_it && fchownat(p->fd, name, c->uid, c->gid, AT_SYMLINK_NOFOLLOW) < 0)
-		cm_log(CM_LOG_WARN, "fs", "chown %s to %u:%u: %s", name, (unsigned)c->uid,
-		       (unsigned)c->gid, strerror(errno));
+	if (chown_it)
+		chown_new(req, p, name);
 	rc = do_lookup(m, p, name, &e);
 	if (rc < 0)
 		reply_err(req, rc);
@@ -522,6 +567,7 @@ static void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 {
 	struct fs_mount *m = mnt(req);
 	struct fs_inode *p = fs_inode_get(m, parent);
+	int64_t vid = 0;
 	int rc;
 	ACTOR(req);
 
@@ -535,11 +581,20 @@ static void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 		break;
 	case FS_VERSION:
 	case FS_CONTENT:
-		rc = draft_check(m, p, 0);
-		if (rc == 0 && p->kind == FS_VERSION && !strcmp(name, "metadata.json"))
-			rc = cm_err_set(-EEXIST, "metadata.json is the version's record");
+		rc = new_name_check(name);
+		if (rc == 0 && is_record(p, name))
+			rc = cm_err_set(-EPERM, "metadata.json is the version's record, a file");
+		if (rc == 0)
+			rc = change_begin(m, p, 0, &vid);
 		if (rc == 0 && mkdirat(p->fd, name, mode & 07777) < 0)
 			rc = -errno;
+		if (rc == 0)
+			chown_new(req, p, name); /* inside the change: a seal sees the final owner */
+		change_end(m, vid);
+		if (rc == 0) {
+			reply_made(req, p, name, 0);
+			return;
+		}
 		break;
 	default:
 		rc = -ENOTDIR;
@@ -556,6 +611,7 @@ static void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 {
 	struct fs_mount *m = mnt(req);
 	struct fs_inode *p = fs_inode_get(m, parent);
+	int64_t vid = 0;
 	int rc;
 
 	(void)rdev;
@@ -564,17 +620,21 @@ static void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 		rc = cm_err_set(-EPERM, "files live in versions");
 	else if (!S_ISREG(mode))
 		rc = cm_err_set(-EPERM, "versions hold only regular files and directories");
-	else if (p->kind == FS_VERSION && !strcmp(name, "metadata.json"))
-		rc = -EEXIST;
 	else
-		rc = draft_check(m, p, 0);
-	if (rc == 0 && mknodat(p->fd, name, mode, 0) < 0)
+		rc = new_name_check(name);
+	/* An empty metadata.json is a name without a record yet, as after create. */
+	if (rc == 0)
+		rc = change_begin(m, p, 0, &vid);
+	if (rc == 0 && mknodat(p->fd, name, (mode & 07777) | S_IFREG, 0) < 0)
 		rc = -errno;
+	if (rc == 0)
+		chown_new(req, p, name);
+	change_end(m, vid);
 	if (rc < 0) {
 		reply_err(req, rc);
 		return;
 	}
-	reply_made(req, p, name, 1);
+	reply_made(req, p, name, 0);
 }
 
 /* Target of an alias symlink: a version of the same model that may be an alias target. */
@@ -614,6 +674,10 @@ static void fs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
 		reply_err(req, cm_err_set(-EPERM, "symlinks are aliases and live in model directories"));
 		return;
 	}
+	if (strlen(name) > NAME_MAX) {
+		reply_err(req, cm_err_set(-ENAMETOOLONG, "names are at most %d bytes", NAME_MAX));
+		return;
+	}
 	rc = link_target_check(m, p->model, link);
 	if (rc == 0 && reg_name_alias_check(name) < 0 && !temp_link_name(name))
 		rc = reg_name_alias_check(name);
@@ -635,7 +699,7 @@ static void fs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
 		reply_err(req, rc);
 		return;
 	}
-	/* A temporary name (ln -sf, mv): held here until it is renamed onto an alias. */
+	/* A temporary name (ln -sf, mv): held until it is renamed onto an alias (capped in pending.c). */
 	in = calloc(1, sizeof(*in));
 	if (!in || !(in->target = strdup(link))) {
 		free(in);
@@ -681,6 +745,7 @@ static void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct fs_inode *p = fs_inode_get(m, parent);
 	struct fs_inode *pend;
 	struct stat sb;
+	int64_t vid = 0;
 	int rc = 0;
 	ACTOR(req);
 
@@ -710,17 +775,19 @@ static void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		break;
 	case FS_VERSION:
 	case FS_CONTENT:
-		rc = draft_check(m, p, 1);
-		if (rc == 0 && p->kind == FS_VERSION && !strcmp(name, "metadata.json")) {
-			/* Removing a draft's record empties it (rm -r of a draft goes through). */
-			json_t *empty = json_object();
-
-			rc = reg_version_metadata_set(m->st, &actor_, p->model, p->version, empty);
-			json_decref(empty);
-			break;
-		}
-		if (rc == 0 && unlinkat(p->fd, name, 0) < 0)
+		rc = change_begin(m, p, 1, &vid);
+		if (rc == 0 && is_record(p, name)) {
+			/* The record goes with its file: the version has none until one is written. */
+			if (fstatat(p->fd, name, &sb, AT_SYMLINK_NOFOLLOW) < 0)
+				rc = -errno;
+			else
+				rc = reg_version_metadata_remove(m->st, &actor_, p->model, p->version);
+			if (rc == 0 && unlinkat(p->fd, name, 0) < 0 && errno != ENOENT)
+				rc = -errno; /* the empty file of a record never written */
+		} else if (rc == 0 && unlinkat(p->fd, name, 0) < 0) {
 			rc = -errno;
+		}
+		change_end(m, vid);
 		break;
 	default:
 		rc = cm_err_set(-EPERM, "nothing to unlink here");
@@ -761,6 +828,7 @@ static void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct fs_mount *m = mnt(req);
 	struct fs_inode *p = fs_inode_get(m, parent);
 	struct reg_version v;
+	int64_t vid = 0;
 	int rc;
 	ACTOR(req);
 
@@ -780,9 +848,10 @@ static void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		break;
 	case FS_VERSION:
 	case FS_CONTENT:
-		rc = draft_check(m, p, 1);
+		rc = change_begin(m, p, 1, &vid);
 		if (rc == 0 && unlinkat(p->fd, name, AT_REMOVEDIR) < 0)
 			rc = -errno;
+		change_end(m, vid);
 		break;
 	default:
 		rc = -ENOTDIR;
@@ -803,8 +872,8 @@ static int rename_alias(fuse_req_t req, struct fs_inode *p, const char *name, co
 	ACTOR(req);
 	ACTOR_GROUPS(req);
 
-	if (flags & RENAME_EXCHANGE)
-		return cm_err_set(-EINVAL, "aliases cannot be exchanged");
+	if (flags & ~(unsigned)RENAME_NOREPLACE)
+		return cm_err_set(-EINVAL, "aliases move with rename or RENAME_NOREPLACE only");
 	pthread_mutex_lock(&m->mu);
 	pend = fs_pending_find(m, p->model, name);
 	if (pend)
@@ -858,6 +927,115 @@ static int rename_alias(fuse_req_t req, struct fs_inode *p, const char *name, co
 	return 0;
 }
 
+/*
+ * mv X metadata.json: the record becomes X's text (validated: bad JSON fails
+ * with EINVAL and leaves both names as they were, as a refused rename does),
+ * then X goes. An empty X, like an empty metadata.json, is a name without a
+ * record.
+ */
+static int rename_onto_record(fuse_req_t req, struct fs_inode *p, const char *name,
+			      struct fs_inode *np, unsigned int flags)
+{
+	struct fs_mount *m = mnt(req);
+	char *text = NULL;
+	struct stat sb;
+	ssize_t got;
+	int fd = -1;
+	int rc = 0;
+	ACTOR(req);
+
+	if ((flags & RENAME_NOREPLACE) && fstatat(np->fd, "metadata.json", &sb,
+						   AT_SYMLINK_NOFOLLOW) == 0)
+		return -EEXIST;
+	fd = openat(p->fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ELOOP ? -EINVAL : -errno;
+	if (fstat(fd, &sb) < 0) {
+		rc = -errno;
+		goto done;
+	}
+	if (S_ISDIR(sb.st_mode)) {
+		rc = cm_err_set(-EISDIR, "metadata.json is the version's record, a file");
+		goto done;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		rc = -EINVAL;
+		goto done;
+	}
+	if (sb.st_size > REG_META_MAX) {
+		rc = cm_err_set(-EFBIG, "metadata records are limited to %d bytes", REG_META_MAX);
+		goto done;
+	}
+	if (sb.st_size == 0) {
+		rc = reg_version_metadata_remove(m->st, &actor_, np->model, np->version);
+		if (rc == 0 && renameat(p->fd, name, np->fd, "metadata.json") < 0)
+			rc = -errno;
+		goto done;
+	}
+	text = malloc((size_t)sb.st_size);
+	if (!text) {
+		rc = -ENOMEM;
+		goto done;
+	}
+	got = pread(fd, text, (size_t)sb.st_size, 0);
+	if (got != sb.st_size) {
+		rc = got < 0 ? -errno : -EIO;
+		goto done;
+	}
+	rc = reg_version_metadata_set_text(m->st, &actor_, np->model, np->version, text,
+					   (size_t)got);
+	if (rc == 0 && unlinkat(p->fd, name, 0) < 0)
+		rc = -errno;
+	if (rc < 0)
+		cm_log(CM_LOG_WARN, "fs", "rename onto %s/%s/metadata.json refused (%s): %s",
+		       np->model, np->version, actor_buf_, cm_err_describe(rc));
+done:
+	free(text);
+	if (fd >= 0)
+		close(fd);
+	return rc == -EROFS || rc == -E2BIG ? -EINVAL : rc;
+}
+
+/*
+ * rename inside one draft. Flags: RENAME_NOREPLACE, and RENAME_EXCHANGE of
+ * two content entries; anything else (RENAME_WHITEOUT makes a device) is
+ * EINVAL. metadata.json moves like a file: onto it sets the record, away
+ * from it removes the record (the moved file keeps the text).
+ */
+static int rename_in_version(fuse_req_t req, struct fs_inode *p, const char *name,
+			     struct fs_inode *np, const char *newname, unsigned int flags)
+{
+	struct fs_mount *m = mnt(req);
+	int from_rec = is_record(p, name), to_rec = is_record(np, newname);
+	int64_t vid = 0;
+	int rc;
+	ACTOR(req);
+
+	if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE))
+		return cm_err_set(-EINVAL, "rename flags 0x%x are not supported", flags);
+	if ((flags & RENAME_EXCHANGE) && (from_rec || to_rec))
+		return cm_err_set(-EINVAL, "metadata.json cannot be exchanged");
+	rc = new_name_check(newname);
+	if (rc == 0)
+		rc = change_begin(m, p, 1, &vid);
+	if (rc < 0)
+		return rc;
+	if (from_rec && to_rec) {
+		rc = 0; /* the same name: nothing moves */
+	} else if (to_rec) {
+		rc = rename_onto_record(req, p, name, np, flags);
+	} else if (renameat2(p->fd, name, np->fd, newname, flags) < 0) {
+		rc = -errno;
+	} else if (from_rec) {
+		rc = reg_version_metadata_remove(m->st, &actor_, p->model, p->version);
+		if (rc < 0 && renameat2(np->fd, newname, p->fd, name, RENAME_NOREPLACE) < 0)
+			cm_log(CM_LOG_WARN, "fs", "moving %s back to metadata.json: %s", newname,
+			       strerror(errno));
+	}
+	change_end(m, vid);
+	return rc;
+}
+
 static void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
 		      const char *newname, unsigned int flags)
 {
@@ -873,13 +1051,8 @@ static void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 		   (np->kind == FS_VERSION || np->kind == FS_CONTENT)) {
 		if (strcmp(p->model, np->model) || strcmp(p->version, np->version))
 			rc = cm_err_set(-EXDEV, "files move only within one version");
-		else if ((p->kind == FS_VERSION && !strcmp(name, "metadata.json")) ||
-			 (np->kind == FS_VERSION && !strcmp(newname, "metadata.json")))
-			rc = cm_err_set(-EPERM, "metadata.json is the version's record");
 		else
-			rc = draft_check(m, p, 1);
-		if (rc == 0 && renameat2(p->fd, name, np->fd, newname, flags) < 0)
-			rc = -errno;
+			rc = rename_in_version(req, p, name, np, newname, flags);
 	} else if (p->kind == FS_MODEL || np->kind == FS_MODEL) {
 		rc = cm_err_set(-EXDEV, "aliases and versions stay in their model");
 	} else {
@@ -1042,6 +1215,59 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fuse_reply_open(req, fi);
 }
 
+/*
+ * Creates a draft's metadata.json (after rm, or in a new version): an empty
+ * file on disk is the name, the record comes when the written text is
+ * stored at close. O_EXCL fails with EEXIST while a record exists.
+ */
+static void record_create(fuse_req_t req, struct fs_inode *p, struct fuse_file_info *fi)
+{
+	struct fs_mount *m = mnt(req);
+	const struct fuse_ctx *c = fuse_req_ctx(req);
+	struct fuse_entry_param e;
+	struct fs_file *f = NULL;
+	struct fs_inode *in;
+	int64_t vid = 0;
+	int fd = -1;
+	int rc;
+
+	rc = change_begin(m, p, 0, &vid);
+	if (rc == 0) {
+		fd = openat(p->fd, "metadata.json",
+			    O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | (fi->flags & O_EXCL), 0644);
+		if (fd < 0)
+			rc = -errno;
+		else if (fchown(fd, c->uid, c->gid) < 0)
+			cm_log(CM_LOG_WARN, "fs", "chown metadata.json: %s", strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		fd = -1;
+	}
+	change_end(m, vid);
+	if (rc == 0)
+		rc = do_lookup(m, p, "metadata.json", &e);
+	if (rc < 0) {
+		reply_err(req, rc);
+		return;
+	}
+	in = fs_inode_get(m, e.ino);
+	rc = open_meta_staging(in, fi->flags, &fd);
+	if (rc == 0 && !(f = file_new(m, fd)))
+		rc = -ENOMEM;
+	if (rc < 0 || !f) {
+		if (fd >= 0)
+			close(fd);
+		fs_inode_unref(m, in, 1);
+		reply_err(req, rc);
+		return;
+	}
+	f->meta = 1;
+	f->meta_dirty = !!(fi->flags & O_TRUNC);
+	fi->fh = (uint64_t)(uintptr_t)f;
+	fi->direct_io = 1;
+	fuse_reply_create(req, &e, fi);
+}
+
 static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		      struct fuse_file_info *fi)
 {
@@ -1057,12 +1283,14 @@ static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	count_op(m);
 	if (p->kind != FS_VERSION && p->kind != FS_CONTENT)
 		rc = cm_err_set(-EPERM, "files live in versions (mkdir a version first)");
-	else if (p->kind == FS_VERSION && !strcmp(name, "metadata.json"))
-		rc = cm_err_set(-EEXIST, "metadata.json exists; open it to rewrite the record");
 	else
-		rc = draft_check(m, p, 0);
+		rc = new_name_check(name);
+	if (rc == 0 && is_record(p, name)) {
+		record_create(req, p, fi);
+		return;
+	}
 	if (rc == 0)
-		rc = reg_write_begin(m->st, p->model, p->version, &vid);
+		rc = change_begin(m, p, 0, &vid);
 	if (rc == 0) {
 		fd = openat(p->fd, name, (fi->flags | O_CREAT | O_NOFOLLOW | O_CLOEXEC) & ~O_DIRECTORY,
 			    mode & 07777);
@@ -1189,61 +1417,60 @@ static void fs_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in_
 	fuse_reply_write(req, (size_t)n);
 }
 
-/* close(): a rewritten metadata.json is parsed, validated and stored here, or refused. */
-static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+/*
+ * Stores a rewritten metadata.json's staging copy as the record, or refuses
+ * it: bad JSON, a NUL byte or a frozen field is EINVAL (close() and fsync()
+ * fail, the prior record stays). Read with its length and capped: the
+ * staging file never holds more than REG_META_MAX (write and truncate say
+ * EFBIG), so neither does this process.
+ */
+static int meta_store(fuse_req_t req, struct fs_inode *in, struct fs_file *f)
 {
 	struct fs_mount *m = mnt(req);
-	struct fs_inode *in = fs_inode_get(m, ino);
-	struct fs_file *f = ffile(fi);
-	json_error_t jerr;
 	char *text = NULL;
-	json_t *rec = NULL;
 	struct stat sb;
+	ssize_t got;
 	int rc = 0;
 	ACTOR(req);
 
-	if (!f->meta || !f->meta_dirty) {
-		reply_err(req, 0);
-		return;
-	}
-	if (fstat(f->fd, &sb) < 0) {
-		reply_err(req, -errno);
-		return;
-	}
-	text = malloc((size_t)sb.st_size + 1);
-	if (!text) {
-		reply_err(req, -ENOMEM);
-		return;
-	}
-	if (pread(f->fd, text, (size_t)sb.st_size, 0) != sb.st_size) {
-		rc = -EIO;
-		goto done;
-	}
-	text[sb.st_size] = '\0';
-	if (sb.st_size == 0) {
-		/*
-		 * A shell redirection closes a duplicate of the fd before anything is
-		 * written; an empty file is "not written yet", not a record. Write {}
-		 * to clear a draft's record.
-		 */
-		goto done;
-	}
-	rec = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
-	if (!rec)
-		rc = cm_err_set(-EINVAL, "%s/%s/metadata.json is not valid JSON: %s (line %d)",
-				in->model, in->version, jerr.text, jerr.line);
-	else
-		rc = reg_version_metadata_set(m->st, &actor_, in->model, in->version, rec);
+	if (!f->meta || !f->meta_dirty)
+		return 0;
+	if (fstat(f->fd, &sb) < 0)
+		return -errno;
+	/*
+	 * A shell redirection closes a duplicate of the fd before anything is
+	 * written; an empty file is "not written yet", not a record. Write {}
+	 * to clear a draft's record.
+	 */
+	if (sb.st_size == 0)
+		return 0;
+	if (sb.st_size > REG_META_MAX)
+		return cm_err_set(-EFBIG, "metadata records are limited to %d bytes", REG_META_MAX);
+	text = malloc((size_t)sb.st_size);
+	if (!text)
+		return -ENOMEM;
+	got = pread(f->fd, text, (size_t)sb.st_size, 0);
+	if (got < 0)
+		rc = -errno;
+	if (rc == 0)
+		rc = reg_version_metadata_set_text(m->st, &actor_, in->model, in->version, text,
+						   (size_t)got);
+	free(text);
 	if (rc == 0)
 		f->meta_dirty = 0;
 	else
 		cm_log(CM_LOG_WARN, "fs", "metadata.json of %s/%s refused (%s): %s", in->model,
 		       in->version, actor_buf_, cm_err_describe(rc));
-done:
-	json_decref(rec);
-	free(text);
-	/* Bad JSON or schema: close() fails with EINVAL and the prior record stays. */
-	reply_err(req, rc == -EROFS || rc == -EINVAL || rc == -E2BIG ? -EINVAL : rc);
+	/* Bad JSON or schema, a frozen field: EINVAL, and the prior record stays. */
+	return rc == -EROFS || rc == -E2BIG ? -EINVAL : rc;
+}
+
+/* close(): a rewritten metadata.json is parsed, validated and stored here, or refused. */
+static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs_mount *m = mnt(req);
+
+	reply_err(req, meta_store(req, fs_inode_get(m, ino), ffile(fi)));
 }
 
 /* Files and directories alike: an fs_file goes away. */
@@ -1259,9 +1486,8 @@ static void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 	struct fs_file *f = ffile(fi);
 	int rc;
 
-	(void)ino;
 	if (f->meta)
-		rc = 0; /* the record is durable once close() stored it */
+		rc = meta_store(req, fs_inode_get(mnt(req), ino), f); /* durable once stored */
 	else
 		rc = (datasync ? fdatasync(f->fd) : fsync(f->fd)) < 0 ? -errno : 0;
 	reply_err(req, rc);
@@ -1354,7 +1580,7 @@ static int dir_snapshot(struct fs_mount *m, struct fs_inode *in, struct fs_file 
 				keep = name[0] != '.';
 				break;
 			default:
-				keep = !(name[0] == '.' && strstr(name, ".tmp-"));
+				keep = 1;
 			}
 		}
 		if (!keep)

@@ -38,7 +38,8 @@ static json_t *record_for_disk(json_t *rec, const char *model, const char *versi
  * `sync` 0 skips the data fsync (the directory fsync that follows still
  * orders the rename).
  */
-static int write_if_changed(int dirfd, const char *name, const char *data, mode_t mode, int sync)
+static int write_if_changed(int dirfd, const char *name, const char *data, mode_t mode, int sync,
+			    int tmpfd)
 {
 	size_t len = strlen(data);
 	char *old = NULL;
@@ -55,8 +56,11 @@ static int write_if_changed(int dirfd, const char *name, const char *data, mode_
 			fchmodat(dirfd, name, mode, 0);
 		return 0;
 	}
-	rc = sync ? st_write_atomic(dirfd, name, data, len, mode)
-		  : st_write_atomic_nosync(dirfd, name, data, len, mode);
+	if (tmpfd >= 0)
+		rc = st_write_atomic_via(tmpfd, dirfd, name, data, len, mode);
+	else
+		rc = sync ? st_write_atomic(dirfd, name, data, len, mode)
+			  : st_write_atomic_nosync(dirfd, name, data, len, mode);
 	return rc < 0 ? rc : 1;
 }
 
@@ -83,8 +87,14 @@ int mat_version_text(struct reg_conn *c, const char *model, const struct reg_ver
 		     char **out)
 {
 	json_t *rec = NULL, *r;
-	int rc = reg_record_load(c, v->id, &rec);
+	int rc = reg_record_present(c, v->id);
 
+	if (rc == 0) {
+		*out = NULL;
+		return 1;
+	}
+	if (rc > 0)
+		rc = reg_record_load(c, v->id, &rec);
 	if (rc < 0)
 		return rc;
 	r = record_for_disk(rec, model, v->name);
@@ -94,9 +104,29 @@ int mat_version_text(struct reg_conn *c, const char *model, const struct reg_ver
 	return *out ? 0 : cm_err_set(-ENOMEM, "out of memory");
 }
 
+/*
+ * A version without a record has no metadata.json; an empty one stays (a tool
+ * created the name and has not written the record yet). Returns 1 if removed.
+ */
+static int absent_file_remove(int vfd)
+{
+	struct stat sb;
+
+	if (fstatat(vfd, REG_METADATA_FILE, &sb, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? 0 : cm_err_set(-errno, "stat %s: %s", REG_METADATA_FILE,
+							  strerror(errno));
+	if (!S_ISREG(sb.st_mode) || sb.st_size == 0)
+		return 0;
+	if (unlinkat(vfd, REG_METADATA_FILE, 0) < 0 &&
+	    errno != ENOENT)
+		return cm_err_set(-errno, "removing %s: %s", REG_METADATA_FILE, strerror(errno));
+	return 1;
+}
+
 static int version_file_write(struct reg_conn *c, int mfd, const struct reg_version *v,
 			      const char *model)
 {
+	int absent;
 	char *text = NULL;
 	int vfd = -1;
 	int rc;
@@ -104,6 +134,7 @@ static int version_file_write(struct reg_conn *c, int mfd, const struct reg_vers
 	rc = mat_version_text(c, model, v, &text);
 	if (rc < 0)
 		return rc;
+	absent = rc == 1;
 	if (mkdirat(mfd, v->name, 0755) < 0 && errno != EEXIST) {
 		rc = cm_err_set(-errno, "creating version directory '%s/%s': %s", model, v->name,
 				strerror(errno));
@@ -112,7 +143,12 @@ static int version_file_write(struct reg_conn *c, int mfd, const struct reg_vers
 	rc = st_openat_dir(mfd, v->name, &vfd);
 	if (rc < 0)
 		goto done;
-	rc = write_if_changed(vfd, REG_METADATA_FILE, text, v->state == REG_DRAFT ? 0644 : 0444, 1);
+	if (absent)
+		rc = absent_file_remove(vfd);
+	else
+		/* Its temporary file waits in .modelfs/: inside a version every name is content. */
+		rc = write_if_changed(vfd, REG_METADATA_FILE, text,
+				      v->state == REG_DRAFT ? 0644 : 0444, 1, c->st->meta_fd);
 	if (rc > 0)
 		rc = st_fsync_dir(vfd);
 done:
@@ -572,7 +608,7 @@ int reg_materialize(struct reg_store *st, struct reg_conn *c, const char *model,
 	 * that a power cut left empty or old carries no readable current event_id,
 	 * so the next open rewrites the whole model (reg_reconcile).
 	 */
-	rc = write_if_changed(mfd, REG_METADATA_FILE, text, 0644, 0);
+	rc = write_if_changed(mfd, REG_METADATA_FILE, text, 0644, 0, -1);
 	if (rc < 0)
 		goto done;
 	dirty |= rc > 0;

@@ -67,6 +67,7 @@ done:
 int reg_record_load(struct reg_conn *c, int64_t vid, json_t **out)
 {
 	json_error_t jerr;
+	const char *text;
 	sqlite3_stmt *s;
 	json_t *rec;
 	int rc = 0;
@@ -81,7 +82,9 @@ int reg_record_load(struct reg_conn *c, int64_t vid, json_t **out)
 		goto done;
 	}
 	rc = 0;
-	rec = reg_json_loads((const char *)sqlite3_column_text(s, 0), &jerr);
+	text = (const char *)sqlite3_column_text(s, 0);
+	/* REG_RECORD_ABSENT: the version has no record (its metadata.json was removed). */
+	rec = text && text[0] ? reg_json_loads(text, &jerr) : json_object();
 	sqlite3_reset(s);
 	if (!rec) {
 		rc = cm_err_set(-EIO, "stored metadata record is not JSON: %s", jerr.text);

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -87,6 +88,47 @@ int reg_name_alias_check(const char *name)
 	return file_name_check("alias", name);
 }
 
+/* Whether the n bytes at p are well-formed UTF-8 (no overlongs, surrogates or > U+10FFFF). */
+static int utf8_ok(const unsigned char *p, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		unsigned char c = p[i];
+		size_t k;
+		uint32_t cp;
+
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0xC2 && c <= 0xDF) {
+			k = 1;
+			cp = c & 0x1Fu;
+		} else if (c >= 0xE0 && c <= 0xEF) {
+			k = 2;
+			cp = c & 0x0Fu;
+		} else if (c >= 0xF0 && c <= 0xF4) {
+			k = 3;
+			cp = c & 0x07u;
+		} else {
+			return 0;
+		}
+		if (i + k >= n)
+			return 0;
+		for (size_t j = 1; j <= k; j++) {
+			if ((p[i + j] & 0xC0) != 0x80)
+				return 0;
+			cp = (cp << 6) | (p[i + j] & 0x3Fu);
+		}
+		if ((k == 2 && cp < 0x800) || (k == 3 && cp < 0x10000) || cp > 0x10FFFF ||
+		    (cp >= 0xD800 && cp <= 0xDFFF))
+			return 0;
+		i += k + 1;
+	}
+	return 1;
+}
+
 int reg_path_check(const char *path)
 {
 	size_t len = strlen(path);
@@ -98,6 +140,9 @@ int reg_path_check(const char *path)
 		return cm_err_set(-ENAMETOOLONG, "file path is longer than %d bytes", PATH_MAX - 1);
 	if (path[0] == '/')
 		return cm_err_set(-EINVAL, "file path '%s' must be relative to the version", path);
+	/* Names are JSON strings in every listing: both doors refuse what JSON cannot carry. */
+	if (!utf8_ok((const unsigned char *)path, len))
+		return cm_err_set(-EINVAL, "file path is not valid UTF-8");
 	while (*p) {
 		const char *slash = strchr(p, '/');
 		size_t n = slash ? (size_t)(slash - p) : strlen(p);

@@ -221,8 +221,9 @@ int reg_model_delete(struct reg_store *st, const struct reg_actor *who, const ch
 /*
  * Creates a draft version. `name` NULL (or "") picks v<N+1>, N being the
  * number of versions the model has had (deleted ones count: names are never
- * reused), skipping names already taken. `metadata` (borrowed, may be NULL)
- * becomes the record; it is validated first.
+ * reused), skipping names already taken. `metadata` (borrowed) becomes the
+ * record; it is validated first. With NULL the version has no record and its
+ * directory is empty (no metadata.json), as mkdir makes a directory.
  */
 int reg_version_create(struct reg_store *st, const struct reg_actor *who, const char *model,
 		       const char *name, json_t *metadata, struct reg_version *out);
@@ -256,13 +257,34 @@ int reg_version_metadata_set(struct reg_store *st, const struct reg_actor *who,
 /* Applies a JSON merge patch (RFC 7386, borrowed) under the same rules. */
 int reg_version_metadata_patch(struct reg_store *st, const struct reg_actor *who,
 			       const char *model, const char *version, json_t *patch);
+/*
+ * reg_version_metadata_set() from the bytes of a metadata.json a client
+ * wrote: -EFBIG past REG_META_MAX, -EINVAL for a NUL byte or text that is
+ * not one JSON object. While a draft is being sealed its record holds still
+ * (-EBUSY), as its files do.
+ */
+int reg_version_metadata_set_text(struct reg_store *st, const struct reg_actor *who,
+				  const char *model, const char *version, const char *text,
+				  size_t len);
+/*
+ * Removes a draft's record (rm of its metadata.json): the version then has
+ * none until one is written, and no metadata.json on disk. 0 when it had
+ * none; -EROFS once sealed.
+ */
+int reg_version_metadata_remove(struct reg_store *st, const struct reg_actor *who,
+				const char *model, const char *version);
 
 /*
  * Seals a draft: fsyncs and hashes every file, records sizes and SHA-256,
  * makes the files read-only on disk. Idempotent (a sealed version returns 0).
- * -EBUSY while a file of the version is open for writing. Sealing a large
- * version hashes outside the store's locks; other calls go on meanwhile, and
- * a second seal of the same version waits for the first.
+ * A seal is one critical section over the version's tree: from its start
+ * every reg_write_begin() on the version (and every change to its record)
+ * fails with -EBUSY, and it waits briefly for the ones under way to end;
+ * -EBUSY when a file stays open for writing. Every entry of the tree on disk
+ * is hashed (no name is special inside a version); a name that is not UTF-8
+ * or an entry that is not a file or directory fails the seal with -EINVAL.
+ * Hashing runs outside the store's locks; other versions go on meanwhile,
+ * and a second seal of the same version waits for the first.
  */
 int reg_version_seal(struct reg_store *st, const struct reg_actor *who, const char *model,
 		     const char *version, struct reg_version *out);
@@ -297,9 +319,12 @@ int reg_version_verify(struct reg_store *st, const char *model, const char *vers
 		       reg_verify_cb cb, void *ctx);
 
 /*
- * Begins/ends a write into a draft version (a file open for writing, an
- * upload). While any write is open, sealing fails with -EBUSY; once sealing
- * has begun, begin fails with -EROFS. `*vid` identifies the version for end.
+ * Begins/ends a change to a draft version's tree: a file open for writing,
+ * an upload, and every single change the mount makes (create, unlink,
+ * rename, mkdir, chmod, truncate, utimes) around its system call. While any
+ * change is open, a seal waits for it (then -EBUSY); once sealing has begun,
+ * begin fails with -EBUSY; on a sealed version with -EROFS. `*vid`
+ * identifies the version for end.
  */
 int reg_write_begin(struct reg_store *st, const char *model, const char *version, int64_t *vid);
 void reg_write_end(struct reg_store *st, int64_t vid);

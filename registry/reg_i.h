@@ -236,6 +236,12 @@ int st_write_atomic(int dirfd, const char *name, const void *data, size_t len, m
  * whose loss or damage a reader detects and the next open rewrites.
  */
 int st_write_atomic_nosync(int dirfd, const char *name, const void *data, size_t len, mode_t mode);
+/*
+ * As st_write_atomic, with the temporary file in tmpfd (a directory of the
+ * same file system): for directories where every name is content (versions).
+ */
+int st_write_atomic_via(int tmpfd, int dirfd, const char *name, const void *data, size_t len,
+			mode_t mode);
 /* temp symlink + rename over `name`; the caller fsyncs dirfd after. */
 int st_symlink_atomic(int dirfd, const char *name, const char *target);
 /* Reads a whole small file; -E2BIG past max. *out NUL-terminated, free(). */
@@ -289,7 +295,11 @@ enum {
 };
 int reg_materialize(struct reg_store *st, struct reg_conn *c, const char *model,
 		    const char *version, unsigned what);
-/* The exact bytes of a version's / a model's metadata.json; free(*out). */
+/*
+ * The exact bytes of a version's / a model's metadata.json; free(*out).
+ * mat_version_text returns 1 and *out NULL when the version has no record
+ * (no file belongs on disk, or an empty one a tool created).
+ */
 int mat_version_text(struct reg_conn *c, const char *model, const struct reg_version *v,
 		     char **out);
 int mat_model_text(struct reg_conn *c, const char *model, char **out);
@@ -357,4 +367,13 @@ int integ_backfill(struct reg_store *st);
 void integ_free(struct reg_store *st);
 
 /* Loads a version's stored record (new reference). */
+/*
+ * The stored text of a version that has no metadata record (its
+ * metadata.json was removed, or it was made without one): no file on disk,
+ * {} over the API.
+ */
+#define REG_RECORD_ABSENT ""
+/* Whether version vid has a record: 1, 0 (absent), or -errno. */
+int reg_record_present(struct reg_conn *c, int64_t vid);
+/* Loads a version's stored record (new reference); {} when absent. */
 int reg_record_load(struct reg_conn *c, int64_t vid, json_t **out);

@@ -86,8 +86,8 @@ static void temp_name(char *buf, size_t n, const char *name)
 	snprintf(buf, n, ".%.200s.tmp-%08x", name, r);
 }
 
-static int write_atomic(int dirfd, const char *name, const void *data, size_t len, mode_t mode,
-			int sync)
+static int write_atomic(int tmpfd, int dirfd, const char *name, const void *data, size_t len,
+			mode_t mode, int sync)
 {
 	char tmp[NAME_MAX + 1];
 	const char *p = data;
@@ -96,7 +96,7 @@ static int write_atomic(int dirfd, const char *name, const void *data, size_t le
 	int rc = 0;
 
 	temp_name(tmp, sizeof(tmp), name);
-	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	fd = openat(tmpfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return cm_err_set(-errno, "creating a temporary file for '%s': %s", name,
 				  strerror(errno));
@@ -116,23 +116,29 @@ static int write_atomic(int dirfd, const char *name, const void *data, size_t le
 		rc = cm_err_set(-errno, "syncing '%s': %s", name, strerror(errno));
 		goto done;
 	}
-	if (renameat(dirfd, tmp, dirfd, name) < 0)
+	if (renameat(tmpfd, tmp, dirfd, name) < 0)
 		rc = cm_err_set(-errno, "renaming into '%s': %s", name, strerror(errno));
 done:
 	close(fd);
 	if (rc < 0)
-		unlinkat(dirfd, tmp, 0);
+		unlinkat(tmpfd, tmp, 0);
 	return rc;
 }
 
 int st_write_atomic(int dirfd, const char *name, const void *data, size_t len, mode_t mode)
 {
-	return write_atomic(dirfd, name, data, len, mode, 1);
+	return write_atomic(dirfd, dirfd, name, data, len, mode, 1);
 }
 
 int st_write_atomic_nosync(int dirfd, const char *name, const void *data, size_t len, mode_t mode)
 {
-	return write_atomic(dirfd, name, data, len, mode, 0);
+	return write_atomic(dirfd, dirfd, name, data, len, mode, 0);
+}
+
+int st_write_atomic_via(int tmpfd, int dirfd, const char *name, const void *data, size_t len,
+			mode_t mode)
+{
+	return write_atomic(tmpfd, dirfd, name, data, len, mode, 1);
 }
 
 int st_symlink_atomic(int dirfd, const char *name, const char *target)
@@ -297,9 +303,7 @@ static int list_walk(int dirfd, const char *prefix, struct file_list *l, int dep
 			continue;
 		if (!prefix[0] && !strcmp(de->d_name, REG_METADATA_FILE))
 			continue;
-		/* Temporary files of atomic writes are not content. */
-		if (de->d_name[0] == '.' && strstr(de->d_name, ".tmp-"))
-			continue;
+		/* Inside a version no other name is special: a seal hashes every entry. */
 		if ((size_t)snprintf(path, sizeof(path), "%s%s%s", prefix, prefix[0] ? "/" : "",
 				     de->d_name) >= sizeof(path)) {
 			rc = cm_err_set(-ENAMETOOLONG, "a path under '%s' is longer than PATH_MAX", prefix);

@@ -35,24 +35,6 @@ struct reg_upload {
 	char tmp[NAME_MAX + 1];
 };
 
-/* Temporary names (".x.tmp-…") are skipped when files are listed; they cannot be content. */
-static int component_check(const char *path)
-{
-	const char *p = path;
-
-	for (;;) {
-		const char *slash = strchr(p, '/');
-		size_t n = slash ? (size_t)(slash - p) : strlen(p);
-
-		if (n > 0 && p[0] == '.' && memmem(p, n, ".tmp-", 5))
-			return cm_err_set(-EINVAL, "file path '%s': names like '.x.tmp-…' are reserved "
-					  "for temporary files", path);
-		if (!slash)
-			return 0;
-		p = slash + 1;
-	}
-}
-
 /* Removes the directories this upload created, deepest first; ones now in use stay. */
 static void dirs_unwind(struct reg_upload *u)
 {
@@ -142,10 +124,11 @@ static int tmp_open(struct reg_upload *u)
 	if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)
 		return cm_err_set(-errno, "creating a temporary file for '%s': %s", u->path,
 				  strerror(errno));
-	/* No O_TMPFILE on this file system: a named temporary, removed on abort. */
+	/* No O_TMPFILE on this file system: a named temporary in .modelfs/, removed on abort. */
 	snprintf(u->tmp, sizeof(u->tmp), ".%.200s.tmp-%08x", u->name,
 		 (unsigned)(cm_time_now_us() ^ (int64_t)getpid()));
-	u->fd = openat(u->dirfd, u->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	u->fd = openat(u->st->meta_fd, u->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+		       0644);
 	if (u->fd < 0)
 		return cm_err_set(-errno, "creating a temporary file for '%s': %s", u->path,
 				  strerror(errno));
@@ -160,8 +143,6 @@ int reg_upload_begin(struct reg_store *st, const char *model, const char *versio
 	int rc;
 
 	rc = reg_path_check(path);
-	if (rc == 0)
-		rc = component_check(path);
 	if (rc == 0 && !strcmp(path, REG_METADATA_FILE))
 		rc = cm_err_set(-EINVAL, "'%s' is the version's metadata record, not a content file: "
 				"change it through the metadata calls", path);
@@ -220,7 +201,11 @@ int64_t reg_upload_size(const struct reg_upload *u)
 	return u->size;
 }
 
-/* Links the O_TMPFILE under a temporary name (linkat cannot replace), then renames it over. */
+/*
+ * Links the O_TMPFILE under a temporary name (linkat cannot replace), then
+ * renames it over. The temporary name lives in .modelfs/ (the same file
+ * system), never in the version: inside a version every name is content.
+ */
 static int tmp_link(struct reg_upload *u)
 {
 	char proc[64];
@@ -228,7 +213,7 @@ static int tmp_link(struct reg_upload *u)
 	snprintf(u->tmp, sizeof(u->tmp), ".%.200s.tmp-%08x", u->name,
 		 (unsigned)(cm_time_now_us() ^ (int64_t)getpid()));
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", u->fd);
-	if (linkat(AT_FDCWD, proc, u->dirfd, u->tmp, AT_SYMLINK_FOLLOW) < 0)
+	if (linkat(AT_FDCWD, proc, u->st->meta_fd, u->tmp, AT_SYMLINK_FOLLOW) < 0)
 		return cm_err_set(-errno, "linking '%s' into place: %s", u->path, strerror(errno));
 	u->named_tmp = 1;
 	return 0;
@@ -242,7 +227,7 @@ int reg_upload_commit(struct reg_upload *u)
 		rc = cm_err_set(-errno, "syncing '%s': %s", u->path, strerror(errno));
 	if (rc == 0 && !u->named_tmp)
 		rc = tmp_link(u);
-	if (rc == 0 && renameat(u->dirfd, u->tmp, u->dirfd, u->name) < 0)
+	if (rc == 0 && renameat(u->st->meta_fd, u->tmp, u->dirfd, u->name) < 0)
 		rc = cm_err_set(-errno, "renaming into '%s': %s", u->path, strerror(errno));
 	if (rc == 0) {
 		u->named_tmp = 0; /* the name is the file now: nothing to remove */
@@ -261,8 +246,8 @@ void reg_upload_abort(struct reg_upload *u)
 		return;
 	if (u->fd >= 0)
 		close(u->fd);
-	if (u->named_tmp && u->dirfd >= 0)
-		unlinkat(u->dirfd, u->tmp, 0);
+	if (u->named_tmp)
+		unlinkat(u->st->meta_fd, u->tmp, 0);
 	if (u->dirfd >= 0)
 		close(u->dirfd);
 	if (u->vfd >= 0) {

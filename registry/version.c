@@ -217,6 +217,8 @@ int reg_version_create(struct reg_store *st, const struct reg_actor *who, const 
 	rc = record_text(rec, &text);
 	if (rc < 0)
 		goto done;
+	if (!metadata)
+		text[0] = '\0'; /* REG_RECORD_ABSENT: a new directory is empty, as mkdir makes it */
 	DB_STMT(c, VERSION_INSERT, s);
 	sqlite3_bind_int64(s, 1, mid);
 	db_bind_text(s, 2, name);
@@ -362,7 +364,7 @@ static json_t *changed_fields(json_t *a, json_t *b)
 /* Commits `rec` as version v's record, under the frozen-field rule. */
 static int record_store(struct reg_store *st, struct reg_conn *c, const struct reg_actor *who,
 			const char *model, const struct reg_version *v, json_t *old, json_t *rec,
-			const char *kind)
+			const char *kind, int create)
 {
 	json_t *changed = NULL;
 	json_t *before = NULL, *after = NULL;
@@ -388,7 +390,7 @@ static int record_store(struct reg_store *st, struct reg_conn *c, const struct r
 		rc = cm_err_set(-ENOMEM, "out of memory");
 		goto done;
 	}
-	if (!json_array_size(changed))
+	if (!json_array_size(changed) && !create)
 		goto done; /* nothing to do: no event either */
 	if (v->state != REG_DRAFT) {
 		json_array_foreach(changed, i, f) {
@@ -446,23 +448,72 @@ done:
 	return rc;
 }
 
+int reg_record_present(struct reg_conn *c, int64_t vid)
+{
+	sqlite3_stmt *s;
+	int src, rc;
+
+	DB_STMT(c, VERSION_META_GET, s);
+	sqlite3_bind_int64(s, 1, vid);
+	src = sqlite3_step(s);
+	if (src == SQLITE_ROW) {
+		const char *t = (const char *)sqlite3_column_text(s, 0);
+
+		rc = t && t[0];
+	} else {
+		rc = src == SQLITE_DONE ? cm_err_set(-ENOENT, "no version %lld", (long long)vid)
+					: db_err(c, src, "loading a metadata record");
+	}
+	sqlite3_reset(s);
+done:
+	return rc;
+}
+
+/*
+ * A change to a draft's record is a change to its tree (metadata.json is
+ * rewritten there): it is counted as a write, so a seal waits for it and it
+ * fails with -EBUSY while a seal runs. A sealed version's record changes
+ * under the frozen-field rule without one (*vid 0).
+ */
+static int record_change_begin(struct reg_store *st, const char *model, const char *version,
+			       int64_t *vid)
+{
+	int rc = reg_write_begin(st, model, version, vid);
+
+	*vid = rc == 0 ? *vid : 0;
+	if (rc == -EROFS) {
+		cm_err_clear();
+		rc = 0;
+	}
+	return rc;
+}
+
 static int metadata_change(struct reg_store *st, const struct reg_actor *who, const char *model,
 			   const char *version, json_t *doc, int patch)
 {
 	struct reg_conn *c = NULL;
 	struct reg_version v;
 	json_t *old = NULL, *rec = NULL;
-	int64_t mid;
+	int64_t mid, wvid = 0;
+	int present;
 	int rc;
 
 	if (!json_is_object(doc))
 		return cm_err_set(-EINVAL, "metadata must be a JSON object");
-	rc = db_write_begin(st, &c);
+	rc = record_change_begin(st, model, version, &wvid);
 	if (rc < 0)
 		return rc;
+	rc = db_write_begin(st, &c);
+	if (rc < 0)
+		goto done;
 	rc = lookup(c, model, version, &mid, &v);
 	if (rc < 0)
 		goto done;
+	present = reg_record_present(c, v.id);
+	if (present < 0) {
+		rc = present;
+		goto done;
+	}
 	rc = reg_record_load(c, v.id, &old);
 	if (rc < 0)
 		goto done;
@@ -472,7 +523,8 @@ static int metadata_change(struct reg_store *st, const struct reg_actor *who, co
 		rc = cm_err_set(-ENOMEM, "out of memory");
 	if (rc < 0)
 		goto done;
-	rc = record_store(st, c, who, model, &v, old, rec, patch ? "metadata.patch" : "metadata.set");
+	rc = record_store(st, c, who, model, &v, old, rec, patch ? "metadata.patch" : "metadata.set",
+			  !present);
 	if (rc > 0) {
 		db_write_end(c);
 		c = NULL;
@@ -480,6 +532,8 @@ static int metadata_change(struct reg_store *st, const struct reg_actor *who, co
 	}
 done:
 	db_write_abort(c);
+	if (wvid > 0)
+		reg_write_end(st, wvid);
 	json_decref(old);
 	json_decref(rec);
 	return rc;
@@ -495,6 +549,102 @@ int reg_version_metadata_patch(struct reg_store *st, const struct reg_actor *who
 			       const char *model, const char *version, json_t *patch)
 {
 	return metadata_change(st, who, model, version, patch, 1);
+}
+
+int reg_version_metadata_set_text(struct reg_store *st, const struct reg_actor *who,
+				  const char *model, const char *version, const char *text,
+				  size_t len)
+{
+	json_error_t jerr;
+	json_t *rec;
+	int rc;
+
+	if (len > REG_META_MAX)
+		return cm_err_set(-EFBIG, "%s/%s/metadata.json: records are limited to %d bytes",
+				  model, version, REG_META_MAX);
+	if (memchr(text, '\0', len))
+		return cm_err_set(-EINVAL, "%s/%s/metadata.json holds a NUL byte (JSON text cannot)",
+				  model, version);
+	rec = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!rec)
+		return cm_err_set(-EINVAL, "%s/%s/metadata.json is not valid JSON: %s (line %d)",
+				  model, version, jerr.text, jerr.line);
+	/*
+	 * The file's place names its version: the version name a copy from a
+	 * sibling brings along (cp -r v1 v6) is the source's, not a claim about
+	 * this one. Another model's name is still refused.
+	 */
+	if (json_is_object(rec)) {
+		json_t *mn = json_object_get(rec, "model_name");
+
+		if (!mn || (json_is_string(mn) && !strcmp(json_string_value(mn), model)))
+			json_object_del(rec, "version");
+	}
+	rc = metadata_change(st, who, model, version, rec, 0);
+	json_decref(rec);
+	return rc;
+}
+
+int reg_version_metadata_remove(struct reg_store *st, const struct reg_actor *who,
+				const char *model, const char *version)
+{
+	struct reg_conn *c = NULL;
+	struct reg_version v;
+	json_t *empty = NULL;
+	char *before = NULL;
+	sqlite3_stmt *s;
+	int64_t mid, wvid = 0;
+	int rc;
+
+	rc = record_change_begin(st, model, version, &wvid);
+	if (rc < 0)
+		return rc;
+	rc = db_write_begin(st, &c);
+	if (rc < 0)
+		goto done;
+	rc = lookup(c, model, version, &mid, &v);
+	if (rc < 0)
+		goto done;
+	if (v.state != REG_DRAFT) {
+		rc = cm_err_set(-EROFS, "%s/%s is %s: its metadata record stays", model, version,
+				reg_state_name(v.state));
+		goto done;
+	}
+	rc = reg_record_present(c, v.id);
+	if (rc <= 0)
+		goto done; /* an error, or no record to remove */
+	DB_STMT(c, VERSION_META_GET, s);
+	sqlite3_bind_int64(s, 1, v.id);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		before = strdup((const char *)sqlite3_column_text(s, 0));
+	sqlite3_reset(s);
+	empty = json_object();
+	if (!before || !empty) {
+		rc = cm_err_set(-ENOMEM, "out of memory");
+		goto done;
+	}
+	DB_STMT(c, VERSION_META_SET, s);
+	sqlite3_bind_int64(s, 1, v.id);
+	db_bind_text(s, 2, REG_RECORD_ABSENT);
+	bind_record_columns(s, empty, 3);
+	rc = db_exec_stmt(c, s, "removing metadata");
+	if (rc == 0)
+		rc = reg_event_add(c, who, "metadata.remove", model, version, NULL, before, NULL,
+				   NULL);
+	if (rc == 0)
+		rc = db_write_commit(c);
+	if (rc < 0)
+		goto done;
+	reg_materialize(st, c, model, version, 0);
+	db_write_end(c);
+	c = NULL;
+done:
+	db_write_abort(c);
+	if (wvid > 0)
+		reg_write_end(st, wvid);
+	json_decref(empty);
+	free(before);
+	return rc < 0 ? rc : 0;
 }
 
 /* ---- writes in progress ---- */
@@ -536,7 +686,7 @@ int reg_write_begin(struct reg_store *st, const char *model, const char *version
 	if (l->sealing) {
 		live_drop_if_idle(st, l);
 		pthread_mutex_unlock(&st->live_mu);
-		return cm_err_set(-EROFS, "version %s/%s is being sealed", model, version);
+		return cm_err_set(-EBUSY, "version %s/%s is being sealed", model, version);
 	}
 	l->writers++;
 	pthread_mutex_unlock(&st->live_mu);
@@ -709,35 +859,36 @@ int reg_version_seal(struct reg_store *st, const struct reg_actor *who, const ch
 		pthread_cond_wait(&st->live_cv, &st->live_mu);
 		waited = 1;
 	}
-	/*
-	 * A writer that just closed its file may not have ended yet (the FUSE
-	 * release arrives after close() returns): give writers a moment.
-	 */
-	if (l && !waited && l->writers > 0) {
+	if (!l) {
+		rc = cm_err_set(-ENOMEM, "out of memory");
+	} else if (waited) {
+		live_drop_if_idle(st, l);
+		rc = 1;
+	} else {
+		/*
+		 * From here every change to the version (a write, a rename, a chmod,
+		 * through the mount or the API) fails with EBUSY; the ones under way
+		 * end first. A writer that just closed its file may not have ended yet
+		 * (the FUSE release arrives after close() returns): give writers a
+		 * moment before saying EBUSY.
+		 */
 		struct timespec until;
 
+		l->sealing = marked = 1;
 		clock_gettime(CLOCK_REALTIME, &until);
 		until.tv_sec += REG_SEAL_WRITER_WAIT_S;
-		while ((l = live_find(st, v.id, 1)) && l->writers > 0 && !l->sealing &&
+		while ((l = live_find(st, v.id, 0)) && l->writers > 0 &&
 		       pthread_cond_timedwait(&st->live_cv, &st->live_mu, &until) == 0)
 			;
-		if (l && l->sealing) {
+		if (l && l->writers > 0) {
+			rc = cm_err_set(-EBUSY, "version %s/%s has %d change(s) in progress (a file open "
+					"for writing, an upload); end them before sealing", model,
+					version, l->writers);
+			l->sealing = marked = 0;
 			live_drop_if_idle(st, l);
-			pthread_mutex_unlock(&st->live_mu);
-			return reg_version_seal(st, who, model, version, out);
+			pthread_cond_broadcast(&st->live_cv);
 		}
 	}
-	if (!l)
-		rc = cm_err_set(-ENOMEM, "out of memory");
-	else if (waited)
-		rc = 1;
-	else if (l->writers > 0)
-		rc = cm_err_set(-EBUSY, "version %s/%s has %d file(s) open for writing; close them "
-				"before sealing", model, version, l->writers);
-	else
-		l->sealing = marked = 1;
-	if (l && !marked)
-		live_drop_if_idle(st, l);
 	pthread_mutex_unlock(&st->live_mu);
 	if (rc == 1)
 		return reg_version_seal(st, who, model, version, out);
@@ -748,6 +899,8 @@ int reg_version_seal(struct reg_store *st, const struct reg_actor *who, const ch
 	rc = reg_version_dir_open(st, model, version, &vfd);
 	if (rc == 0)
 		rc = st_list_files(vfd, &files, &n);
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		rc = reg_path_check(files[i].path); /* names the API can list (UTF-8) */
 	if (rc == 0)
 		rc = ver_seal_files(vfd, files, n, &total);
 	if (rc == 0)

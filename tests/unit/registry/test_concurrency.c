@@ -168,6 +168,13 @@ static char *read_file(const char *path)
 
 /* ---- writers ---- */
 
+/* -EBUSY that another thread's seal or write of the same draft explains. */
+static int busy_by_race(int rc)
+{
+	return rc == -EBUSY &&
+	       (strstr(cm_err_msg(), "being sealed") || strstr(cm_err_msg(), "open for writing"));
+}
+
 /* Creates a draft, writes it under reg_write_begin/end, passes it. Name in out. */
 static int new_draft(struct worker *w, const char *m, char out[REG_NAME_MAX])
 {
@@ -202,22 +209,17 @@ static int new_draft(struct worker *w, const char *m, char out[REG_NAME_MAX])
 		goto done;
 	}
 	rc = reg_version_metadata_patch(sh->f->st, &fx_actor, m, v.name, patch);
-	if (rc < 0) {
+	if (rc < 0 && !busy_by_race(rc)) {
 		failure(sh, "patch %s/%s: %s", m, v.name, cm_err_msg());
 		goto done;
 	}
-	atomic_fetch_add(&sh->count[K_PATCH], 1);
+	if (rc == 0)
+		atomic_fetch_add(&sh->count[K_PATCH], 1);
+	rc = 0; /* a seal that began meanwhile holds the record still (EBUSY): not a failure */
 	cm_strlcpy(out, v.name, REG_NAME_MAX);
 done:
 	json_decref(patch);
 	return rc;
-}
-
-/* -EBUSY that another thread's seal or write of the same draft explains. */
-static int busy_by_race(int rc)
-{
-	return rc == -EBUSY &&
-	       (strstr(cm_err_msg(), "being sealed") || strstr(cm_err_msg(), "open for writing"));
 }
 
 /* Seals m/v; a concurrent sealer or writer of the same draft may make this -EBUSY. */
@@ -330,7 +332,8 @@ static void writer_op(struct worker *w)
 			if (write_file(path, "late but in time\n") < 0)
 				failure(sh, "writing %s: %s", path, strerror(errno));
 			reg_write_end(st, vid);
-		} else if (rc != -EROFS) {
+		} else if (rc != -EROFS && !busy_by_race(rc)) {
+			/* Sealed (EROFS), or being sealed (EBUSY): a seal holds its version still. */
 			failure(sh, "write_begin %s/%s: %d %s", m, v, rc, cm_err_msg());
 		}
 		return;

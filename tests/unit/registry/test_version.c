@@ -30,8 +30,17 @@ static void auto_names_and_order(void **state)
 	assert_string_equal(list[0].name, "v1");
 	assert_string_equal(list[2].name, "v4");
 	free(list);
-	/* The directory and its metadata.json exist on disk. */
-	assert_non_null(strstr(fx_read(f->dir, "m/v3/metadata.json"), "\"version\": \"v3\""));
+	/* The directory exists on disk, empty as mkdir makes it: no record, no metadata.json. */
+	assert_null(fx_read(f->dir, "m/v3/metadata.json"));
+	assert_int_equal(fx_fsck(f), 0);
+	/* Given a record, its metadata.json is there. */
+	{
+		json_t *empty = json_object();
+
+		assert_int_equal(reg_version_create(f->st, &fx_actor, "m", "v5", empty, NULL), 0);
+		json_decref(empty);
+	}
+	assert_non_null(strstr(fx_read(f->dir, "m/v5/metadata.json"), "\"version\": \"v5\""));
 }
 
 static void bad_names_and_missing(void **state)
@@ -99,6 +108,116 @@ static void seal_refused_while_writing(void **state)
 	assert_non_null(strstr(cm_err_msg(), "open for writing"));
 	reg_write_end(f->st, vid);
 	assert_int_equal(reg_version_seal(f->st, &fx_actor, "m", "v1", NULL), 0);
+}
+
+struct seal_run {
+	struct fx *f;
+	int rc;
+};
+
+static void *seal_in_thread(void *p)
+{
+	struct seal_run *r = p;
+
+	r->rc = reg_version_seal(r->f->st, &fx_actor, "m", "v1", NULL);
+	return NULL;
+}
+
+/* From its start a seal holds the version still: new changes and record edits say EBUSY. */
+static void seal_blocks_changes_while_it_waits(void **state)
+{
+	struct fx *f = *state;
+	struct seal_run r = { .f = f, .rc = 1 };
+	json_t *patch = json_pack("{ss}", "notes", "late");
+	pthread_t t;
+	int64_t vid, vid2;
+
+	fx_version(f, "m", "v1", "model.pkl", "abc", NULL);
+	assert_int_equal(reg_write_begin(f->st, "m", "v1", &vid), 0);
+	assert_int_equal(pthread_create(&t, NULL, seal_in_thread, &r), 0);
+	usleep(200 * 1000); /* the seal is waiting for our change to end */
+	assert_int_equal(reg_write_begin(f->st, "m", "v1", &vid2), -EBUSY);
+	assert_non_null(strstr(cm_err_msg(), "being sealed"));
+	assert_int_equal(reg_version_metadata_patch(f->st, &fx_actor, "m", "v1", patch), -EBUSY);
+	assert_int_equal(reg_version_metadata_remove(f->st, &fx_actor, "m", "v1"), -EBUSY);
+	reg_write_end(f->st, vid);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(r.rc, 0);
+	assert_int_equal(reg_write_begin(f->st, "m", "v1", &vid2), -EROFS);
+	json_decref(patch);
+}
+
+/* metadata.json written as a file: parsed with its length, capped, names from its place. */
+static void record_text_and_remove(void **state)
+{
+	struct fx *f = *state;
+	char big[REG_META_MAX + 2];
+	json_t *rec = NULL;
+
+	fx_version(f, "m", "v1", "model.pkl", "abc", NULL);
+	assert_null(fx_read(f->dir, "m/v1/metadata.json"));
+	assert_int_equal(reg_version_metadata_set_text(f->st, &fx_actor, "m", "v1",
+						       "{\"notes\": \"a\"}\0{}", 17), -EINVAL);
+	assert_non_null(strstr(cm_err_msg(), "NUL"));
+	memset(big, ' ', sizeof(big));
+	assert_int_equal(reg_version_metadata_set_text(f->st, &fx_actor, "m", "v1", big,
+						       sizeof(big)), -EFBIG);
+	assert_int_equal(reg_version_metadata_set_text(f->st, &fx_actor, "m", "v1", "{bad", 4),
+			 -EINVAL);
+	assert_null(fx_read(f->dir, "m/v1/metadata.json"));
+	/* A sibling's copy names the sibling: this version's name replaces it. */
+	{
+		const char *t = "{\"version\": \"v0\", \"notes\": \"a\"}";
+
+		assert_int_equal(reg_version_metadata_set_text(f->st, &fx_actor, "m", "v1", t,
+							       strlen(t)), 0);
+	}
+	assert_non_null(strstr(fx_read(f->dir, "m/v1/metadata.json"), "\"version\": \"v1\""));
+	assert_int_equal(reg_version_metadata_set_text(f->st, &fx_actor, "m", "v1",
+						       "{\"model_name\": \"other\"}", 23), -EINVAL);
+	assert_int_equal(fx_fsck(f), 0);
+	/* Removed: no record, no file; removing again is not an error. */
+	assert_int_equal(reg_version_metadata_remove(f->st, &fx_actor, "m", "v1"), 0);
+	assert_null(fx_read(f->dir, "m/v1/metadata.json"));
+	assert_int_equal(reg_version_metadata_remove(f->st, &fx_actor, "m", "v1"), 0);
+	assert_int_equal(reg_version_metadata_get(f->st, "m", "v1", &rec), 0);
+	assert_null(json_object_get(rec, "notes"));
+	json_decref(rec);
+	assert_int_equal(fx_fsck(f), 0);
+	fx_reopen(f);
+	assert_null(fx_read(f->dir, "m/v1/metadata.json"));
+	assert_int_equal(reg_version_seal(f->st, &fx_actor, "m", "v1", NULL), 0);
+	assert_int_equal(reg_version_metadata_remove(f->st, &fx_actor, "m", "v1"), -EROFS);
+	assert_int_equal(fx_fsck(f), 0);
+}
+
+/* Every entry is hashed, dot names included; a name JSON cannot carry fails the seal. */
+static void seal_hashes_every_name(void **state)
+{
+	struct fx *f = *state;
+	struct reg_file *files = NULL;
+	char path[4200];
+	struct stat sb;
+	size_t n = 0;
+
+	fx_version(f, "m", "v1", "model.pkl", "abc", "d/.s.tmp-9.pkl", "hidden", NULL);
+	fx_write(f->dir, "m/v1/bad\xffname", "x");
+	assert_int_equal(reg_version_seal(f->st, &fx_actor, "m", "v1", NULL), -EINVAL);
+	assert_non_null(strstr(cm_err_msg(), "UTF-8"));
+	snprintf(path, sizeof(path), "%s/m/v1/model.pkl", f->dir);
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_not_equal(sb.st_mode & 0200, 0); /* still a draft, still writable */
+	snprintf(path, sizeof(path), "%s/m/v1/bad\xffname", f->dir);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(reg_version_seal(f->st, &fx_actor, "m", "v1", NULL), 0);
+	assert_int_equal(reg_version_files(f->st, "m", "v1", &files, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(files[0].path, "d/.s.tmp-9.pkl");
+	reg_files_free(files, n);
+	assert_int_equal(fx_fsck(f), 0);
+	/* A file slipped in on the raw volume under such a name is found too. */
+	fx_write(f->dir, "m/v1/d/.t.tmp-1.pkl", "late");
+	assert_true(fx_fsck(f) > 0);
 }
 
 struct late_end {
@@ -322,6 +441,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(seal_records_digests_and_protects, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(seal_refused_while_writing, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(seal_waits_for_a_closing_writer, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(seal_blocks_changes_while_it_waits, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(record_text_and_remove, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(seal_hashes_every_name, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(seal_rejects_symlink_content, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(metadata_rules, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(oversized_record, fx_setup, fx_teardown),
