@@ -1097,6 +1097,9 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			}
 		}
 	} else {
+		/* A version sealed since this inode was looked up: its files now take passthrough. */
+		if (in->kind == FS_CONTENT && !in->is_meta)
+			version_sealed(m, in);
 		proc_path(path, sizeof(path), in->fd);
 		fd = open(path, O_RDONLY | O_CLOEXEC | (fi->flags & O_DIRECT));
 		if (fd < 0)
