@@ -354,8 +354,8 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 		cm_log(CM_LOG_INFO, "fs", "read path: kernel passthrough for sealed files (libfuse %s); "
 		       "drafts and metadata files on the splice path", fuse_pkgversion());
 	else
-		cm_log(CM_LOG_INFO, "fs", "read path: splice for every file, passthrough is off: %s",
-		       m->pt_off);
+		cm_log(CM_LOG_INFO, "fs", "read path: splice for every file (libfuse %s); passthrough "
+		       "is off: %s", fuse_pkgversion(), m->pt_off);
 	atomic_store_explicit(&m->pt_decided, 1, memory_order_release);
 	/*
 	 * max_readahead stays at what the kernel offers (the mount's 128 KiB), so
