@@ -287,10 +287,8 @@ def fmt_value(v, unit):
 
 
 def print_tables(tables):
-    """One line per metric: native, then each read path's figure and ratio, and the verdicts.
-
-    Native is the first session's figure; each ratio is against native measured in
-    its own session."""
+    """One line per metric: for each read path, native measured in its session, the
+    path's figure and the ratio; then the verdicts."""
     paths = list(tables)
     names = []
     for t in tables.values():
@@ -299,23 +297,24 @@ def print_tables(tables):
                 names.append(r[0])
     byname = {p: {r[0]: r for r in t.rows} for p, t in tables.items()}
     w = max(len(n) for n in names)
-    head = f"{'metric':<{w}}  {'native':>12}"
+    head = f"{'metric':<{w}}"
     for p in paths:
-        head += f"  {p:>12}  {'ratio':>6}"
+        head += f"  {'native':>12}  {p:>12}  {'ratio':>6}"
     head += f"  {'target':<10} " + " ".join(f"{p:<11}" for p in paths)
     print(head)
     for name in names:
         first = next(byname[p][name] for p in paths if name in byname[p])
         unit, target = first[3], first[5]
-        line = f"{name:<{w}}  {fmt_value(first[1], unit):>12}"
+        line = f"{name:<{w}}"
         verdicts, notes = [], []
         for p in paths:
             r = byname[p].get(name)
             if r is None:
-                line += f"  {'-':>12}  {'-':>6}"
+                line += f"  {'-':>12}  {'-':>12}  {'-':>6}"
                 verdicts.append("")
                 continue
-            line += f"  {fmt_value(r[2], unit):>12}  {'-' if r[4] is None else f'{r[4]:.2f}':>6}"
+            line += (f"  {fmt_value(r[1], unit):>12}  {fmt_value(r[2], unit):>12}  "
+                     f"{'-' if r[4] is None else f'{r[4]:.2f}':>6}")
             verdicts.append("" if r[6] is None else ("PASS" if r[6] else "MISS"))
             if r[7]:
                 notes.append(f"{p}: {r[7]}" if len(paths) > 1 else r[7])
