@@ -16,7 +16,9 @@
 /* Counters of the FUSE view, for /metrics (filled by the caller's callback). */
 struct api_fs_stats {
 	uint64_t ops;
-	uint64_t bytes_read;
+	uint64_t bytes_read;        /* not the reads of passthrough opens (the kernel serves them) */
+	uint64_t passthrough_opens;
+	int passthrough;            /* sealed files open in passthrough mode */
 	uint64_t bytes_written;
 	uint64_t errors;
 };

@@ -178,9 +178,19 @@ static int metrics_process(struct api_server *s, struct cm_buf *b)
 		rc = cm_buf_printf(b, "# HELP modelfs_fuse_operations_total FUSE requests served.\n"
 				      "# TYPE modelfs_fuse_operations_total counter\n"
 				      "modelfs_fuse_operations_total %" PRIu64 "\n"
-				      "# HELP modelfs_fuse_read_bytes_total Bytes read through the mount.\n"
+				      "# HELP modelfs_fuse_read_bytes_total Bytes read through the mount "
+				      "on the splice path; reads of files opened in passthrough mode are "
+				      "served by the kernel and not counted.\n"
 				      "# TYPE modelfs_fuse_read_bytes_total counter\n"
 				      "modelfs_fuse_read_bytes_total %" PRIu64 "\n"
+				      "# HELP modelfs_fuse_passthrough_opens_total Opens of sealed files "
+				      "answered in kernel passthrough mode (their bytes are not counted).\n"
+				      "# TYPE modelfs_fuse_passthrough_opens_total counter\n"
+				      "modelfs_fuse_passthrough_opens_total %" PRIu64 "\n"
+				      "# HELP modelfs_fuse_passthrough 1 when sealed files are opened in "
+				      "kernel passthrough mode, 0 on the splice fallback.\n"
+				      "# TYPE modelfs_fuse_passthrough gauge\n"
+				      "modelfs_fuse_passthrough %d\n"
 				      "# HELP modelfs_fuse_written_bytes_total Bytes written through the "
 				      "mount.\n"
 				      "# TYPE modelfs_fuse_written_bytes_total counter\n"
@@ -189,7 +199,8 @@ static int metrics_process(struct api_server *s, struct cm_buf *b)
 				      "error.\n"
 				      "# TYPE modelfs_fuse_errors_total counter\n"
 				      "modelfs_fuse_errors_total %" PRIu64 "\n",
-				   fs.ops, fs.bytes_read, fs.bytes_written, fs.errors);
+				   fs.ops, fs.bytes_read, fs.passthrough_opens, fs.passthrough,
+				   fs.bytes_written, fs.errors);
 	}
 	return rc;
 }

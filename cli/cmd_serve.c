@@ -40,6 +40,7 @@ struct serve_cfg {
 	const char *mount;
 	const char *ready_file;
 	const char *log_level;
+	const char *read_path;
 	const char *listen;
 	const char *token_file;
 	const char *pvc;
@@ -113,6 +114,9 @@ static const struct cm_opt serve_opts[] = {
 	    "and seal others' drafts; needs --token-file"),
 	OPT("fuse-threads", "MODELFS_FUSE_THREADS", CM_OPT_INT, fuse_threads, "16", 1, 256, "N",
 	    "FUSE worker threads"),
+	OPT("read-path", "MODELFS_READ_PATH", CM_OPT_STRING, read_path, "auto", 0, 0, "PATH",
+	    "sealed files: auto (kernel passthrough where offered, else splice), passthrough "
+	    "(or refuse to start), splice"),
 	OPT("git-repo", "MODELFS_GIT_REPO", CM_OPT_STRING, git.repo, NULL, 0, 0, "DIR",
 	    "tag sealed versions (and, with --git-gto-tags, alias changes) in this git repository"),
 	OPT("git-remote", "MODELFS_GIT_REMOTE", CM_OPT_STRING, git.remote, NULL, 0, 0, "NAME",
@@ -150,12 +154,28 @@ static int level_parse(const char *s, enum cm_log_level *out)
 	return cm_err_set(-EINVAL, "--log-level: '%s' is not debug, info, warn or error", s);
 }
 
+static int read_path_parse(const char *s, enum fs_read_path *out)
+{
+	static const char *const names[] = { "auto", "passthrough", "splice" };
+
+	for (int i = 0; i < 3; i++) {
+		if (!strcmp(s, names[i])) {
+			*out = (enum fs_read_path)i;
+			return 0;
+		}
+	}
+	return cm_err_set(-EINVAL, "--read-path: '%s' is not auto, passthrough or splice", s);
+}
+
 static int check(const struct serve_cfg *c)
 {
+	enum fs_read_path rp;
 	struct stat sb;
 
 	if (!c->store)
 		return cm_err_set(-EINVAL, "--store DIR is required");
+	if (read_path_parse(c->read_path, &rp) < 0)
+		return -EINVAL;
 	if (stat(c->store, &sb) < 0 || !S_ISDIR(sb.st_mode))
 		return cm_err_set(-ENOENT, "--store: '%s' is not a directory", c->store);
 	/* ENOTCONN: the dead mount of a killed daemon, detached when serve starts. */
@@ -235,6 +255,8 @@ static void fs_stats_get(void *ctx, struct api_fs_stats *out)
 	fs_mount_stats(ctx, &st);
 	out->ops = st.ops;
 	out->bytes_read = st.bytes_read;
+	out->passthrough_opens = st.passthrough_opens;
+	out->passthrough = st.passthrough;
 	out->bytes_written = st.bytes_written;
 	out->errors = st.errors;
 }
@@ -481,6 +503,8 @@ int cli_serve(int argc, char **argv)
 		struct fs_config fc = { .mountpoint = c.mount, .admin_gid = c.admin_gid,
 					.max_threads = (unsigned)c.fuse_threads, .debug = c.fuse_debug };
 
+		read_path_parse(c.read_path, &fc.read_path); /* checked by check() */
+
 		/* After the store lock: no live modelfs of this store can be behind it. */
 		rc = fs_mount_detach_stale(c.mount);
 		if (rc > 0)
@@ -526,6 +550,11 @@ int cli_serve(int argc, char **argv)
 			int e = errno;
 
 			rc = cm_err_set(-e, "the mount at %s does not answer: %s", c.mount, strerror(e));
+			cm_log(CM_LOG_ERROR, "serve", "%s", cm_err_msg());
+			goto done;
+		}
+		rc = fs_mount_read_path_check(r.m);
+		if (rc < 0) {
 			cm_log(CM_LOG_ERROR, "serve", "%s", cm_err_msg());
 			goto done;
 		}

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fs: the FUSE view of a store (libfuse3 low-level API). Each POSIX call
- * becomes one registry call; reads of version files are answered with the
- * backing file descriptor so the kernel splices them.
+ * becomes one registry call. Sealed files are opened in kernel passthrough
+ * mode where the kernel and libfuse offer it (the kernel reads the backing
+ * file itself); other reads are answered with the backing file descriptor so
+ * the kernel splices them.
  */
 #ifndef MODELFS_FS_H
 #define MODELFS_FS_H
@@ -12,8 +14,16 @@
 
 #include "reg.h"
 
+/* How sealed files are read (serve --read-path). */
+enum fs_read_path {
+	FS_READ_AUTO,        /* passthrough where possible, else splice (logged) */
+	FS_READ_PASSTHROUGH, /* passthrough or refuse to serve (fs_mount_read_path_check) */
+	FS_READ_SPLICE,      /* the splice path for every file */
+};
+
 struct fs_config {
 	const char *mountpoint;
+	enum fs_read_path read_path;
 	long long admin_gid;   /* -1: anyone may change protected aliases */
 	unsigned max_threads;  /* FUSE worker threads */
 	int debug;             /* libfuse request tracing */
@@ -24,7 +34,10 @@ struct fs_mount;
 /* Counters for /metrics; read without locks (monotonic). */
 struct fs_stats {
 	uint64_t ops;
+	/* Bytes the daemon served; reads of passthrough opens never reach it and are not counted. */
 	uint64_t bytes_read;
+	uint64_t passthrough_opens; /* opens answered in passthrough mode */
+	int passthrough;            /* 1: sealed files are opened in passthrough mode */
 	uint64_t bytes_written;
 	uint64_t errors;
 };
@@ -56,6 +69,14 @@ int fs_mount_end(struct fs_mount *m);
 /* Ends the loop (fs_mount_end), unmounts and frees. Accepts NULL. */
 void fs_mount_close(struct fs_mount *m);
 void fs_mount_stats(struct fs_mount *m, struct fs_stats *out);
+
+/*
+ * After fs_mount_start() and a first request answered (the kernel's INIT is
+ * done): 0 when the read path in effect is one the configuration allows,
+ * -ENOTSUP with the reason when --read-path passthrough was asked for and
+ * the kernel, libfuse or the daemon's capabilities do not allow it.
+ */
+int fs_mount_read_path_check(struct fs_mount *m);
 
 /*
  * A daemon killed with SIGKILL leaves its mount behind with nobody serving

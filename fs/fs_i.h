@@ -38,6 +38,14 @@ struct fs_inode {
 	uid_t meta_uid;
 	gid_t meta_gid;
 	atomic_int sealed;          /* version sealed or archived (only ever goes 0 -> 1) */
+	/*
+	 * The kernel puts an inode in one io mode at a time: opens in
+	 * passthrough mode and cached (splice) opens must not overlap, or the
+	 * later open fails with EIO. Guarded by fs_mount.bmu.
+	 */
+	int backing_id;             /* registered backing file, shared by its passthrough opens */
+	unsigned backing_opens;     /* open files using backing_id */
+	unsigned cached_opens;      /* open files on the splice path (fs_open's only) */
 	char model[REG_NAME_MAX];
 	char version[REG_NAME_MAX];
 	/* FS_PENDING only: */
@@ -65,6 +73,8 @@ struct fs_file {
 	off_t size;                 /* a sealed file's size, fixed at open; -1 when it may change */
 	off_t seq_next;             /* sequential-read tracking for page-cache drops */
 	off_t dropped;
+	int passthrough;            /* counted in its inode's backing_opens */
+	int cached;                 /* counted in its inode's cached_opens */
 	/* directories: a snapshot, offsets are indexes + 1 */
 	struct fs_dirent *ents;
 	size_t nents;
@@ -100,6 +110,12 @@ struct fs_mount {
 	/* set by fs_mount_end(): no more kernel notifications (nobody would answer them) */
 	atomic_int ending;
 	struct fs_stats stats;
+	/* read path: decided at fs_mount_open and in fs_init, read-only afterwards */
+	atomic_int pt_on;           /* sealed files open in passthrough mode */
+	char pt_off[256];           /* why not, when pt_on is 0 */
+	atomic_int pt_decided;      /* set (release) once fs_init has settled pt_on and pt_off */
+	atomic_int pt_warned;       /* a failed fuse_passthrough_open was logged */
+	pthread_mutex_t bmu;        /* backing ids and io-mode counts of inodes */
 	/* the request loop's thread (fs_mount_start/fs_mount_end) */
 	pthread_t loop_thread;
 	int loop_started;

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <signal.h>
 #include <limits.h>
 #include <spawn.h>
@@ -16,6 +17,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -31,6 +33,42 @@ static void raise_nofile(void)
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
+}
+
+#ifdef FS_HAVE_PASSTHROUGH
+/* CAP_SYS_ADMIN in the effective set: the kernel asks it of whoever registers a backing file. */
+static int have_sys_admin(void)
+{
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+	struct __user_cap_data_struct d[2];
+
+	memset(d, 0, sizeof(d));
+	if (syscall(SYS_capget, &h, d) < 0)
+		return 0;
+	return (d[CAP_TO_INDEX(CAP_SYS_ADMIN)].effective & CAP_TO_MASK(CAP_SYS_ADMIN)) != 0;
+}
+#endif
+
+/*
+ * What rules passthrough out before the kernel is asked (fs_init asks it):
+ * the configuration, the libfuse modelfs was built against, the daemon's
+ * capabilities. Leaves m->pt_off empty when nothing does.
+ */
+static void read_path_prepare(struct fs_mount *m)
+{
+	m->pt_off[0] = '\0';
+	if (m->cfg.read_path == FS_READ_SPLICE) {
+		snprintf(m->pt_off, sizeof(m->pt_off), "--read-path splice");
+		return;
+	}
+#ifndef FS_HAVE_PASSTHROUGH
+	snprintf(m->pt_off, sizeof(m->pt_off), "modelfs was built against libfuse %s, which lacks "
+		 "passthrough (3.17 has it)", fuse_pkgversion());
+#else
+	if (!have_sys_admin())
+		snprintf(m->pt_off, sizeof(m->pt_off), "the daemon lacks CAP_SYS_ADMIN, which the "
+			 "kernel requires to register backing files");
+#endif
 }
 
 static int add_arg(struct fuse_args *a, const char *s)
@@ -58,6 +96,8 @@ int fs_mount_open(struct reg_store *st, const struct fs_config *cfg, struct fs_m
 	m->st = st;
 	m->cfg = *cfg;
 	pthread_mutex_init(&m->mu, NULL);
+	pthread_mutex_init(&m->bmu, NULL);
+	read_path_prepare(m);
 	m->store_fd = reg_store_fd(st);
 	m->root.kind = FS_ROOT;
 	m->root.nlookup = 1;
@@ -231,6 +271,7 @@ void fs_mount_close(struct fs_mount *m)
 	if (m->root.fd >= 0)
 		close(m->root.fd);
 	pthread_mutex_destroy(&m->mu);
+	pthread_mutex_destroy(&m->bmu);
 	free(m);
 }
 
@@ -242,6 +283,18 @@ void fs_mount_stats(struct fs_mount *m, struct fs_stats *out)
 	out->bytes_written = atomic_load_explicit((_Atomic uint64_t *)&m->stats.bytes_written,
 						  memory_order_relaxed);
 	out->errors = atomic_load_explicit((_Atomic uint64_t *)&m->stats.errors, memory_order_relaxed);
+	out->passthrough_opens = atomic_load_explicit((_Atomic uint64_t *)&m->stats.passthrough_opens,
+						      memory_order_relaxed);
+	out->passthrough = atomic_load(&m->pt_on);
+}
+
+int fs_mount_read_path_check(struct fs_mount *m)
+{
+	if (!atomic_load_explicit(&m->pt_decided, memory_order_acquire))
+		return cm_err_set(-EAGAIN, "the kernel has not initialised the mount yet");
+	if (m->cfg.read_path == FS_READ_PASSTHROUGH && !atomic_load(&m->pt_on))
+		return cm_err_set(-ENOTSUP, "--read-path passthrough: %s", m->pt_off);
+	return 0;
 }
 
 /* Undoes mountinfo's octal escapes (\040 for a space, ...) in place. */

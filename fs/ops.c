@@ -4,8 +4,11 @@
  * model, version, content), asks the registry when the action is a registry
  * action (mkdir of a model or version, an alias symlink, a seal), and
  * otherwise acts on the backing file through the inode's O_PATH descriptor.
- * Reads reply with the backing fd so the kernel splices the bytes; this is
- * the one read path (kernel passthrough can replace it in fs_read()).
+ * Sealed files are opened in kernel passthrough mode where the kernel and
+ * libfuse offer it: the kernel reads the backing file itself, and no READ
+ * reaches fs_read(). Every other read (drafts, metadata files, or all of
+ * them on the fallback) is answered with the backing fd so the kernel
+ * splices the bytes.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -24,6 +27,7 @@
 #define TIMEOUT_LONG 86400.0 /* sealed content and registry-managed names: invalidated on change */
 #define TIMEOUT_DRAFT 1.0
 #define DROP_WINDOW (8 << 20) /* drop the backing pages in aligned windows this far behind a reader */
+#define FS_MAX_WRITE (128 << 10) /* largest WRITE: its pipe must stay growable (fs_init) */
 
 static struct fs_mount *mnt(fuse_req_t req)
 {
@@ -351,7 +355,8 @@ static int do_lookup(struct fs_mount *m, struct fs_inode *p, const char *name,
 
 static void fs_init(void *userdata, struct fuse_conn_info *conn)
 {
-	(void)userdata;
+	struct fs_mount *m = userdata;
+
 	/* Replies with a backing fd are spliced into /dev/fuse; writes come in by splice. */
 	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
 		conn->want |= FUSE_CAP_SPLICE_WRITE;
@@ -363,6 +368,29 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
 	conn->want &= ~(unsigned)FUSE_CAP_EXPORT_SUPPORT;
 	/*
+	 * Passthrough for sealed files, decided once for the mount. Backing
+	 * files may sit on a stacked file system (a store inside a container's
+	 * overlayfs root); the price is that nothing can be stacked over this
+	 * mount, which nothing that serves models does.
+	 */
+#ifdef FS_HAVE_PASSTHROUGH
+	if (!m->pt_off[0] && !(conn->capable & FUSE_CAP_PASSTHROUGH))
+		snprintf(m->pt_off, sizeof(m->pt_off), "the kernel does not offer FUSE passthrough "
+			 "(CONFIG_FUSE_PASSTHROUGH, Linux 6.9 or later)");
+	if (!m->pt_off[0]) {
+		conn->want |= FUSE_CAP_PASSTHROUGH;
+		conn->max_backing_stack_depth = FUSE_BACKING_STACKED_OVER;
+		atomic_store(&m->pt_on, 1);
+	}
+#endif
+	if (atomic_load(&m->pt_on))
+		cm_log(CM_LOG_INFO, "fs", "read path: kernel passthrough for sealed files (libfuse %s); "
+		       "drafts and metadata files on the splice path", fuse_pkgversion());
+	else
+		cm_log(CM_LOG_INFO, "fs", "read path: splice for every file (libfuse %s); passthrough "
+		       "is off: %s", fuse_pkgversion(), m->pt_off);
+	atomic_store_explicit(&m->pt_decided, 1, memory_order_release);
+	/*
 	 * max_readahead stays at what the kernel offers (the mount's 128 KiB), so
 	 * every READ is at most 128 KiB and fits libfuse's splice pipe: a 1 MiB
 	 * READ needs a 2 MiB pipe, beyond the default pipe-max-size, and libfuse
@@ -372,6 +400,21 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 	 * raised to match, moved fewer bytes per second through the mount, not
 	 * more. So modelfs changes no system setting for reads.
 	 */
+#if FUSE_MAJOR_VERSION == 3 && FUSE_MINOR_VERSION >= 17
+	/*
+	 * libfuse 3.17 receives requests by splice too, into a per-thread pipe
+	 * sized for max_write (1 MiB by default) plus a page: more than
+	 * pipe-max-size (1 MiB), so growing the pipe fails, and its fallback
+	 * (growing to pipe-max-size) fails on the newline of
+	 * /proc/sys/fs/pipe-max-size, after which the pipe stays at 64 KiB and
+	 * can no longer grow. Every 128 KiB READ reply was then copied through
+	 * a fresh buffer instead of spliced: 50-60 MB/s instead of 0.6-2 GB/s
+	 * (bench/run fuse, splice path). Writes of 128 KiB keep the pipe
+	 * within what it may grow to.
+	 */
+	if (conn->max_write > FS_MAX_WRITE)
+		conn->max_write = FS_MAX_WRITE;
+#endif
 }
 
 static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -1149,6 +1192,82 @@ static void open_failed(fuse_req_t req, int fd, int64_t vid, int rc)
 	reply_err(req, rc < 0 ? rc : -ENOMEM);
 }
 
+/*
+ * Picks the read path of an open content file: passthrough for a read-only
+ * open of a sealed file, the splice path otherwise. Drafts stay on the splice
+ * path: their writes go through the daemon (the writer count that keeps a
+ * seal out, the seal's critical section, metadata.json's staging copy), and a
+ * passthrough open would route writes around all of that.
+ * The kernel refuses (EIO) an open in one io mode while the inode has files
+ * open in the other, and a draft reader may keep its file open across the
+ * seal: so the choice and the counts are made together under bmu, and a
+ * sealed file stays on the splice path while such a reader is still there.
+ * The first passthrough open registers its fd as the inode's backing file;
+ * later ones share the id; the last release (io_mode_drop) closes it.
+ * Returns 1 when fi carries a backing id, 0 for the splice path.
+ */
+static int io_mode_pick(fuse_req_t req, struct fs_mount *m, struct fs_inode *in,
+			struct fs_file *f, struct fuse_file_info *fi, int writing)
+{
+	int pt = 0;
+
+	if (!atomic_load(&m->pt_on))
+		return 0; /* no passthrough open can exist: nothing to count */
+	pthread_mutex_lock(&m->bmu);
+#ifdef FS_HAVE_PASSTHROUGH
+	if (!writing && atomic_load(&in->sealed) && !in->cached_opens) {
+		if (!in->backing_id) {
+			int id = fuse_passthrough_open(req, f->fd);
+
+			if (id > 0)
+				in->backing_id = id;
+			else if (!atomic_exchange(&m->pt_warned, 1))
+				cm_log(CM_LOG_WARN, "fs", "the kernel refused %s/%s as a backing file "
+				       "(%s): such files are read on the splice path (logged once)",
+				       in->model, in->version, strerror(errno));
+		}
+		if (in->backing_id) {
+			in->backing_opens++;
+			fi->backing_id = in->backing_id;
+			f->passthrough = 1;
+			pt = 1;
+		}
+	}
+#else
+	(void)req;
+	(void)writing;
+#endif
+	if (!pt) {
+		in->cached_opens++;
+		f->cached = 1;
+	}
+	pthread_mutex_unlock(&m->bmu);
+	if (pt)
+		atomic_fetch_add_explicit((_Atomic uint64_t *)&m->stats.passthrough_opens, 1,
+					  memory_order_relaxed);
+	return pt;
+}
+
+/* A file counted by io_mode_pick goes away; the last passthrough one closes the backing id. */
+static void io_mode_drop(fuse_req_t req, struct fs_mount *m, struct fs_inode *in,
+			 struct fs_file *f)
+{
+	pthread_mutex_lock(&m->bmu);
+	if (f->cached)
+		in->cached_opens--;
+#ifdef FS_HAVE_PASSTHROUGH
+	if (f->passthrough && --in->backing_opens == 0) {
+		if (fuse_passthrough_close(req, in->backing_id) < 0)
+			cm_log(CM_LOG_DEBUG, "fs", "closing backing id %d of %s/%s: %s",
+			       in->backing_id, in->model, in->version, strerror(errno));
+		in->backing_id = 0;
+	}
+#else
+	(void)req;
+#endif
+	pthread_mutex_unlock(&m->bmu);
+}
+
 static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs_mount *m = mnt(req);
@@ -1182,6 +1301,9 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			}
 		}
 	} else {
+		/* A version sealed since this inode was looked up: its files now take passthrough. */
+		if (in->kind == FS_CONTENT && !in->is_meta)
+			version_sealed(m, in);
 		proc_path(path, sizeof(path), in->fd);
 		fd = open(path, O_RDONLY | O_CLOEXEC | (fi->flags & O_DIRECT));
 		if (fd < 0)
@@ -1203,7 +1325,7 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fi->fh = (uint64_t)(uintptr_t)f;
 	if (in->is_meta || in->kind == FS_MMETA) {
 		fi->direct_io = 1; /* small, regenerated on every change: never from a stale cache */
-	} else {
+	} else if (!io_mode_pick(req, m, in, f, fi, writing)) {
 		struct stat sb;
 
 		fi->keep_cache = atomic_load(&in->sealed); /* sealed content never changes */
@@ -1211,6 +1333,8 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		/* Nor does its size: fs_read counts bytes without a stat per request. */
 		if (fi->keep_cache && !writing && fstat(f->fd, &sb) == 0)
 			f->size = sb.st_size;
+	} else {
+		fi->noflush = 1;
 	}
 	fuse_reply_open(req, fi);
 }
@@ -1349,8 +1473,11 @@ static void drop_behind(struct fs_file *f, off_t off, size_t size)
 }
 
 /*
- * The read path: hand libfuse the backing fd and offset, so the kernel splices
- * the bytes into /dev/fuse without a copy through this process.
+ * The splice read path: hand libfuse the backing fd and offset, so the kernel
+ * splices the bytes into /dev/fuse without a copy through this process.
+ * Files opened in passthrough mode never get here: the kernel reads their
+ * backing file itself, so bytes_read does not count them (the metrics say
+ * so) and there is no second copy in the page cache for drop_behind to drop.
  */
 static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
@@ -1476,8 +1603,13 @@ static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 /* Files and directories alike: an fs_file goes away. */
 static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	(void)ino;
-	file_free(mnt(req), ffile(fi));
+	struct fs_mount *m = mnt(req);
+	struct fs_file *f = ffile(fi);
+
+	/* An open file holds a lookup of its inode: ino is still in the table. */
+	if (f->passthrough || f->cached)
+		io_mode_drop(req, m, fs_inode_get(m, ino), f);
+	file_free(m, f);
 	fuse_reply_err(req, 0);
 }
 

@@ -17,11 +17,15 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${1:-build-tsan}
 case $build in /*) ;; *) build=$root/$build ;; esac
 
+# The libfuse ./dev builds and tests use (empty: the system's).
+pc=$("$root/dev" libfuse) || pc=
+pcopt=-Dpkg_config_path="$pc"
+[[ -n $pc ]] || pcopt=-Dpkg_config_path=[]
 if [[ -d $build ]]; then
 	# Again each time: the options stay right and new test files are picked up.
-	meson setup --reconfigure "$build" "$root" -Db_sanitize=thread -Db_lundef=false >/dev/null
+	meson setup --reconfigure "$build" "$root" -Db_sanitize=thread -Db_lundef=false "$pcopt" >/dev/null
 else
-	CC=${CC:-gcc} meson setup "$build" "$root" -Db_sanitize=thread -Db_lundef=false
+	CC=${CC:-gcc} meson setup "$build" "$root" -Db_sanitize=thread -Db_lundef=false "$pcopt"
 fi
 ninja -C "$build"
 
