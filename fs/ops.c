@@ -1248,7 +1248,10 @@ static int io_mode_pick(fuse_req_t req, struct fs_mount *m, struct fs_inode *in,
 	return pt;
 }
 
-/* A file counted by io_mode_pick goes away; the last passthrough one closes the backing id. */
+/*
+ * A file goes away: uncounted if io_mode_pick counted it; the last
+ * passthrough open of an inode closes its backing id.
+ */
 static void io_mode_drop(fuse_req_t req, struct fs_mount *m, struct fs_inode *in,
 			 struct fs_file *f)
 {
@@ -1606,8 +1609,12 @@ static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct fs_mount *m = mnt(req);
 	struct fs_file *f = ffile(fi);
 
-	/* An open file holds a lookup of its inode: ino is still in the table. */
-	if (f->passthrough || f->cached)
+	/*
+	 * An open file holds a lookup of its inode: ino is still in the table.
+	 * Its io-mode flags are read under bmu, which io_mode_pick held when it
+	 * set them (the open ran on another thread).
+	 */
+	if (atomic_load(&m->pt_on))
 		io_mode_drop(req, m, fs_inode_get(m, ino), f);
 	file_free(m, f);
 	fuse_reply_err(req, 0);
