@@ -36,7 +36,12 @@ static void usage(FILE *out)
 		fprintf(out, "  modelfs %-36s %s\n", commands[i].usage, commands[i].help);
 	fprintf(out, "  modelfs %-36s %s\n  modelfs %-36s %s\n", "--version", "print the version",
 		"--help", "print this help");
-	fprintf(out, "\nExit status: 0 success (or clean), 1 problems found, 2 error.\n");
+	fprintf(out, "\nClient commands, over the REST API (--url, --token-file, --json; see "
+		     "'modelfs COMMAND --help'):\n");
+	cli_client_usage(out);
+	fprintf(out, "\nExit status: 0 success (or clean), 1 problems found, 2 error; the client "
+		     "commands:\n0 done, 1 refused (gate), 2 usage, 3 not found, 4 auth, 5 network "
+		     "or server error.\n");
 }
 
 int main(int argc, char **argv)
@@ -63,6 +68,8 @@ int main(int argc, char **argv)
 		}
 		return commands[i].run(argc - 1, argv + 1);
 	}
+	if (cli_client_is(argv[1]))
+		return cli_client(argc - 1, argv + 1);
 	fprintf(stderr, "modelfs: unknown command '%s' (see 'modelfs --help')\n", argv[1]);
 	return CLI_ERROR;
 }
