@@ -972,6 +972,8 @@ static int args_split(const struct cm_opt *opts, size_t nopts, int argc, char **
 		const char *a = argv[i];
 		const struct cm_opt *o = NULL;
 
+		if (!dashdash && !strcmp(a, "-h"))
+			a = "--help";
 		if (dashdash || strncmp(a, "--", 2) || !a[2]) {
 			if (!dashdash && !strcmp(a, "--")) {
 				dashdash = 1;
@@ -986,7 +988,7 @@ static int args_split(const struct cm_opt *opts, size_t nopts, int argc, char **
 			if (!strncmp(a + 2, opts[k].name, l) && (a[2 + l] == '\0' || a[2 + l] == '='))
 				o = &opts[k];
 		}
-		optv[(*optc)++] = argv[i];
+		optv[(*optc)++] = (char *)a;
 		if (o && o->type != CM_OPT_BOOL && !strchr(a, '=') && i + 1 < argc)
 			optv[(*optc)++] = argv[++i];
 	}

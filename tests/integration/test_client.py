@@ -112,6 +112,9 @@ class ClientTest(unittest.TestCase):
         self.assertIn("1 refused", p.stdout)
         self.assertIn("5 no connection", p.stdout)
         self.assertNotIn("--percent", p.stdout)
+        self.assertIn("--percent N", self.run_cli("canary", "-h", token=None).stdout)
+        self.assertIn("usage: modelfs alias rm MODEL ALIAS",
+                      self.run_cli("alias", "rm", "-h", token=None).stdout)
         # usage errors: 2, nothing sent
         self.assertIn("usage: modelfs show MODEL", self.run_cli("show", want=2).stderr)
         self.assertIn("usage: modelfs diff", self.run_cli("diff", "fraud", "v1", want=2).stderr)
