@@ -614,6 +614,45 @@ static int c_as_of(struct client_ctx *x)
 	return rc;
 }
 
+/*
+ * An event's detail as "key=value ...": strings bare, lists of strings joined
+ * with "; ", other values as JSON. A refusal's message repeats its gates: left
+ * out when they are there. NULL for no detail.
+ */
+static char *detail_text(const json_t *d)
+{
+	struct cm_buf b = { 0 };
+	const char *k;
+	json_t *v;
+	char *s = NULL;
+
+	json_object_foreach((json_t *)d, k, v) {
+		size_t i;
+		json_t *g;
+
+		if (!strcmp(k, "message") && json_object_get(d, "gates"))
+			continue;
+		cm_buf_printf(&b, "%s%s=", b.len ? " " : "", k);
+		if (json_is_array(v) && json_array_size(v) && json_is_string(json_array_get(v, 0))) {
+			json_array_foreach(v, i, g) {
+				char *t = cli_json_text(g);
+
+				cm_buf_printf(&b, "%s%s", i ? "; " : "", t ? t : "?");
+				free(t);
+			}
+		} else {
+			char *t = cli_json_text(v);
+
+			cm_buf_printf(&b, "%s", t ? t : "?");
+			free(t);
+		}
+	}
+	if (b.data)
+		s = strdup(b.data);
+	cm_buf_free(&b);
+	return s;
+}
+
 static int c_history(struct client_ctx *x)
 {
 	struct cm_buf p = { 0 };
@@ -658,8 +697,7 @@ static int c_history(struct client_ctx *x)
 	json_array_foreach(events, i, e) {
 		char *b = cli_json_text(json_object_get(e, "before"));
 		char *af = cli_json_text(json_object_get(e, "after"));
-		json_t *d = json_object_get(e, "detail");
-		char *dt = json_object_size(d) ? cli_json_text(d) : NULL;
+		char *dt = detail_text(json_object_get(e, "detail"));
 
 		cli_table_add(&t, (const char *const[]){ jstr(e, "ts"), jstr(e, "kind"),
 							 jstr(e, "version"), jstr(e, "alias"), b, af,

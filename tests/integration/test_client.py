@@ -221,7 +221,7 @@ class ClientTest(unittest.TestCase):
         rows = self.rows(p.stdout)
         self.assertEqual(rows[0], ["TIME", "KIND", "VERSION", "ALIAS", "BEFORE", "AFTER", "ACTOR", "DETAIL"])
         self.assertTrue(all(r[1].startswith("alias.") for r in rows[1:]), rows)
-        self.assertIn("accuracy 0.81 < 0.85", p.stdout)
+        self.assertIn("reason=accuracy 0.81 < 0.85 via=rollback", p.stdout)
         j = json.loads(self.run_cli("history", m, "--kind", "alias.set", "--limit", "2", "--json").stdout)
         self.assertEqual(len(j["events"]), 2)
         self.assertIsNotNone(j["next_cursor"])
