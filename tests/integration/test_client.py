@@ -88,6 +88,9 @@ class ClientTest(unittest.TestCase):
         if token:
             argv += ["--token-file", self.files[token]]
         p = subprocess.run(argv, env=e, input=stdin, capture_output=True, text=True, timeout=60)
+        # a sanitizer build's report fails the test whatever the exit status
+        if "Sanitizer" in p.stderr or "runtime error:" in p.stderr:
+            raise AssertionError(f"{' '.join(args)}: sanitizer report:\n{p.stderr}")
         if want is not None and p.returncode != want:
             raise AssertionError(f"{' '.join(args)}: exit {p.returncode}, wanted {want}\n"
                                  f"stdout: {p.stdout}\nstderr: {p.stderr}")
