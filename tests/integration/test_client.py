@@ -7,6 +7,7 @@ usage: test_client.py /path/to/modelfs
 """
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -98,7 +99,6 @@ class ClientTest(unittest.TestCase):
 
     def rows(self, text):
         """A table's lines as lists of cells (two or more spaces between cells)."""
-        import re
         return [re.split(r"\s{2,}", line.rstrip()) for line in text.splitlines() if line.strip()]
 
     # ---- reading ----
@@ -253,6 +253,30 @@ class ClientTest(unittest.TestCase):
         p = self.run_cli("policy", "set", "fraud", "-", stdin="{not json", want=2)
         self.assertIn("line 1", p.stderr)
         self.run_cli("policy", "set", "fraud", os.path.join(self.d.dir, "missing.json"), want=2)
+
+    def test_readme_lists_every_command(self):
+        """README's Client section names each client command --help lists, and exits 0..5."""
+        with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "README.md")) as f:
+            whole = f.read().split("## Client\n", 1)[1].split("\n## ", 1)[0]
+        section = whole.split("```", 2)[1]  # the command list
+        helptext = self.run_cli("--help", token=None).stdout.split("Client commands", 1)[1]
+        seen = 0
+        for line in helptext.splitlines():
+            usage = re.split(r"\s{2,}", line.strip())[0].split()
+            if len(usage) < 2 or usage[0] != "modelfs":
+                continue
+            cmd = []
+            for w in usage[1:]:
+                if not re.fullmatch(r"[a-z-]+", w):
+                    break
+                cmd.append(w)
+            flat = section.replace("promote|abort", "promote").replace("canary promote", "canary abort")
+            self.assertTrue(f"modelfs {' '.join(cmd)}" in section or f"modelfs {' '.join(cmd)}" in flat,
+                            f"README's Client section lacks modelfs {' '.join(cmd)}")
+            seen += 1
+        self.assertGreaterEqual(seen, 16)
+        for status in range(6):
+            self.assertIn(f"| {status} |", whole)
 
     # ---- failures ----
 
