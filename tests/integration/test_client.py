@@ -5,12 +5,14 @@ gate, usage, not found, auth, network), tokens from a file and from the environm
 
 usage: test_client.py /path/to/modelfs
 """
+import http.server
 import json
 import os
 import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 import unittest
 
@@ -310,6 +312,39 @@ class ClientTest(unittest.TestCase):
         self.assertIn("127.0.0.1", p.stderr)
         self.run_cli("promote", "fraud", "v1", url=url, want=5)
         self.run_cli("models", url="ftp://127.0.0.1/", want=2)
+
+    def test_server_errors(self):
+        """A 5xx with the API's error body, and an answer that is not the API's: exit 5."""
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                if self.path.startswith("/v1/models/busy"):
+                    body = json.dumps({"error": {"code": "unavailable", "message": "the db is busy",
+                                                 "details": None}}).encode()
+                    self.send_response(503)
+                    self.send_header("Content-Type", "application/json")
+                else:
+                    body = b"<html>a proxy's page</html>"
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *a):
+                pass
+
+        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        t = threading.Thread(target=srv.serve_forever, daemon=True)
+        t.start()
+        try:
+            url = f"http://127.0.0.1:{srv.server_address[1]}"
+            p = self.run_cli("show", "busy", url=url, want=5)
+            self.assertIn("modelfs: the db is busy (HTTP 503 unavailable)", p.stderr)
+            p = self.run_cli("models", url=url, want=5)
+            self.assertIn("not JSON (is --url the modelfs API?)", p.stderr)
+        finally:
+            srv.shutdown()
+            srv.server_close()
 
     def test_names_printed_escaped(self):
         p = self.run_cli("show", "bad\x1b[2Jname", want=None)
