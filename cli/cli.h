@@ -20,6 +20,8 @@ int cli_git_sync(int argc, char **argv);
 int cli_client_is(const char *name);
 int cli_client(int argc, char **argv);
 void cli_client_usage(FILE *out);
+/* Prints a bash completion script; `others` are the other command names. */
+void cli_client_completion(FILE *out, const char *const *others, size_t n_others);
 
 /* Git-tag sync options shared by serve and git-sync (strings borrowed). */
 struct cli_git_opts {

@@ -905,6 +905,82 @@ void cli_client_usage(FILE *out)
 	}
 }
 
+static size_t cmd_opts(const struct client_cmd *c, struct cm_opt *out);
+
+/*
+ * A bash completion script from the command table: command names (the
+ * client's and `others`), subcommands, each command's options, and model
+ * names from `modelfs models` (two seconds at most, nothing when the API is
+ * out of reach).
+ */
+void cli_client_completion(FILE *out, const char *const *others, size_t n_others)
+{
+	fprintf(out, "# bash completion for modelfs: eval \"$(modelfs completion)\"\n"
+		     "_modelfs_models() {\n"
+		     "\tmodelfs models --timeout 2 2>/dev/null | tail -n +2 | cut -d' ' -f1\n"
+		     "}\n"
+		     "_modelfs() {\n"
+		     "\tlocal cur=${COMP_WORDS[COMP_CWORD]} cmd=${COMP_WORDS[1]} words=''\n"
+		     "\tif [ \"$COMP_CWORD\" -eq 1 ]; then\n\t\twords='--help --version");
+	for (size_t i = 0; i < n_others; i++)
+		fprintf(out, " %s", others[i]);
+	for (size_t i = 0; i < N_CMDS; i++)
+		if (i == 0 || strcmp(cmds[i].name, cmds[i - 1].name))
+			fprintf(out, " %s", cmds[i].name);
+	fprintf(out, "'\n\telif [[ $cur == -* ]]; then\n\t\tcase \"$cmd\" in\n");
+	for (size_t i = 0; i < N_CMDS; i++) {
+		struct cm_opt opts[N_OPTS];
+		unsigned all = 0;
+		size_t n;
+
+		if (i > 0 && !strcmp(cmds[i].name, cmds[i - 1].name))
+			continue;
+		for (size_t k = i; k < N_CMDS && !strcmp(cmds[k].name, cmds[i].name); k++)
+			all |= cmds[k].opts;
+		n = cmd_opts(&(struct client_cmd){ .opts = all }, opts);
+		fprintf(out, "\t\t%s) words='", cmds[i].name);
+		for (size_t k = 0; k < n; k++)
+			fprintf(out, "%s--%s", k ? " " : "", opts[k].name);
+		fprintf(out, "' ;;\n");
+	}
+	fprintf(out, "\t\tesac\n\telse\n\t\tcase \"$cmd\" in\n");
+	for (size_t i = 0; i < N_CMDS; i++) {
+		int has_sub = 0, has_plain = 0;
+
+		if (i > 0 && !strcmp(cmds[i].name, cmds[i - 1].name))
+			continue;
+		for (size_t k = i; k < N_CMDS && !strcmp(cmds[k].name, cmds[i].name); k++) {
+			has_sub |= cmds[k].sub != NULL;
+			has_plain |= cmds[k].sub == NULL;
+		}
+		fprintf(out, "\t\t%s)\n", cmds[i].name);
+		if (has_sub) {
+			/* the subcommand first (or, for canary, a model); then a model */
+			fprintf(out, "\t\t\tif [ \"$COMP_CWORD\" -eq 2 ]; then words='");
+			for (size_t k = i; k < N_CMDS && !strcmp(cmds[k].name, cmds[i].name); k++)
+				if (cmds[k].sub)
+					fprintf(out, "%s%s", k > i ? " " : "", cmds[k].sub);
+			fprintf(out, "'%s\n", has_plain ? "\" $(_modelfs_models)\"" : "");
+			fprintf(out, "\t\t\telif [ \"$COMP_CWORD\" -eq 3 ]; then\n"
+				     "\t\t\t\tcase \"${COMP_WORDS[2]}\" in ");
+			for (size_t k = i, first = 1; k < N_CMDS && !strcmp(cmds[k].name, cmds[i].name); k++)
+				if (cmds[k].sub) {
+					fprintf(out, "%s%s", first ? "" : "|", cmds[k].sub);
+					first = 0;
+				}
+			fprintf(out, ") words=$(_modelfs_models) ;; esac\n\t\t\tfi ;;\n");
+		} else if (cmds[i].nmax > 0) {
+			fprintf(out, "\t\t\t[ \"$COMP_CWORD\" -eq 2 ] && words=$(_modelfs_models) ;;\n");
+		} else {
+			fprintf(out, "\t\t\t;;\n");
+		}
+	}
+	fprintf(out, "\t\tesac\n\tfi\n"
+		     "\tCOMPREPLY=($(compgen -W \"$words\" -- \"$cur\"))\n"
+		     "}\n"
+		     "complete -o default -F _modelfs modelfs\n");
+}
+
 /* The options of one command: the common ones and those its bits name. */
 static size_t cmd_opts(const struct client_cmd *c, struct cm_opt *out)
 {

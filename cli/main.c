@@ -34,8 +34,9 @@ static void usage(FILE *out)
 		     "usage: modelfs COMMAND [ARGS]\n\n", MODELFS_VERSION);
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(out, "  modelfs %-36s %s\n", commands[i].usage, commands[i].help);
-	fprintf(out, "  modelfs %-36s %s\n  modelfs %-36s %s\n", "--version", "print the version",
-		"--help", "print this help");
+	fprintf(out, "  modelfs %-36s %s\n  modelfs %-36s %s\n  modelfs %-36s %s\n", "--version",
+		"print the version", "--help", "print this help", "completion",
+		"print bash completion: eval \"$(modelfs completion)\"");
 	fprintf(out, "\nClient commands, over the REST API (--url, --token-file, --json; see "
 		     "'modelfs COMMAND --help'):\n");
 	cli_client_usage(out);
@@ -56,6 +57,14 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
 		usage(stdout);
+		return CLI_OK;
+	}
+	if (!strcmp(argv[1], "completion")) {
+		const char *names[sizeof(commands) / sizeof(commands[0]) + 1] = { "completion" };
+
+		for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+			names[i + 1] = commands[i].name;
+		cli_client_completion(stdout, names, sizeof(names) / sizeof(names[0]));
 		return CLI_OK;
 	}
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {

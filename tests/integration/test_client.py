@@ -280,6 +280,32 @@ class ClientTest(unittest.TestCase):
         for status in range(6):
             self.assertIn(f"| {status} |", whole)
 
+    def test_bash_completion(self):
+        """`modelfs completion`: commands, subcommands, options and model names, as bash completes them."""
+        script = self.run_cli("completion", token=None).stdout
+
+        def complete(*words):
+            words = ["modelfs"] + list(words)
+            sh = (f"{script}\nCOMP_WORDS=({' '.join(repr(w) for w in words)}); "
+                  f"COMP_CWORD={len(words) - 1}; _modelfs; printf '%s\\n' \"${{COMPREPLY[@]}}\"")
+            env = dict(os.environ, MODELFS_URL=self.d.url,
+                       PATH=os.path.dirname(MODELFS) + os.pathsep + os.environ.get("PATH", ""))
+            p = subprocess.run(["bash", "-c", sh], env=env, capture_output=True, text=True, timeout=30)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            return sorted(w for w in p.stdout.split("\n") if w)
+
+        self.assertEqual(complete("pro"), ["promote"])
+        self.assertIn("serve", complete(""))
+        self.assertIn("as-of", complete(""))
+        self.assertEqual(complete("canary", "a"), ["abort"])
+        self.assertEqual(complete("canary", "promote", "fr"), ["fraud"])
+        self.assertEqual(complete("canary", "fraud", "x"), [])
+        self.assertEqual(complete("alias", ""), ["rm", "set"])
+        self.assertEqual(complete("show", "ch"), ["churn"])
+        self.assertEqual(complete("canary", "fraud", "v2", "--pe"), ["--percent"])
+        self.assertEqual(complete("history", "fraud", "--k"), ["--kind"])
+        self.assertEqual(complete("promote", "fraud", "v1", "--pe"), [])
+
     # ---- failures ----
 
     def test_not_found(self):
