@@ -22,6 +22,9 @@ int cli_client(int argc, char **argv);
 void cli_client_usage(FILE *out);
 /* Prints a bash completion script; `others` are the other command names. */
 void cli_client_completion(FILE *out, const char *const *others, size_t n_others);
+/* Prints the man page (roff): the other commands' usage and help lines, then the client's. */
+void cli_client_man(FILE *out, const char *version, const char *const *usages,
+		    const char *const *helps, size_t n_others);
 
 /* Git-tag sync options shared by serve and git-sync (strings borrowed). */
 struct cli_git_opts {

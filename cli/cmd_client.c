@@ -907,6 +907,82 @@ void cli_client_usage(FILE *out)
 
 static size_t cmd_opts(const struct client_cmd *c, struct cm_opt *out);
 
+/* Text into roff: '-' and '\\' escaped, a line never starts as a request. */
+static void roff(FILE *out, const char *s)
+{
+	int bol = 1;
+
+	for (; *s; s++) {
+		if (bol && (*s == '.' || *s == '\''))
+			fputs("\\&", out);
+		bol = *s == '\n';
+		if (*s == '-')
+			fputs("\\-", out);
+		else if (*s == '\\')
+			fputs("\\e", out);
+		else
+			fputc(*s, out);
+	}
+}
+
+void cli_client_man(FILE *out, const char *version, const char *const *usages,
+		    const char *const *helps, size_t n_others)
+{
+	struct cm_opt opts[N_OPTS];
+	size_t n;
+
+	fprintf(out, ".TH MODELFS 1 \"\" \"modelfs %s\" \"modelfs\"\n.SH NAME\nmodelfs \\- a model "
+		     "registry that lives on the model volume\n.SH SYNOPSIS\n.B modelfs\n.I COMMAND\n"
+		     "[\\fIARGS\\fR]\n.SH COMMANDS\n", version);
+	for (size_t i = 0; i < n_others; i++) {
+		fputs(".TP\n.B ", out);
+		roff(out, usages[i]);
+		fputc('\n', out);
+		roff(out, helps[i]);
+		fputc('\n', out);
+	}
+	fputs(".SH CLIENT COMMANDS\nOver the REST API; tables by default, the API's JSON with "
+	      "\\fB\\-\\-json\\fR.\n", out);
+	for (size_t i = 0; i < N_CMDS; i++) {
+		char u[160];
+
+		snprintf(u, sizeof(u), "%s%s%s", cmds[i].name, cmds[i].args[0] ? " " : "", cmds[i].args);
+		fputs(".TP\n.B ", out);
+		roff(out, u);
+		fputc('\n', out);
+		roff(out, cmds[i].help);
+		fputc('\n', out);
+	}
+	fputs(".SH CLIENT OPTIONS\n", out);
+	n = cmd_opts(&(struct client_cmd){ .opts = ~0u }, opts);
+	for (size_t i = 0; i < n; i++) {
+		fputs(".TP\n.B ", out);
+		fprintf(out, "\\-\\-");
+		roff(out, opts[i].name);
+		if (opts[i].metavar) {
+			fputs(" \\fI", out);
+			roff(out, opts[i].metavar);
+			fputs("\\fR", out);
+		}
+		fputc('\n', out);
+		roff(out, opts[i].help);
+		if (opts[i].def && opts[i].def[0]) {
+			fputs(" (default ", out);
+			roff(out, opts[i].def);
+			fputc(')', out);
+		}
+		if (opts[i].env)
+			fprintf(out, " [\\fB$%s\\fR]", opts[i].env);
+		fputc('\n', out);
+	}
+	fputs(".SH ENVIRONMENT\n.TP\n.B MODELFS_TOKEN\n", out);
+	roff(out, "the bearer token itself; a --token-file flag wins over it, and it wins over "
+		  "$MODELFS_TOKEN_FILE.");
+	fputs("\n.SH EXIT STATUS\n", out);
+	roff(out, exit_help);
+	fputs(".SH SEE ALSO\nREADME.md in the source; \\fBmodelfs serve \\-\\-help\\fR.\n", out);
+}
+
 /*
  * A bash completion script from the command table: command names (the
  * client's and `others`), subcommands, each command's options, and model

@@ -60,11 +60,22 @@ int main(int argc, char **argv)
 		return CLI_OK;
 	}
 	if (!strcmp(argv[1], "completion")) {
-		const char *names[sizeof(commands) / sizeof(commands[0]) + 1] = { "completion" };
+		const char *names[sizeof(commands) / sizeof(commands[0]) + 2] = { "completion", "man" };
 
 		for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-			names[i + 1] = commands[i].name;
+			names[i + 2] = commands[i].name;
 		cli_client_completion(stdout, names, sizeof(names) / sizeof(names[0]));
+		return CLI_OK;
+	}
+	if (!strcmp(argv[1], "man")) {
+		const char *usages[sizeof(commands) / sizeof(commands[0])];
+		const char *helps[sizeof(commands) / sizeof(commands[0])];
+
+		for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+			usages[i] = commands[i].usage;
+			helps[i] = commands[i].help;
+		}
+		cli_client_man(stdout, MODELFS_VERSION, usages, helps, sizeof(usages) / sizeof(usages[0]));
 		return CLI_OK;
 	}
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {

@@ -9,6 +9,7 @@ import http.server
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -305,6 +306,19 @@ class ClientTest(unittest.TestCase):
         self.assertEqual(complete("canary", "fraud", "v2", "--pe"), ["--percent"])
         self.assertEqual(complete("history", "fraud", "--k"), ["--kind"])
         self.assertEqual(complete("promote", "fraud", "v1", "--pe"), [])
+
+    def test_man_page(self):
+        """`modelfs man`: every command of --help, each client option, the exit statuses; groff finds no fault."""
+        page = self.run_cli("man", token=None).stdout
+        self.assertTrue(page.startswith(".TH MODELFS 1 "), page[:80])
+        for line in ('.B promote MODEL VERSION [\\-\\-reason R]', ".B canary abort MODEL",
+                     ".B fsck STORE [\\-\\-repair] [\\-\\-no\\-hash]", ".B models\n",
+                     "[\\fB$MODELFS_URL\\fR]", ".SH EXIT STATUS"):
+            self.assertIn(line, page)
+        if shutil.which("groff"):
+            p = subprocess.run(["groff", "-man", "-Tutf8", "-ww", "-z"], input=page,
+                               capture_output=True, text=True, timeout=30)
+            self.assertEqual((p.returncode, p.stderr), (0, ""))
 
     # ---- failures ----
 
