@@ -1204,10 +1204,12 @@ int cli_client(int argc, char **argv)
 	for (size_t i = 0; i < N_CMDS && !c; i++) {
 		if (strcmp(cmds[i].name, argv[0]))
 			continue;
-		if (!cmds[i].sub)
+		if (!cmds[i].sub) {
 			c = &cmds[i];
-		else if (argc > 1 && !strcmp(cmds[i].sub, argv[1]))
-			c = &cmds[i], skip = 2;
+		} else if (argc > 1 && !strcmp(cmds[i].sub, argv[1])) {
+			c = &cmds[i];
+			skip = 2;
+		}
 	}
 	if (!c) {
 		fprintf(stderr, "modelfs %s: say which (see 'modelfs %s --help')\n", argv[0], argv[0]);

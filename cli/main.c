@@ -37,6 +37,7 @@ static void usage(FILE *out)
 	fprintf(out, "  modelfs %-36s %s\n  modelfs %-36s %s\n  modelfs %-36s %s\n", "--version",
 		"print the version", "--help", "print this help", "completion",
 		"print bash completion: eval \"$(modelfs completion)\"");
+	fprintf(out, "  modelfs %-36s %s\n", "man", "print the man page (roff): modelfs man | man -l -");
 	fprintf(out, "\nClient commands, over the REST API (--url, --token-file, --json; see "
 		     "'modelfs COMMAND --help'):\n");
 	cli_client_usage(out);

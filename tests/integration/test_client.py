@@ -108,6 +108,8 @@ class ClientTest(unittest.TestCase):
 
     def test_help_and_usage(self):
         p = self.run_cli("--help", token=None)
+        self.assertIn("modelfs completion", p.stdout)
+        self.assertIn("modelfs man", p.stdout)
         for cmd in ("models", "show MODEL", "promote MODEL VERSION", "canary promote MODEL",
                     "alias set MODEL ALIAS VERSION", "policy set MODEL [FILE]", "as-of MODEL ALIAS TIME"):
             self.assertIn(f"modelfs {cmd}", p.stdout)
@@ -298,6 +300,7 @@ class ClientTest(unittest.TestCase):
         self.assertEqual(complete("pro"), ["promote"])
         self.assertIn("serve", complete(""))
         self.assertIn("as-of", complete(""))
+        self.assertEqual(complete("ma"), ["man"])
         self.assertEqual(complete("canary", "a"), ["abort"])
         self.assertEqual(complete("canary", "promote", "fr"), ["fraud"])
         self.assertEqual(complete("canary", "fraud", "x"), [])
