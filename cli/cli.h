@@ -4,6 +4,7 @@
 #define MODELFS_CLI_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 /* Exit codes: 0 done/clean, 1 problems found, 2 usage or operational error. */
 enum { CLI_OK = 0, CLI_PROBLEMS = 1, CLI_ERROR = 2 };
@@ -14,6 +15,16 @@ int cli_fsck(int argc, char **argv);
 int cli_verify(int argc, char **argv);
 int cli_serve(int argc, char **argv);
 int cli_git_sync(int argc, char **argv);
+
+/* The client commands over the REST API (cmd_client.c): exit statuses in client.h. */
+int cli_client_is(const char *name);
+int cli_client(int argc, char **argv);
+void cli_client_usage(FILE *out);
+/* Prints a bash completion script; `others` are the other command names. */
+void cli_client_completion(FILE *out, const char *const *others, size_t n_others);
+/* Prints the man page (roff): the other commands' usage and help lines, then the client's. */
+void cli_client_man(FILE *out, const char *version, const char *const *usages,
+		    const char *const *helps, size_t n_others);
 
 /* Git-tag sync options shared by serve and git-sync (strings borrowed). */
 struct cli_git_opts {

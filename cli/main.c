@@ -34,9 +34,16 @@ static void usage(FILE *out)
 		     "usage: modelfs COMMAND [ARGS]\n\n", MODELFS_VERSION);
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(out, "  modelfs %-36s %s\n", commands[i].usage, commands[i].help);
-	fprintf(out, "  modelfs %-36s %s\n  modelfs %-36s %s\n", "--version", "print the version",
-		"--help", "print this help");
-	fprintf(out, "\nExit status: 0 success (or clean), 1 problems found, 2 error.\n");
+	fprintf(out, "  modelfs %-36s %s\n  modelfs %-36s %s\n  modelfs %-36s %s\n", "--version",
+		"print the version", "--help", "print this help", "completion",
+		"print bash completion: eval \"$(modelfs completion)\"");
+	fprintf(out, "  modelfs %-36s %s\n", "man", "print the man page (roff): modelfs man | man -l -");
+	fprintf(out, "\nClient commands, over the REST API (--url, --token-file, --json; see "
+		     "'modelfs COMMAND --help'):\n");
+	cli_client_usage(out);
+	fprintf(out, "\nExit status: 0 success (or clean), 1 problems found, 2 error; the client "
+		     "commands:\n0 done, 1 refused (gate), 2 usage, 3 not found, 4 auth, 5 network "
+		     "or server error.\n");
 }
 
 int main(int argc, char **argv)
@@ -53,6 +60,25 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return CLI_OK;
 	}
+	if (!strcmp(argv[1], "completion")) {
+		const char *names[sizeof(commands) / sizeof(commands[0]) + 2] = { "completion", "man" };
+
+		for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+			names[i + 2] = commands[i].name;
+		cli_client_completion(stdout, names, sizeof(names) / sizeof(names[0]));
+		return CLI_OK;
+	}
+	if (!strcmp(argv[1], "man")) {
+		const char *usages[sizeof(commands) / sizeof(commands[0])];
+		const char *helps[sizeof(commands) / sizeof(commands[0])];
+
+		for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+			usages[i] = commands[i].usage;
+			helps[i] = commands[i].help;
+		}
+		cli_client_man(stdout, MODELFS_VERSION, usages, helps, sizeof(usages) / sizeof(usages[0]));
+		return CLI_OK;
+	}
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
 		if (strcmp(argv[1], commands[i].name))
 			continue;
@@ -63,6 +89,8 @@ int main(int argc, char **argv)
 		}
 		return commands[i].run(argc - 1, argv + 1);
 	}
+	if (cli_client_is(argv[1]))
+		return cli_client(argc - 1, argv + 1);
 	fprintf(stderr, "modelfs: unknown command '%s' (see 'modelfs --help')\n", argv[1]);
 	return CLI_ERROR;
 }

@@ -43,18 +43,24 @@ static size_t json_escape(char *out, size_t cap, const char *s)
 	return n;
 }
 
-/* Length of the valid UTF-8 sequence at s (2-4), or 0; C1 controls count as invalid. */
+/*
+ * Length of the valid UTF-8 sequence at s (2-4), or 0: overlong forms,
+ * surrogates, code points past U+10FFFF and C1 controls (CSI among them)
+ * count as invalid.
+ */
 static size_t utf8_len(const unsigned char *s)
 {
 	size_t n = s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 ? 2 : 0;
 
-	if (n == 0 || n > 4 || s[0] > 0xf4)
+	if (n == 0)
 		return 0;
 	for (size_t i = 1; i < n; i++)
 		if ((s[i] & 0xc0) != 0x80)
 			return 0;
-	if (s[0] == 0xc2 && s[1] < 0xa0)
-		return 0; /* U+0080..U+009F: C1 controls, CSI among them */
+	if ((n == 2 && s[0] == 0xc2 && s[1] < 0xa0) || (n == 3 && s[0] == 0xe0 && s[1] < 0xa0) ||
+	    (n == 3 && s[0] == 0xed && s[1] >= 0xa0) || (n == 4 && s[0] == 0xf0 && s[1] < 0x90) ||
+	    (n == 4 && s[0] == 0xf4 && s[1] >= 0x90))
+		return 0;
 	return n;
 }
 

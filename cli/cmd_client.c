@@ -1,0 +1,1270 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The client commands (modelfs models, show, promote, ...): each is one row
+ * of the command table below, which drives dispatch, argument counts, the
+ * options a command takes and --help. Every command makes its REST calls
+ * through client.c and prints either aligned tables (the default) or, with
+ * --json, the API's JSON. Exit statuses are in client.h.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "client.h"
+#include "reg_json.h"
+
+#define TOKEN_FILE_MAX 4096
+#define POLICY_MAX (1024 * 1024)
+#define PAGE 1000
+#define SHOW_VERSIONS 5
+#define SHOW_EVENTS 5
+
+struct client_cfg {
+	const char *url;
+	const char *token_file;
+	long long timeout;
+	int json;
+	int help;
+	const char *state;
+	long long limit;
+	const char *reason;
+	long long percent;
+	const char *since;
+	const char *kind;
+};
+
+/* Options a command may take beyond the common ones (bits of client_cmd.opts). */
+enum { O_STATE = 1, O_LIMIT = 2, O_REASON = 4, O_PERCENT = 8, O_SINCE = 16, O_KIND = 32 };
+#define N_COMMON 5
+
+#define OPT(name, env, type, field, def, min, max, metavar, help) \
+	{ name, env, type, offsetof(struct client_cfg, field), def, min, max, metavar, help }
+
+static const struct cm_opt client_opts[] = {
+	/* the common ones, first N_COMMON */
+	OPT("url", "MODELFS_URL", CM_OPT_STRING, url, "http://127.0.0.1:8080", 0, 0, "URL",
+	    "the modelfs REST API"),
+	OPT("token-file", "MODELFS_TOKEN_FILE", CM_OPT_STRING, token_file, NULL, 0, 0, "FILE",
+	    "a file holding the bearer token (one line); $MODELFS_TOKEN holds the token itself"),
+	OPT("timeout", "MODELFS_TIMEOUT", CM_OPT_INT, timeout, "30", 1, 3600, "SECONDS",
+	    "give up on a call after this long (exit 5)"),
+	OPT("json", "MODELFS_JSON", CM_OPT_BOOL, json, "false", 0, 0, NULL,
+	    "print the API's JSON instead of tables"),
+	OPT("help", NULL, CM_OPT_BOOL, help, "false", 0, 0, NULL, "print this help"),
+	/* in the order of the O_* bits */
+	OPT("state", NULL, CM_OPT_STRING, state, NULL, 0, 0, "STATE", "draft, sealed or archived"),
+	OPT("limit", NULL, CM_OPT_INT, limit, NULL, 1, 1000, "N", "at most N entries (1..1000)"),
+	OPT("reason", NULL, CM_OPT_STRING, reason, NULL, 0, 0, "TEXT", "why, kept in the event"),
+	OPT("percent", NULL, CM_OPT_INT, percent, NULL, 0, 100, "N", "traffic percent of the canary"),
+	OPT("since", NULL, CM_OPT_STRING, since, NULL, 0, 0, "TIME",
+	    "events at or after this RFC 3339 time"),
+	OPT("kind", NULL, CM_OPT_STRING, kind, NULL, 0, 0, "KIND",
+	    "events whose kind starts with KIND (alias., version.seal)"),
+};
+#define N_OPTS (sizeof(client_opts) / sizeof(client_opts[0]))
+
+struct client_ctx {
+	struct client_cfg cfg;
+	struct cli_conn *conn;
+	char **pos; /* positional arguments after the command (and its subcommand) */
+	int npos;
+};
+
+struct client_cmd {
+	const char *name;
+	const char *sub; /* "promote" for "canary promote", or NULL */
+	int nmin, nmax;  /* positional arguments */
+	unsigned opts;
+	int (*run)(struct client_ctx *x);
+	const char *args;
+	const char *help;
+};
+
+/* ---- small helpers ---- */
+
+/* Prints a JSON value to stdout, indented, or the body of an empty answer as nothing. */
+static void json_print(const json_t *v)
+{
+	if (!v)
+		return;
+	json_dumpf(v, stdout, JSON_INDENT(2) | JSON_ENCODE_ANY | reg_json_real_flags(v));
+	fputc('\n', stdout);
+}
+
+static int path_add(struct cm_buf *b, const char *literal, const char *segment)
+{
+	if (cm_buf_printf(b, "%s", literal) < 0)
+		return cm_err_set(-ENOMEM, "out of memory");
+	return segment ? cli_buf_escape(b, segment) : 0;
+}
+
+/* "&key=value" (or "?" first) when value is set. */
+static int query_add(struct cm_buf *b, const char *key, const char *value)
+{
+	if (!value)
+		return 0;
+	if (cm_buf_printf(b, "%s%s=", strchr(b->data, '?') ? "&" : "?", key) < 0)
+		return cm_err_set(-ENOMEM, "out of memory");
+	return cli_buf_escape(b, value);
+}
+
+/*
+ * One call; on an error answer prints the server's message and returns the
+ * exit status; on a transport failure prints it and returns CLI_C_SERVER.
+ * 0 with *a filled on a 2xx.
+ */
+static int call(struct client_ctx *x, const char *method, const char *path, const json_t *body,
+		struct cli_answer *a)
+{
+	char msg[1024];
+	int rc = cli_conn_call(x->conn, method, path, body, a);
+
+	if (rc < 0) {
+		fprintf(stderr, "modelfs: %s\n", cli_esc(msg, sizeof(msg), cm_err_describe(rc)));
+		return CLI_C_SERVER;
+	}
+	if (a->status < 200 || a->status >= 300) {
+		rc = cli_answer_fail(a, stderr);
+		cli_answer_clear(a);
+		return rc ? rc : CLI_C_SERVER;
+	}
+	return CLI_C_OK;
+}
+
+/* GET every page of a list (next_cursor) into one array under `key`. */
+static int get_all(struct client_ctx *x, const char *path, const char *key, json_t **out)
+{
+	json_t *all = json_array();
+	char *cursor = NULL;
+	int rc = CLI_C_OK;
+
+	if (!all)
+		return CLI_C_SERVER;
+	for (;;) {
+		struct cm_buf p = { 0 };
+		struct cli_answer a = { 0 };
+		char lim[16];
+		const char *next;
+
+		snprintf(lim, sizeof(lim), "%d", PAGE);
+		if (path_add(&p, path, NULL) < 0 || query_add(&p, "limit", lim) < 0 ||
+		    query_add(&p, "cursor", cursor) < 0) {
+			cm_buf_free(&p);
+			rc = CLI_C_SERVER;
+			break;
+		}
+		rc = call(x, "GET", p.data, NULL, &a);
+		cm_buf_free(&p);
+		if (rc)
+			break;
+		json_array_extend(all, json_object_get(a.body, key));
+		next = json_string_value(json_object_get(a.body, "next_cursor"));
+		free(cursor);
+		cursor = next ? strdup(next) : NULL;
+		cli_answer_clear(&a);
+		if (!cursor)
+			break;
+	}
+	free(cursor);
+	if (rc) {
+		json_decref(all);
+		return rc;
+	}
+	*out = all;
+	return CLI_C_OK;
+}
+
+static const char *jstr(const json_t *o, const char *key)
+{
+	return json_string_value(json_object_get(o, key));
+}
+
+/* An alias change's answer: "<model>: current -> v2 (10%)". */
+static int print_alias(struct client_ctx *x, const json_t *v)
+{
+	char m[512], al[256], ver[256];
+	json_t *pct = json_object_get(v, "percent");
+
+	if (x->cfg.json) {
+		json_print(v);
+		return CLI_C_OK;
+	}
+	printf("%s: %s -> %s", cli_esc(m, sizeof(m), jstr(v, "model")),
+	       cli_esc(al, sizeof(al), jstr(v, "alias")), cli_esc(ver, sizeof(ver), jstr(v, "version")));
+	if (json_is_integer(pct))
+		printf(" (%lld%%)", (long long)json_integer_value(pct));
+	putchar('\n');
+	return CLI_C_OK;
+}
+
+/* Shared by the commands that change an alias and answer with it. */
+static int alias_call(struct client_ctx *x, const char *method, struct cm_buf *p, json_t *body)
+{
+	struct cli_answer a = { 0 };
+	int rc = CLI_C_SERVER;
+
+	if (p->data)
+		rc = call(x, method, p->data, body, &a);
+	if (rc == CLI_C_OK)
+		rc = print_alias(x, a.body);
+	cli_answer_clear(&a);
+	cm_buf_free(p);
+	json_decref(body);
+	return rc;
+}
+
+static json_t *reason_body(const struct client_ctx *x)
+{
+	json_t *b = json_object();
+
+	if (b && x->cfg.reason)
+		json_object_set_new(b, "reason", json_string(x->cfg.reason));
+	return b;
+}
+
+/* Key metrics of a version's metadata: the first few performance metrics, "k=v k=v". */
+static char *metrics_text(const json_t *meta)
+{
+	json_t *pm = json_object_get(meta, "performance_metrics");
+	struct cm_buf b = { 0 };
+	const char *k;
+	json_t *v;
+	int n = 0;
+	char *s;
+
+	json_object_foreach(pm, k, v) {
+		char *t;
+
+		if (n++ == 3)
+			break;
+		t = cli_json_text(v);
+		cm_buf_printf(&b, "%s%s=%s", n > 1 ? " " : "", k, t ? t : "?");
+		free(t);
+	}
+	if (!b.data)
+		return strdup("-");
+	s = strdup(b.data);
+	cm_buf_free(&b);
+	return s;
+}
+
+/* ---- the commands ---- */
+
+static int c_models(struct client_ctx *x)
+{
+	struct cli_table t;
+	json_t *all = NULL, *m;
+	size_t i;
+	int rc = get_all(x, "/v1/models", "models", &all);
+
+	if (rc)
+		return rc;
+	if (x->cfg.json) {
+		json_t *o = json_pack("{s:O s:n}", "models", all, "next_cursor");
+
+		json_print(o);
+		json_decref(o);
+		json_decref(all);
+		return CLI_C_OK;
+	}
+	cli_table_init(&t, 2, (const char *const[]){ "MODEL", "CREATED" });
+	json_array_foreach(all, i, m)
+		cli_table_add(&t, (const char *const[]){ jstr(m, "name"), jstr(m, "created_at") });
+	cli_table_print(&t, stdout);
+	cli_table_free(&t);
+	json_decref(all);
+	return CLI_C_OK;
+}
+
+static int versions_table(const json_t *list, int with_metrics)
+{
+	struct cli_table t;
+	size_t i;
+	json_t *v;
+
+	if (with_metrics)
+		cli_table_init(&t, 5, (const char *const[]){ "VERSION", "STATE", "VALIDATION",
+							     "METRICS", "CREATED" });
+	else
+		cli_table_init(&t, 6, (const char *const[]){ "VERSION", "STATE", "VALIDATION", "SIZE",
+							     "CREATED", "SEALED" });
+	json_array_foreach(list, i, v) {
+		char *size = cli_json_text(json_object_get(v, "total_size"));
+		char *metrics = with_metrics ? metrics_text(json_object_get(v, "metadata")) : NULL;
+
+		if (with_metrics)
+			cli_table_add(&t, (const char *const[]){ jstr(v, "name"), jstr(v, "state"),
+								 jstr(v, "validation_status"), metrics,
+								 jstr(v, "created_at") });
+		else
+			cli_table_add(&t, (const char *const[]){ jstr(v, "name"), jstr(v, "state"),
+								 jstr(v, "validation_status"), size,
+								 jstr(v, "created_at"),
+								 jstr(v, "sealed_at") });
+		free(size);
+		free(metrics);
+	}
+	cli_table_print(&t, stdout);
+	cli_table_free(&t);
+	return CLI_C_OK;
+}
+
+static int versions_path(struct client_ctx *x, struct cm_buf *p)
+{
+	return path_add(p, "/v1/models/", x->pos[0]) < 0 || path_add(p, "/versions", NULL) < 0
+		       ? -ENOMEM
+		       : 0;
+}
+
+static int c_versions(struct client_ctx *x)
+{
+	struct cm_buf p = { 0 };
+	struct cli_answer a = { 0 };
+	json_t *all = NULL;
+	int rc = CLI_C_SERVER;
+
+	if (versions_path(x, &p) < 0)
+		goto done;
+	if (x->cfg.limit > 0) {
+		char lim[24];
+
+		snprintf(lim, sizeof(lim), "%lld", x->cfg.limit);
+		if (query_add(&p, "state", x->cfg.state) < 0 || query_add(&p, "limit", lim) < 0)
+			goto done;
+		rc = call(x, "GET", p.data, NULL, &a);
+		if (rc)
+			goto done;
+		all = json_incref(json_object_get(a.body, "versions"));
+	} else {
+		if (query_add(&p, "state", x->cfg.state) < 0)
+			goto done;
+		rc = get_all(x, p.data, "versions", &all);
+		if (rc)
+			goto done;
+	}
+	if (x->cfg.json) {
+		if (a.body) {
+			json_print(a.body);
+		} else {
+			json_t *o = json_pack("{s:s s:O s:n}", "model", x->pos[0], "versions", all,
+					      "next_cursor");
+
+			json_print(o);
+			json_decref(o);
+		}
+	} else {
+		versions_table(all, 0);
+	}
+done:
+	json_decref(all);
+	cli_answer_clear(&a);
+	cm_buf_free(&p);
+	return rc;
+}
+
+static int c_show(struct client_ctx *x)
+{
+	struct cm_buf p = { 0 };
+	struct cli_answer model = { 0 };
+	json_t *versions = NULL, *events = NULL, *latest = NULL, *out = NULL, *v, *al;
+	struct cli_table t;
+	const char *k;
+	size_t i, n;
+	int rc = CLI_C_SERVER;
+
+	if (path_add(&p, "/v1/models/", x->pos[0]) < 0)
+		goto done;
+	rc = call(x, "GET", p.data, NULL, &model);
+	if (rc)
+		goto done;
+	cm_buf_reset(&p);
+	rc = CLI_C_SERVER;
+	if (versions_path(x, &p) < 0)
+		goto done;
+	rc = get_all(x, p.data, "versions", &versions);
+	if (rc)
+		goto done;
+	/* The latest few, newest first, each with its metadata for the key metrics. */
+	latest = json_array();
+	n = json_array_size(versions);
+	for (i = n; latest && i > 0 && n - i < SHOW_VERSIONS; i--) {
+		struct cli_answer meta = { 0 };
+
+		v = json_array_get(versions, i - 1);
+		cm_buf_reset(&p);
+		if (path_add(&p, "/v1/models/", x->pos[0]) < 0 ||
+		    path_add(&p, "/versions/", jstr(v, "name")) < 0 ||
+		    path_add(&p, "/metadata", NULL) < 0) {
+			rc = CLI_C_SERVER;
+			goto done;
+		}
+		rc = call(x, "GET", p.data, NULL, &meta);
+		if (rc)
+			goto done;
+		v = json_deep_copy(v);
+		json_object_set_new(v, "metadata", meta.body);
+		json_array_append_new(latest, v);
+	}
+	cm_buf_reset(&p);
+	if (path_add(&p, "/v1/models/", x->pos[0]) < 0 || path_add(&p, "/history", NULL) < 0) {
+		rc = CLI_C_SERVER;
+		goto done;
+	}
+	rc = get_all(x, p.data, "events", &events);
+	if (rc)
+		goto done;
+	while (json_array_size(events) > SHOW_EVENTS)
+		json_array_remove(events, 0);
+	if (x->cfg.json) {
+		out = json_pack("{s:O s:O s:O}", "model", model.body, "latest_versions", latest,
+				"recent_events", events);
+		json_print(out);
+		goto done;
+	}
+	{
+		json_t *vs = json_object_get(model.body, "versions");
+		char name[512], lv[256];
+
+		printf("model     %s\ncreated   %s\nversions  %lld (%lld draft, %lld sealed, %lld "
+		       "archived), latest %s\n\n",
+		       cli_esc(name, sizeof(name), jstr(model.body, "name")),
+		       jstr(model.body, "created_at") ? jstr(model.body, "created_at") : "-",
+		       (long long)json_integer_value(json_object_get(vs, "count")),
+		       (long long)json_integer_value(json_object_get(vs, "draft")),
+		       (long long)json_integer_value(json_object_get(vs, "sealed")),
+		       (long long)json_integer_value(json_object_get(vs, "archived")),
+		       cli_esc(lv, sizeof(lv), jstr(vs, "latest") ? jstr(vs, "latest") : "-"));
+	}
+	cli_table_init(&t, 4, (const char *const[]){ "ALIAS", "VERSION", "PERCENT", "UPDATED" });
+	json_object_foreach(json_object_get(model.body, "aliases"), k, al) {
+		char pct[16] = "-";
+		json_t *pj = json_object_get(al, "percent");
+
+		if (json_is_integer(pj))
+			snprintf(pct, sizeof(pct), "%lld%%", (long long)json_integer_value(pj));
+		cli_table_add(&t, (const char *const[]){ k, jstr(al, "version"), pct,
+							 jstr(al, "updated_at") });
+	}
+	cli_table_print(&t, stdout);
+	cli_table_free(&t);
+	putchar('\n');
+	versions_table(latest, 1);
+	putchar('\n');
+	cli_table_init(&t, 4, (const char *const[]){ "TIME", "KIND", "ACTOR", "WHAT" });
+	json_array_foreach(events, i, v) {
+		char *what = NULL;
+
+		if (jstr(v, "alias")) {
+			char *b = cli_json_text(json_object_get(v, "before"));
+			char *af = cli_json_text(json_object_get(v, "after"));
+
+			if (asprintf(&what, "%s %s -> %s", jstr(v, "alias"), b ? b : "-",
+				     af ? af : "-") < 0)
+				what = NULL;
+			free(b);
+			free(af);
+		} else if (jstr(v, "version")) {
+			what = strdup(jstr(v, "version"));
+		}
+		cli_table_add(&t, (const char *const[]){ jstr(v, "ts"), jstr(v, "kind"),
+							 jstr(v, "actor"), what });
+		free(what);
+	}
+	cli_table_print(&t, stdout);
+	cli_table_free(&t);
+	rc = CLI_C_OK;
+done:
+	json_decref(out);
+	json_decref(versions);
+	json_decref(latest);
+	json_decref(events);
+	cli_answer_clear(&model);
+	cm_buf_free(&p);
+	return rc;
+}
+
+static int c_promote(struct client_ctx *x)
+{
+	struct cm_buf p = { 0 };
+	json_t *b = reason_body(x);
+
+	if (b)
+		json_object_set_new(b, "version", json_string(x->pos[1]));
+	if (path_add(&p, "/v1/models/", x->pos[0]) < 0 || path_add(&p, "/promote", NULL) < 0)
+		cm_buf_free(&p);
+	return alias_call(x, "POST", &p, b);
+}
+
+static int c_rollback(struct client_ctx *x)
+{
+	struct cm_buf p = { 0 };
+
+	if (path_add(&p, "/v1/models/", x->pos[0]) < 0 || path_add(&p, "/rollback", NULL) < 0)
+		cm_buf_free(&p);
+	return alias_call(x, "POST", &p, reason_body(x));
+}
+
+static int c_canary(struct client_ctx *x)
+{
+	struct cm_buf p = { 0 };
+	json_t *b = reason_body(x);
+
+	if (b) {
+		json_object_set_new(b, "version", json_string(x->pos[1]));
+		if (x->cfg.percent >= 0)
+			json_object_set_new(b, "percent", json_integer(x->cfg.percent));
+	}
+	if (path_add(&p, "/v1/models/", x->pos[0]) < 0 || path_add(&p, "/canary", NULL) < 0)
+		cm_buf_free(&p);
+	return alias_call(x, "PUT", &p, b);
+}
+
+static int c_canary_promote(struct client_ctx *x)
+{
+	struct cm_buf p = { 0 };
+
+	if (path_add(&p, "/v1/models/", x->pos[0]) < 0 || path_add(&p, "/canary/promote", NULL) < 0)
+		cm_buf_free(&p);
+	return alias_call(x, "POST", &p, reason_body(x));
+}
+
+/* A DELETE answered 204: prints what went, or {} with --json. */
+static int delete_call(struct client_ctx *x, struct cm_buf *p, const char *what)
+{
+	struct cli_answer a = { 0 };
+	int rc = CLI_C_SERVER;
+
+	if (p->data)
+		rc = call(x, "DELETE", p->data, NULL, &a);
+	if (rc == CLI_C_OK) {
+		char m[512];
+
+		if (x->cfg.json)
+			printf("{}\n");
+		else
+			printf("%s: %s removed\n", cli_esc(m, sizeof(m), x->pos[0]), what);
+	}
+	cli_answer_clear(&a);
+	cm_buf_free(p);
+	return rc;
+}
+
+static int c_canary_abort(struct client_ctx *x)
+{
+	struct cm_buf p = { 0 };
+
+	if (path_add(&p, "/v1/models/", x->pos[0]) < 0 || path_add(&p, "/canary", NULL) < 0)
+		cm_buf_free(&p);
+	return delete_call(x, &p, "canary");
+}
+
+static int alias_path(struct client_ctx *x, struct cm_buf *p)
+{
+	if (path_add(p, "/v1/models/", x->pos[0]) < 0 || path_add(p, "/aliases/", x->pos[1]) < 0) {
+		cm_buf_free(p);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static int c_alias_set(struct client_ctx *x)
+{
+	struct cm_buf p = { 0 };
+	json_t *b = reason_body(x);
+
+	if (b)
+		json_object_set_new(b, "version", json_string(x->pos[2]));
+	alias_path(x, &p);
+	return alias_call(x, "PUT", &p, b);
+}
+
+static int c_alias_rm(struct client_ctx *x)
+{
+	struct cm_buf p = { 0 };
+	char what[300];
+
+	alias_path(x, &p);
+	snprintf(what, sizeof(what), "alias %s", x->pos[1]);
+	return delete_call(x, &p, what);
+}
+
+static int c_as_of(struct client_ctx *x)
+{
+	struct cm_buf p = { 0 };
+	struct cli_answer a = { 0 };
+	int rc = CLI_C_SERVER;
+
+	if (alias_path(x, &p) == 0 && query_add(&p, "at", x->pos[2]) == 0)
+		rc = call(x, "GET", p.data, NULL, &a);
+	if (rc == CLI_C_OK) {
+		char m[512], al[256], v[256];
+
+		if (x->cfg.json)
+			json_print(a.body);
+		else
+			printf("%s: %s was %s at %s\n", cli_esc(m, sizeof(m), jstr(a.body, "model")),
+			       cli_esc(al, sizeof(al), jstr(a.body, "alias")),
+			       cli_esc(v, sizeof(v), jstr(a.body, "version")), x->pos[2]);
+	}
+	cli_answer_clear(&a);
+	cm_buf_free(&p);
+	return rc;
+}
+
+/*
+ * An event's detail as "key=value ...": strings bare, lists of strings joined
+ * with "; ", other values as JSON. A refusal's message repeats its gates: left
+ * out when they are there. NULL for no detail.
+ */
+static char *detail_text(const json_t *d)
+{
+	struct cm_buf b = { 0 };
+	const char *k;
+	json_t *v;
+	char *s = NULL;
+
+	json_object_foreach((json_t *)d, k, v) {
+		size_t i;
+		json_t *g;
+
+		if (!strcmp(k, "message") && json_object_get(d, "gates"))
+			continue;
+		cm_buf_printf(&b, "%s%s=", b.len ? " " : "", k);
+		if (json_is_array(v) && json_array_size(v) && json_is_string(json_array_get(v, 0))) {
+			json_array_foreach(v, i, g) {
+				char *t = cli_json_text(g);
+
+				cm_buf_printf(&b, "%s%s", i ? "; " : "", t ? t : "?");
+				free(t);
+			}
+		} else {
+			char *t = cli_json_text(v);
+
+			cm_buf_printf(&b, "%s", t ? t : "?");
+			free(t);
+		}
+	}
+	if (b.data)
+		s = strdup(b.data);
+	cm_buf_free(&b);
+	return s;
+}
+
+static int c_history(struct client_ctx *x)
+{
+	struct cm_buf p = { 0 };
+	struct cli_answer a = { 0 };
+	json_t *events = NULL, *e;
+	struct cli_table t;
+	size_t i;
+	int rc = CLI_C_SERVER;
+
+	if (path_add(&p, "/v1/models/", x->pos[0]) < 0 || path_add(&p, "/history", NULL) < 0 ||
+	    query_add(&p, "since", x->cfg.since) < 0 || query_add(&p, "kind", x->cfg.kind) < 0)
+		goto done;
+	if (x->cfg.limit > 0) {
+		char lim[24];
+
+		snprintf(lim, sizeof(lim), "%lld", x->cfg.limit);
+		if (query_add(&p, "limit", lim) < 0)
+			goto done;
+		rc = call(x, "GET", p.data, NULL, &a);
+		if (rc)
+			goto done;
+		events = json_incref(json_object_get(a.body, "events"));
+	} else {
+		rc = get_all(x, p.data, "events", &events);
+		if (rc)
+			goto done;
+	}
+	if (x->cfg.json) {
+		if (a.body) {
+			json_print(a.body);
+		} else {
+			json_t *o = json_pack("{s:s s:O s:n}", "model", x->pos[0], "events", events,
+					      "next_cursor");
+
+			json_print(o);
+			json_decref(o);
+		}
+		goto done;
+	}
+	cli_table_init(&t, 8, (const char *const[]){ "TIME", "KIND", "VERSION", "ALIAS", "BEFORE",
+						     "AFTER", "ACTOR", "DETAIL" });
+	json_array_foreach(events, i, e) {
+		char *b = cli_json_text(json_object_get(e, "before"));
+		char *af = cli_json_text(json_object_get(e, "after"));
+		char *dt = detail_text(json_object_get(e, "detail"));
+
+		cli_table_add(&t, (const char *const[]){ jstr(e, "ts"), jstr(e, "kind"),
+							 jstr(e, "version"), jstr(e, "alias"), b, af,
+							 jstr(e, "actor"), dt });
+		free(b);
+		free(af);
+		free(dt);
+	}
+	cli_table_print(&t, stdout);
+	cli_table_free(&t);
+done:
+	json_decref(events);
+	cli_answer_clear(&a);
+	cm_buf_free(&p);
+	return rc;
+}
+
+/* key: value lines of an object, nested values as compact JSON. */
+static void object_print(const json_t *o)
+{
+	struct cli_table t;
+	const char *k;
+	json_t *v;
+
+	cli_table_init(&t, 2, (const char *const[]){ "FIELD", "VALUE" });
+	json_object_foreach((json_t *)o, k, v) {
+		char *s = cli_json_text(v);
+
+		cli_table_add(&t, (const char *const[]){ k, s });
+		free(s);
+	}
+	cli_table_print(&t, stdout);
+	cli_table_free(&t);
+}
+
+static int c_lineage(struct client_ctx *x)
+{
+	struct cm_buf p = { 0 };
+	struct cli_answer a = { 0 };
+	int rc = CLI_C_SERVER;
+
+	if (path_add(&p, "/v1/models/", x->pos[0]) == 0 &&
+	    path_add(&p, "/versions/", x->pos[1]) == 0 && path_add(&p, "/lineage", NULL) == 0)
+		rc = call(x, "GET", p.data, NULL, &a);
+	if (rc == CLI_C_OK) {
+		if (x->cfg.json)
+			json_print(a.body);
+		else
+			object_print(a.body);
+	}
+	cli_answer_clear(&a);
+	cm_buf_free(&p);
+	return rc;
+}
+
+static int c_diff(struct client_ctx *x)
+{
+	struct cm_buf p = { 0 };
+	struct cli_answer a = { 0 };
+	int rc = CLI_C_SERVER;
+
+	if (path_add(&p, "/v1/models/", x->pos[0]) == 0 && path_add(&p, "/diff", NULL) == 0 &&
+	    query_add(&p, "from", x->pos[1]) == 0 && query_add(&p, "to", x->pos[2]) == 0)
+		rc = call(x, "GET", p.data, NULL, &a);
+	if (rc == CLI_C_OK && x->cfg.json) {
+		json_print(a.body);
+	} else if (rc == CLI_C_OK) {
+		struct cli_table t;
+		size_t i;
+		json_t *c;
+
+		cli_table_init(&t, 4, (const char *const[]){ "FIELD", "CHANGE", x->pos[1], x->pos[2] });
+		json_array_foreach(json_object_get(a.body, "changes"), i, c) {
+			char *f = cli_json_text(json_object_get(c, "from"));
+			char *to = cli_json_text(json_object_get(c, "to"));
+
+			cli_table_add(&t, (const char *const[]){ jstr(c, "path"), jstr(c, "op"), f,
+								 to });
+			free(f);
+			free(to);
+		}
+		cli_table_print(&t, stdout);
+		cli_table_free(&t);
+	}
+	cli_answer_clear(&a);
+	cm_buf_free(&p);
+	return rc;
+}
+
+static int policy_path(struct client_ctx *x, struct cm_buf *p)
+{
+	return path_add(p, "/v1/models/", x->pos[0]) < 0 || path_add(p, "/policy", NULL) < 0
+		       ? -ENOMEM
+		       : 0;
+}
+
+static int c_policy_get(struct client_ctx *x)
+{
+	struct cm_buf p = { 0 };
+	struct cli_answer a = { 0 };
+	int rc = CLI_C_SERVER;
+
+	if (policy_path(x, &p) == 0)
+		rc = call(x, "GET", p.data, NULL, &a);
+	if (rc == CLI_C_OK)
+		json_print(a.body); /* a policy is JSON either way */
+	cli_answer_clear(&a);
+	cm_buf_free(&p);
+	return rc;
+}
+
+static int c_policy_set(struct client_ctx *x)
+{
+	const char *file = x->npos > 1 ? x->pos[1] : "-";
+	struct cm_buf p = { 0 };
+	struct cli_answer a = { 0 };
+	json_error_t jerr;
+	json_t *policy = NULL;
+	FILE *f = NULL;
+	int rc = CLI_C_USAGE;
+	char m[512];
+
+	f = strcmp(file, "-") ? fopen(file, "r") : stdin;
+	if (!f) {
+		fprintf(stderr, "modelfs: policy set: %s: %s\n", cli_esc(m, sizeof(m), file),
+			strerror(errno));
+		goto done;
+	}
+	policy = json_loadf(f, JSON_REJECT_DUPLICATES, &jerr);
+	if (!policy) {
+		fprintf(stderr, "modelfs: policy set: %s: line %d: %s\n",
+			cli_esc(m, sizeof(m), file), jerr.line, jerr.text);
+		goto done;
+	}
+	rc = CLI_C_SERVER;
+	if (policy_path(x, &p) == 0)
+		rc = call(x, "PUT", p.data, policy, &a);
+	if (rc == CLI_C_OK)
+		json_print(a.body);
+done:
+	if (f && f != stdin)
+		fclose(f);
+	json_decref(policy);
+	cli_answer_clear(&a);
+	cm_buf_free(&p);
+	return rc;
+}
+
+static const struct client_cmd cmds[] = {
+	{ "models", NULL, 0, 0, 0, c_models, "", "list the models" },
+	{ "show", NULL, 1, 1, 0, c_show, "MODEL",
+	  "a model: aliases, the latest versions with validation and key metrics, recent events" },
+	{ "versions", NULL, 1, 1, O_STATE | O_LIMIT, c_versions, "MODEL [--state S] [--limit N]",
+	  "list a model's versions, oldest first" },
+	{ "promote", NULL, 2, 2, O_REASON, c_promote, "MODEL VERSION [--reason R]",
+	  "point current at VERSION, through the model's policy (admin)" },
+	{ "rollback", NULL, 1, 1, O_REASON, c_rollback, "MODEL [--reason R]",
+	  "current back to the version it held before (admin)" },
+	{ "canary", "promote", 1, 1, O_REASON, c_canary_promote, "promote MODEL [--reason R]",
+	  "the canary becomes current; the canary goes (admin)" },
+	{ "canary", "abort", 1, 1, 0, c_canary_abort, "abort MODEL", "remove the canary (admin)" },
+	{ "canary", NULL, 2, 2, O_PERCENT | O_REASON, c_canary, "MODEL VERSION [--percent N]",
+	  "start a canary, or change its version or traffic percent (admin)" },
+	{ "alias", "set", 3, 3, O_REASON, c_alias_set, "set MODEL ALIAS VERSION [--reason R]",
+	  "point ALIAS at VERSION (current and canary: admin)" },
+	{ "alias", "rm", 2, 2, 0, c_alias_rm, "rm MODEL ALIAS", "remove ALIAS" },
+	{ "history", NULL, 1, 1, O_SINCE | O_KIND | O_LIMIT, c_history,
+	  "MODEL [--since T] [--kind K] [--limit N]", "the model's events, oldest first" },
+	{ "as-of", NULL, 3, 3, 0, c_as_of, "MODEL ALIAS TIME",
+	  "the version ALIAS pointed at, at TIME (RFC 3339)" },
+	{ "lineage", NULL, 2, 2, 0, c_lineage, "MODEL VERSION",
+	  "a version's lineage: commit, data, metrics, where it is deployed" },
+	{ "diff", NULL, 3, 3, 0, c_diff, "MODEL FROM TO", "what differs between two versions' metadata" },
+	{ "policy", "get", 1, 1, 0, c_policy_get, "get MODEL", "print the promotion policy (JSON)" },
+	{ "policy", "set", 1, 2, 0, c_policy_set, "set MODEL [FILE]",
+	  "change the gates FILE's JSON (or stdin's) names; null removes one, and removing "
+	  "or loosening needs \"force\" and a \"reason\" in it (admin)" },
+};
+#define N_CMDS (sizeof(cmds) / sizeof(cmds[0]))
+
+static const char exit_help[] =
+	"Exit status: 0 done; 1 refused by the server (a policy gate, a conflict, an invalid\n"
+	"value: HTTP 409, 422; the failed gates are printed); 2 usage error or unreadable input\n"
+	"(HTTP 400, 413); 3 not found (404); 4 no token, a wrong one or too low a role (401,\n"
+	"403); 5 no connection, a timeout, a server error (5xx) or an answer that is not the\n"
+	"API's.\n";
+
+int cli_client_is(const char *name)
+{
+	for (size_t i = 0; i < N_CMDS; i++)
+		if (!strcmp(cmds[i].name, name))
+			return 1;
+	return 0;
+}
+
+void cli_client_usage(FILE *out)
+{
+	for (size_t i = 0; i < N_CMDS; i++) {
+		char u[128];
+
+		snprintf(u, sizeof(u), "%s %s", cmds[i].name, cmds[i].args);
+		if (strlen(u) > 36)
+			fprintf(out, "  modelfs %s\n  %-44s %s\n", u, "", cmds[i].help);
+		else
+			fprintf(out, "  modelfs %-36s %s\n", u, cmds[i].help);
+	}
+}
+
+static size_t cmd_opts(const struct client_cmd *c, struct cm_opt *out);
+
+/* Text into roff: '-' and '\\' escaped, a line never starts as a request. */
+static void roff(FILE *out, const char *s)
+{
+	int bol = 1;
+
+	for (; *s; s++) {
+		if (bol && (*s == '.' || *s == '\''))
+			fputs("\\&", out);
+		bol = *s == '\n';
+		if (*s == '-')
+			fputs("\\-", out);
+		else if (*s == '\\')
+			fputs("\\e", out);
+		else
+			fputc(*s, out);
+	}
+}
+
+void cli_client_man(FILE *out, const char *version, const char *const *usages,
+		    const char *const *helps, size_t n_others)
+{
+	struct cm_opt opts[N_OPTS];
+	size_t n;
+
+	fprintf(out, ".TH MODELFS 1 \"\" \"modelfs %s\" \"modelfs\"\n.SH NAME\nmodelfs \\- a model "
+		     "registry that lives on the model volume\n.SH SYNOPSIS\n.B modelfs\n.I COMMAND\n"
+		     "[\\fIARGS\\fR]\n.SH COMMANDS\n", version);
+	for (size_t i = 0; i < n_others; i++) {
+		fputs(".TP\n.B ", out);
+		roff(out, usages[i]);
+		fputc('\n', out);
+		roff(out, helps[i]);
+		fputc('\n', out);
+	}
+	fputs(".SH CLIENT COMMANDS\nOver the REST API; tables by default, the API's JSON with "
+	      "\\fB\\-\\-json\\fR.\n", out);
+	for (size_t i = 0; i < N_CMDS; i++) {
+		char u[160];
+
+		snprintf(u, sizeof(u), "%s%s%s", cmds[i].name, cmds[i].args[0] ? " " : "", cmds[i].args);
+		fputs(".TP\n.B ", out);
+		roff(out, u);
+		fputc('\n', out);
+		roff(out, cmds[i].help);
+		fputc('\n', out);
+	}
+	fputs(".SH CLIENT OPTIONS\n", out);
+	n = cmd_opts(&(struct client_cmd){ .opts = ~0u }, opts);
+	for (size_t i = 0; i < n; i++) {
+		fputs(".TP\n.B ", out);
+		fprintf(out, "\\-\\-");
+		roff(out, opts[i].name);
+		if (opts[i].metavar) {
+			fputs(" \\fI", out);
+			roff(out, opts[i].metavar);
+			fputs("\\fR", out);
+		}
+		fputc('\n', out);
+		roff(out, opts[i].help);
+		if (opts[i].def && opts[i].def[0]) {
+			fputs(" (default ", out);
+			roff(out, opts[i].def);
+			fputc(')', out);
+		}
+		if (opts[i].env)
+			fprintf(out, " [\\fB$%s\\fR]", opts[i].env);
+		fputc('\n', out);
+	}
+	fputs(".SH ENVIRONMENT\n.TP\n.B MODELFS_TOKEN\n", out);
+	roff(out, "the bearer token itself; a --token-file flag wins over it, and it wins over "
+		  "$MODELFS_TOKEN_FILE.");
+	fputs("\n.SH EXIT STATUS\n", out);
+	roff(out, exit_help);
+	fputs(".SH SEE ALSO\nREADME.md in the source; \\fBmodelfs serve \\-\\-help\\fR.\n", out);
+}
+
+/*
+ * A bash completion script from the command table: command names (the
+ * client's and `others`), subcommands, each command's options, and model
+ * names from `modelfs models` (two seconds at most, nothing when the API is
+ * out of reach).
+ */
+void cli_client_completion(FILE *out, const char *const *others, size_t n_others)
+{
+	fprintf(out, "# bash completion for modelfs: eval \"$(modelfs completion)\"\n"
+		     "_modelfs_models() {\n"
+		     "\tmodelfs models --timeout 2 2>/dev/null | tail -n +2 | cut -d' ' -f1\n"
+		     "}\n"
+		     "_modelfs() {\n"
+		     "\tlocal cur=${COMP_WORDS[COMP_CWORD]} cmd=${COMP_WORDS[1]} words=''\n"
+		     "\tif [ \"$COMP_CWORD\" -eq 1 ]; then\n\t\twords='--help --version");
+	for (size_t i = 0; i < n_others; i++)
+		fprintf(out, " %s", others[i]);
+	for (size_t i = 0; i < N_CMDS; i++)
+		if (i == 0 || strcmp(cmds[i].name, cmds[i - 1].name))
+			fprintf(out, " %s", cmds[i].name);
+	fprintf(out, "'\n\telif [[ $cur == -* ]]; then\n\t\tcase \"$cmd\" in\n");
+	for (size_t i = 0; i < N_CMDS; i++) {
+		struct cm_opt opts[N_OPTS];
+		unsigned all = 0;
+		size_t n;
+
+		if (i > 0 && !strcmp(cmds[i].name, cmds[i - 1].name))
+			continue;
+		for (size_t k = i; k < N_CMDS && !strcmp(cmds[k].name, cmds[i].name); k++)
+			all |= cmds[k].opts;
+		n = cmd_opts(&(struct client_cmd){ .opts = all }, opts);
+		fprintf(out, "\t\t%s) words='", cmds[i].name);
+		for (size_t k = 0; k < n; k++)
+			fprintf(out, "%s--%s", k ? " " : "", opts[k].name);
+		fprintf(out, "' ;;\n");
+	}
+	fprintf(out, "\t\tesac\n\telse\n\t\tcase \"$cmd\" in\n");
+	for (size_t i = 0; i < N_CMDS; i++) {
+		int has_sub = 0, has_plain = 0;
+
+		if (i > 0 && !strcmp(cmds[i].name, cmds[i - 1].name))
+			continue;
+		for (size_t k = i; k < N_CMDS && !strcmp(cmds[k].name, cmds[i].name); k++) {
+			has_sub |= cmds[k].sub != NULL;
+			has_plain |= cmds[k].sub == NULL;
+		}
+		fprintf(out, "\t\t%s)\n", cmds[i].name);
+		if (has_sub) {
+			/* the subcommand first (or, for canary, a model); then a model */
+			fprintf(out, "\t\t\tif [ \"$COMP_CWORD\" -eq 2 ]; then words='");
+			for (size_t k = i; k < N_CMDS && !strcmp(cmds[k].name, cmds[i].name); k++)
+				if (cmds[k].sub)
+					fprintf(out, "%s%s", k > i ? " " : "", cmds[k].sub);
+			fprintf(out, "'%s\n", has_plain ? "\" $(_modelfs_models)\"" : "");
+			fprintf(out, "\t\t\telif [ \"$COMP_CWORD\" -eq 3 ]; then\n"
+				     "\t\t\t\tcase \"${COMP_WORDS[2]}\" in ");
+			for (size_t k = i, first = 1; k < N_CMDS && !strcmp(cmds[k].name, cmds[i].name); k++)
+				if (cmds[k].sub) {
+					fprintf(out, "%s%s", first ? "" : "|", cmds[k].sub);
+					first = 0;
+				}
+			fprintf(out, ") words=$(_modelfs_models) ;; esac\n\t\t\tfi ;;\n");
+		} else if (cmds[i].nmax > 0) {
+			fprintf(out, "\t\t\t[ \"$COMP_CWORD\" -eq 2 ] && words=$(_modelfs_models) ;;\n");
+		} else {
+			fprintf(out, "\t\t\t;;\n");
+		}
+	}
+	fprintf(out, "\t\tesac\n\tfi\n"
+		     "\tCOMPREPLY=($(compgen -W \"$words\" -- \"$cur\"))\n"
+		     "}\n"
+		     "complete -o default -F _modelfs modelfs\n");
+}
+
+/* The options of one command: the common ones and those its bits name. */
+static size_t cmd_opts(const struct client_cmd *c, struct cm_opt *out)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < N_OPTS; i++)
+		if (i < N_COMMON || (c->opts & (1u << (i - N_COMMON))))
+			out[n++] = client_opts[i];
+	return n;
+}
+
+static void cmd_help(const char *name, FILE *out)
+{
+	struct cm_opt opts[N_OPTS];
+	unsigned all = 0;
+
+	for (size_t i = 0; i < N_CMDS; i++) {
+		if (strcmp(cmds[i].name, name))
+			continue;
+		fprintf(out, "usage: modelfs %s %s\n  %s\n", cmds[i].name, cmds[i].args, cmds[i].help);
+		all |= cmds[i].opts;
+	}
+	{
+		struct client_cmd any = { .opts = all };
+		size_t n = cmd_opts(&any, opts);
+
+		fprintf(out, "\noptions:\n");
+		cm_config_help(opts, n, out);
+	}
+	fprintf(out, "\nThe token: --token-file (or $MODELFS_TOKEN_FILE) names a file whose one line\n"
+		     "is the secret; $MODELFS_TOKEN holds the secret itself. A --token-file flag\n"
+		     "wins over $MODELFS_TOKEN, which wins over $MODELFS_TOKEN_FILE.\n\n%s",
+		exit_help);
+}
+
+/* The first non-comment line of the token file, trimmed; one word. */
+static int token_read(const char *path, char *out, size_t cap)
+{
+	char buf[TOKEN_FILE_MAX + 1], m[512];
+	FILE *f = fopen(path, "r");
+	size_t n;
+	char *line, *save = NULL;
+
+	if (!f)
+		return cm_err_set(-errno, "--token-file: %s: %s", cli_esc(m, sizeof(m), path),
+				  strerror(errno));
+	n = fread(buf, 1, TOKEN_FILE_MAX + 1, f);
+	fclose(f);
+	if (n > TOKEN_FILE_MAX)
+		return cm_err_set(-E2BIG, "--token-file: %s is larger than %d bytes",
+				  cli_esc(m, sizeof(m), path), TOKEN_FILE_MAX);
+	buf[n] = '\0';
+	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *s = line, *e;
+
+		while (*s == ' ' || *s == '\t' || *s == '\r')
+			s++;
+		e = s + strlen(s);
+		while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
+			*--e = '\0';
+		if (!*s || *s == '#')
+			continue;
+		if (strpbrk(s, " \t")) {
+			explicit_bzero(buf, sizeof(buf));
+			return cm_err_set(-EINVAL, "--token-file: %s holds more than one word a line: "
+					  "the daemon's token file ('NAME ROLE SECRET')? The client's "
+					  "holds the secret alone", cli_esc(m, sizeof(m), path));
+		}
+		cm_strlcpy(out, s, cap);
+		explicit_bzero(buf, sizeof(buf));
+		return 0;
+	}
+	return cm_err_set(-EINVAL, "--token-file: %s holds no token", cli_esc(m, sizeof(m), path));
+}
+
+static int flag_given(int argc, char **argv, const char *flag)
+{
+	size_t n = strlen(flag);
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--"))
+			break;
+		if (!strncmp(argv[i], flag, n) && (argv[i][n] == '\0' || argv[i][n] == '='))
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * Splits argv (argv[0] the command, sub already skipped by the caller) into
+ * options, handed to cm_config_parse, and positional arguments. An option
+ * that takes a value takes the next argument unless written --opt=value.
+ */
+static int args_split(const struct cm_opt *opts, size_t nopts, int argc, char **argv,
+		      char **optv, int *optc, char **pos, int *npos)
+{
+	int dashdash = 0;
+
+	*optc = 1;
+	*npos = 0;
+	optv[0] = argv[0];
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		const struct cm_opt *o = NULL;
+
+		if (!dashdash && !strcmp(a, "-h"))
+			a = "--help";
+		if (dashdash || strncmp(a, "--", 2) || !a[2]) {
+			if (!dashdash && !strcmp(a, "--")) {
+				dashdash = 1;
+				continue;
+			}
+			pos[(*npos)++] = argv[i];
+			continue;
+		}
+		for (size_t k = 0; k < nopts && !o; k++) {
+			size_t l = strlen(opts[k].name);
+
+			if (!strncmp(a + 2, opts[k].name, l) && (a[2 + l] == '\0' || a[2 + l] == '='))
+				o = &opts[k];
+		}
+		optv[(*optc)++] = (char *)a;
+		if (o && o->type != CM_OPT_BOOL && !strchr(a, '=') && i + 1 < argc)
+			optv[(*optc)++] = argv[++i];
+	}
+	return 0;
+}
+
+int cli_client(int argc, char **argv)
+{
+	struct client_ctx x = { 0 };
+	const struct client_cmd *c = NULL;
+	struct cm_opt opts[N_OPTS];
+	char **optv = NULL, **pos = NULL;
+	char token[TOKEN_FILE_MAX + 1] = "";
+	const char *tok = NULL;
+	int optc = 0, skip = 1, rc = CLI_C_USAGE;
+	size_t nopts;
+	char m[512];
+
+	if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		cmd_help(argv[0], stdout);
+		return CLI_C_OK;
+	}
+	for (size_t i = 0; i < N_CMDS && !c; i++) {
+		if (strcmp(cmds[i].name, argv[0]))
+			continue;
+		if (!cmds[i].sub) {
+			c = &cmds[i];
+		} else if (argc > 1 && !strcmp(cmds[i].sub, argv[1])) {
+			c = &cmds[i];
+			skip = 2;
+		}
+	}
+	if (!c) {
+		fprintf(stderr, "modelfs %s: say which (see 'modelfs %s --help')\n", argv[0], argv[0]);
+		return CLI_C_USAGE;
+	}
+	argc -= skip - 1;
+	argv += skip - 1;
+	nopts = cmd_opts(c, opts);
+	optv = calloc((size_t)argc + 1, sizeof(*optv));
+	pos = calloc((size_t)argc + 1, sizeof(*pos));
+	if (!optv || !pos) {
+		fprintf(stderr, "modelfs: out of memory\n");
+		goto done;
+	}
+	args_split(opts, nopts, argc, argv, optv, &optc, pos, &x.npos);
+	x.cfg.percent = -1; /* unset: the options without a default keep these */
+	if (cm_config_parse(opts, nopts, &x.cfg, optc, optv) < 0) {
+		fprintf(stderr, "modelfs %s: %s\n", c->name, cli_esc(m, sizeof(m), cm_err_msg()));
+		goto done;
+	}
+	if (x.cfg.help) {
+		cmd_help(c->name, stdout);
+		rc = CLI_C_OK;
+		goto done;
+	}
+	if (x.npos < c->nmin || x.npos > c->nmax) {
+		fprintf(stderr, "usage: modelfs %s %s\n", c->name, c->args);
+		goto done;
+	}
+	x.pos = pos;
+	if (flag_given(optc, optv, "--token-file") || !getenv("MODELFS_TOKEN")) {
+		if (x.cfg.token_file) {
+			if (token_read(x.cfg.token_file, token, sizeof(token)) < 0) {
+				fprintf(stderr, "modelfs: %s\n", cm_err_msg());
+				goto done;
+			}
+			tok = token;
+		}
+	} else {
+		tok = getenv("MODELFS_TOKEN");
+	}
+	if (cli_conn_open(x.cfg.url, tok, (long)x.cfg.timeout, &x.conn) < 0) {
+		fprintf(stderr, "modelfs: %s\n", cli_esc(m, sizeof(m), cm_err_msg()));
+		goto done;
+	}
+	rc = c->run(&x);
+	if (fflush(stdout) != 0 && rc == CLI_C_OK) {
+		fprintf(stderr, "modelfs: writing the output failed: %s\n", strerror(errno));
+		rc = CLI_C_SERVER;
+	}
+done:
+	explicit_bzero(token, sizeof(token));
+	cli_conn_close(x.conn);
+	free(optv);
+	free(pos);
+	return rc;
+}
