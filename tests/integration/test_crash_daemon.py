@@ -72,6 +72,7 @@ class Run:
         self.pending = None  # (model, alias, value) of an alias change in flight
         self.touched = set()  # versions changed since the last check
         self.doing = None
+        self.log_seen = 0
         self.counter = 0
         self.stats = {"rounds": 0, "kills": 0, "startup_kills": 0, "mount_rounds": 0,
                       "ops": 0, "maybe": 0, "seals": 0, "alias_changes": 0}
@@ -119,6 +120,14 @@ class Run:
                 self.proc.kill()
             self.proc.wait()
             self.proc = None
+        # A sanitizer's report (ASan build) is a failure, not a crash like the others.
+        with open(self.log_path, errors="replace") as f:
+            f.seek(self.log_seen)
+            new = f.read()
+            self.log_seen = f.tell()
+        for bad in ("Sanitizer", "runtime error:"):
+            if bad in new:
+                raise AssertionError("the daemon reported:\n" + new[-4000:])
         # Always unmount what a killed daemon left (the next start would detach it too).
         while mounted(self.mnt):
             subprocess.run(["fusermount3", "-u", "-z", self.mnt], capture_output=True)
@@ -303,7 +312,7 @@ class Run:
 
 class CrashDaemonTest(unittest.TestCase):
     def test_sigkill_at_random_points(self):
-        rounds = int(os.environ.get("MODELFS_CRASH_ROUNDS", "200"))
+        rounds = int(os.environ.get("MODELFS_CRASH_ROUNDS") or "200")
         seed = int(os.environ.get("MODELFS_CRASH_SEED", str(int(time.time()))))
         print(f"MODELFS_CRASH_SEED={seed} MODELFS_CRASH_ROUNDS={rounds}", flush=True)
         base = os.environ.get("MODELFS_TEST_TMP", tempfile.gettempdir())

@@ -81,10 +81,15 @@ class Base(unittest.TestCase):
 
     def tearDown(self):
         self.api.s.close()
+        rc = self.d.stop()
+        log = self.d.read_log()
         self.d.cleanup()
+        for bad in ("Sanitizer", "runtime error:"):
+            self.assertNotIn(bad, log)
+        self.assertIn(rc, (0, None))
 
     def restart(self):
-        self.d.stop()
+        self.assertEqual(self.d.stop(), 0)
         self.d.start()
         self.api.s.close()
         self.api = Api(self.d.port)
