@@ -216,8 +216,13 @@ class Run:
     # ---- checks ----
 
     def db_view(self, model):
-        r = self.ok(self.call("GET", f"/models/{model}/versions", params={"limit": 1000}), 200)
-        names = {v["name"]: v["state"] for v in r.json()["versions"]}
+        names, params = {}, {"limit": 1000}
+        while True:  # every page: a long run holds more versions than one page
+            r = self.ok(self.call("GET", f"/models/{model}/versions", params=params), 200).json()
+            names.update({v["name"]: v["state"] for v in r["versions"]})
+            if not r.get("next_cursor"):
+                break
+            params["cursor"] = r["next_cursor"]
         al = self.ok(self.call("GET", f"/models/{model}/aliases"), 200).json()
         aliases = {a["alias"]: a["version"] for a in al["aliases"]}
         return names, aliases
