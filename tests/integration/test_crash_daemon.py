@@ -18,7 +18,8 @@ then holds is taken as the state the next round builds on.
 Some rounds serve a FUSE mount too (always unmounted after the kill) and check that
 the mount shows the db's aliases.
 
-MODELFS_CRASH_ROUNDS (default 200) and MODELFS_CRASH_SEED (printed) set the run.
+MODELFS_CRASH_ROUNDS (default 200) and MODELFS_CRASH_SEED (printed) set the run;
+MODELFS_CRASH_HASH_EVERY (default 10) spaces out the full pass for long runs.
 
 usage: test_crash_daemon.py /path/to/modelfs
 """
@@ -40,6 +41,9 @@ from fsutil import wait_for  # noqa: E402
 
 MODELFS = None
 MODELS = ("crash-a", "crash-b")
+# Every round re-reads what it must; the full pass (every file through the API, a hashing
+# fsck) costs time with the store's size, so a long run spaces it out.
+HASH_EVERY = int(os.environ.get("MODELFS_CRASH_HASH_EVERY") or "10")
 ALIASES = ("current", "staging", "champion")
 
 
@@ -72,6 +76,7 @@ class Run:
         self.pending = None  # (model, alias, value) of an alias change in flight
         self.touched = set()  # versions changed since the last check
         self.doing = None
+        self.log_seen = 0
         self.counter = 0
         self.stats = {"rounds": 0, "kills": 0, "startup_kills": 0, "mount_rounds": 0,
                       "ops": 0, "maybe": 0, "seals": 0, "alias_changes": 0}
@@ -119,6 +124,14 @@ class Run:
                 self.proc.kill()
             self.proc.wait()
             self.proc = None
+        # A sanitizer's report (ASan build) is a failure, not a crash like the others.
+        with open(self.log_path, errors="replace") as f:
+            f.seek(self.log_seen)
+            new = f.read()
+            self.log_seen = f.tell()
+        for bad in ("Sanitizer", "runtime error:"):
+            if bad in new:
+                raise AssertionError("the daemon reported:\n" + new[-4000:])
         # Always unmount what a killed daemon left (the next start would detach it too).
         while mounted(self.mnt):
             subprocess.run(["fusermount3", "-u", "-z", self.mnt], capture_output=True)
@@ -203,8 +216,13 @@ class Run:
     # ---- checks ----
 
     def db_view(self, model):
-        r = self.ok(self.call("GET", f"/models/{model}/versions", params={"limit": 1000}), 200)
-        names = {v["name"]: v["state"] for v in r.json()["versions"]}
+        names, params = {}, {"limit": 1000}
+        while True:  # every page: a long run holds more versions than one page
+            r = self.ok(self.call("GET", f"/models/{model}/versions", params=params), 200).json()
+            names.update({v["name"]: v["state"] for v in r["versions"]})
+            if not r.get("next_cursor"):
+                break
+            params["cursor"] = r["next_cursor"]
         al = self.ok(self.call("GET", f"/models/{model}/aliases"), 200).json()
         aliases = {a["alias"]: a["version"] for a in al["aliases"]}
         return names, aliases
@@ -217,7 +235,7 @@ class Run:
                 if e["sealed"]:
                     self.assert_(names[name] == "sealed", f"acknowledged seal {model}/{name} lost")
                 # Files of what changed since the last check (fsck covers the older ones).
-                if (model, name) not in self.touched and self.stats["rounds"] % 10:
+                if (model, name) not in self.touched and self.stats["rounds"] % HASH_EVERY:
                     continue
                 v = self.ok(self.call("GET", f"/models/{model}/versions/{name}"), 200).json()
                 files = {f["path"]: f for f in v["files"]}
@@ -263,8 +281,8 @@ class Run:
             self.assert_(f.read() == "operator notes\n", "NOTES.txt changed")
         with open(os.path.join(self.store, MODELS[0], ".operator", "keep")) as f:
             self.assert_(f.read() == "keep\n", ".operator/keep changed")
-        # Sizes every round, content hashes every tenth (and at the end).
-        full = self.stats["rounds"] % 10 == 0
+        # Sizes every round, content hashes every HASH_EVERY-th (and at the end).
+        full = self.stats["rounds"] % HASH_EVERY == 0
         p = subprocess.run([MODELFS, "fsck", self.store] + ([] if full else ["--no-hash"]),
                            capture_output=True, text=True, timeout=120)
         self.assert_(p.returncode == 0, f"fsck after a restart:\n{p.stdout}{p.stderr}")
@@ -303,7 +321,7 @@ class Run:
 
 class CrashDaemonTest(unittest.TestCase):
     def test_sigkill_at_random_points(self):
-        rounds = int(os.environ.get("MODELFS_CRASH_ROUNDS", "200"))
+        rounds = int(os.environ.get("MODELFS_CRASH_ROUNDS") or "200")
         seed = int(os.environ.get("MODELFS_CRASH_SEED", str(int(time.time()))))
         print(f"MODELFS_CRASH_SEED={seed} MODELFS_CRASH_ROUNDS={rounds}", flush=True)
         base = os.environ.get("MODELFS_TEST_TMP", tempfile.gettempdir())

@@ -17,12 +17,13 @@ import os
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import unittest
 
 import requests
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fsutil import Daemon, start_serve, wait_for  # noqa: E402
+from fsutil import Daemon, start_serve  # noqa: E402
 
 MODELFS = None
 
@@ -81,10 +82,15 @@ class Base(unittest.TestCase):
 
     def tearDown(self):
         self.api.s.close()
+        rc = self.d.stop()
+        log = self.d.read_log()
         self.d.cleanup()
+        for bad in ("Sanitizer", "runtime error:"):
+            self.assertNotIn(bad, log)
+        self.assertIn(rc, (0, None))
 
     def restart(self):
-        self.d.stop()
+        self.assertEqual(self.d.stop(), 0)
         self.d.start()
         self.api.s.close()
         self.api = Api(self.d.port)
@@ -218,9 +224,8 @@ class TestNamespace(Base):
 
 class TestInit(unittest.TestCase):
     def test_init_keeps_a_link_it_cannot_adopt(self):
-        base = os.environ.get("MODELFS_TEST_TMP", "/tmp")
+        base = os.environ.get("MODELFS_TEST_TMP", tempfile.gettempdir())
         os.makedirs(base, exist_ok=True)
-        import tempfile
         top = tempfile.mkdtemp(prefix="modelfs-ns-", dir=base)
         try:
             store = os.path.join(top, "store")
