@@ -101,6 +101,14 @@ static int path_add(struct cm_buf *b, const char *literal, const char *segment)
 	return segment ? cli_buf_escape(b, segment) : 0;
 }
 
+/* "/v1/models/<model><suffix>", the model escaped; -ENOMEM with detail. */
+static int model_path(struct cm_buf *b, const char *model, const char *suffix)
+{
+	int rc = path_add(b, "/v1/models/", model);
+
+	return rc < 0 ? rc : path_add(b, suffix, NULL);
+}
+
 /* "&key=value" (or "?" first) when value is set. */
 static int query_add(struct cm_buf *b, const char *key, const char *value)
 {
@@ -312,13 +320,6 @@ static int versions_table(const json_t *list, int with_metrics)
 	return CLI_C_OK;
 }
 
-static int versions_path(struct client_ctx *x, struct cm_buf *p)
-{
-	return path_add(p, "/v1/models/", x->pos[0]) < 0 || path_add(p, "/versions", NULL) < 0
-		       ? -ENOMEM
-		       : 0;
-}
-
 static int c_versions(struct client_ctx *x)
 {
 	struct cm_buf p = { 0 };
@@ -326,7 +327,7 @@ static int c_versions(struct client_ctx *x)
 	json_t *all = NULL;
 	int rc = CLI_C_SERVER;
 
-	if (versions_path(x, &p) < 0)
+	if (model_path(&p, x->pos[0], "/versions") < 0)
 		goto done;
 	if (x->cfg.limit > 0) {
 		char lim[24];
@@ -382,7 +383,7 @@ static int c_show(struct client_ctx *x)
 		goto done;
 	cm_buf_reset(&p);
 	rc = CLI_C_SERVER;
-	if (versions_path(x, &p) < 0)
+	if (model_path(&p, x->pos[0], "/versions") < 0)
 		goto done;
 	rc = get_all(x, p.data, "versions", &versions);
 	if (rc)
@@ -409,7 +410,7 @@ static int c_show(struct client_ctx *x)
 		json_array_append_new(latest, v);
 	}
 	cm_buf_reset(&p);
-	if (path_add(&p, "/v1/models/", x->pos[0]) < 0 || path_add(&p, "/history", NULL) < 0) {
+	if (model_path(&p, x->pos[0], "/history") < 0) {
 		rc = CLI_C_SERVER;
 		goto done;
 	}
@@ -493,7 +494,7 @@ static int c_promote(struct client_ctx *x)
 
 	if (b)
 		json_object_set_new(b, "version", json_string(x->pos[1]));
-	if (path_add(&p, "/v1/models/", x->pos[0]) < 0 || path_add(&p, "/promote", NULL) < 0)
+	if (model_path(&p, x->pos[0], "/promote") < 0)
 		cm_buf_free(&p);
 	return alias_call(x, "POST", &p, b);
 }
@@ -502,7 +503,7 @@ static int c_rollback(struct client_ctx *x)
 {
 	struct cm_buf p = { 0 };
 
-	if (path_add(&p, "/v1/models/", x->pos[0]) < 0 || path_add(&p, "/rollback", NULL) < 0)
+	if (model_path(&p, x->pos[0], "/rollback") < 0)
 		cm_buf_free(&p);
 	return alias_call(x, "POST", &p, reason_body(x));
 }
@@ -517,7 +518,7 @@ static int c_canary(struct client_ctx *x)
 		if (x->cfg.percent >= 0)
 			json_object_set_new(b, "percent", json_integer(x->cfg.percent));
 	}
-	if (path_add(&p, "/v1/models/", x->pos[0]) < 0 || path_add(&p, "/canary", NULL) < 0)
+	if (model_path(&p, x->pos[0], "/canary") < 0)
 		cm_buf_free(&p);
 	return alias_call(x, "PUT", &p, b);
 }
@@ -526,7 +527,7 @@ static int c_canary_promote(struct client_ctx *x)
 {
 	struct cm_buf p = { 0 };
 
-	if (path_add(&p, "/v1/models/", x->pos[0]) < 0 || path_add(&p, "/canary/promote", NULL) < 0)
+	if (model_path(&p, x->pos[0], "/canary/promote") < 0)
 		cm_buf_free(&p);
 	return alias_call(x, "POST", &p, reason_body(x));
 }
@@ -556,7 +557,7 @@ static int c_canary_abort(struct client_ctx *x)
 {
 	struct cm_buf p = { 0 };
 
-	if (path_add(&p, "/v1/models/", x->pos[0]) < 0 || path_add(&p, "/canary", NULL) < 0)
+	if (model_path(&p, x->pos[0], "/canary") < 0)
 		cm_buf_free(&p);
 	return delete_call(x, &p, "canary");
 }
@@ -662,7 +663,7 @@ static int c_history(struct client_ctx *x)
 	size_t i;
 	int rc = CLI_C_SERVER;
 
-	if (path_add(&p, "/v1/models/", x->pos[0]) < 0 || path_add(&p, "/history", NULL) < 0 ||
+	if (model_path(&p, x->pos[0], "/history") < 0 ||
 	    query_add(&p, "since", x->cfg.since) < 0 || query_add(&p, "kind", x->cfg.kind) < 0)
 		goto done;
 	if (x->cfg.limit > 0) {
@@ -759,7 +760,7 @@ static int c_diff(struct client_ctx *x)
 	struct cli_answer a = { 0 };
 	int rc = CLI_C_SERVER;
 
-	if (path_add(&p, "/v1/models/", x->pos[0]) == 0 && path_add(&p, "/diff", NULL) == 0 &&
+	if (model_path(&p, x->pos[0], "/diff") == 0 &&
 	    query_add(&p, "from", x->pos[1]) == 0 && query_add(&p, "to", x->pos[2]) == 0)
 		rc = call(x, "GET", p.data, NULL, &a);
 	if (rc == CLI_C_OK && x->cfg.json) {
@@ -787,20 +788,13 @@ static int c_diff(struct client_ctx *x)
 	return rc;
 }
 
-static int policy_path(struct client_ctx *x, struct cm_buf *p)
-{
-	return path_add(p, "/v1/models/", x->pos[0]) < 0 || path_add(p, "/policy", NULL) < 0
-		       ? -ENOMEM
-		       : 0;
-}
-
 static int c_policy_get(struct client_ctx *x)
 {
 	struct cm_buf p = { 0 };
 	struct cli_answer a = { 0 };
 	int rc = CLI_C_SERVER;
 
-	if (policy_path(x, &p) == 0)
+	if (model_path(&p, x->pos[0], "/policy") == 0)
 		rc = call(x, "GET", p.data, NULL, &a);
 	if (rc == CLI_C_OK)
 		json_print(a.body); /* a policy is JSON either way */
@@ -833,7 +827,7 @@ static int c_policy_set(struct client_ctx *x)
 		goto done;
 	}
 	rc = CLI_C_SERVER;
-	if (policy_path(x, &p) == 0)
+	if (model_path(&p, x->pos[0], "/policy") == 0)
 		rc = call(x, "PUT", p.data, policy, &a);
 	if (rc == CLI_C_OK)
 		json_print(a.body);
