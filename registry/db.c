@@ -423,7 +423,7 @@ void db_write_end(struct reg_conn *c)
 	notes_free(notes);
 }
 
-sqlite3_stmt *db_stmt(struct reg_conn *c, enum reg_sql id)
+sqlite3_stmt *db_stmt_get(struct reg_conn *c, enum reg_sql id)
 {
 	sqlite3_stmt *s = c->stmt[id];
 

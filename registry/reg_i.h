@@ -200,7 +200,7 @@ void db_write_end(struct reg_conn *c);
 void db_note(struct reg_conn *c, const char *kind, const char *channel, const char *model,
 	     const char *version, const char *alias);
 /* The reset statement `id` on c. */
-sqlite3_stmt *db_stmt(struct reg_conn *c, enum reg_sql id);
+sqlite3_stmt *db_stmt_get(struct reg_conn *c, enum reg_sql id);
 /* Maps a SQLite result to -errno with a message about `what`. */
 int db_err(struct reg_conn *c, int src, const char *what);
 /*
@@ -280,7 +280,7 @@ json_t *meta_path_get(json_t *record, const char *path);
 /* Prepares statement `id` into s, or jumps to done with rc set. */
 #define DB_STMT(c, id, s)                               \
 	do {                                            \
-		(s) = db_stmt((c), REG_SQL_##id);       \
+		(s) = db_stmt_get((c), REG_SQL_##id);       \
 		if (!(s)) {                             \
 			rc = -EIO;                      \
 			goto done;                      \
@@ -377,3 +377,22 @@ void integ_free(struct reg_store *st);
 int reg_record_present(struct reg_conn *c, int64_t vid);
 /* Loads a version's stored record (new reference); {} when absent. */
 int reg_record_load(struct reg_conn *c, int64_t vid, json_t **out);
+
+/*
+ * Transitional: the backend boundary's names (registry/db_i.h to come) over
+ * SQLite, so that tools/db-rename.sh's output builds on its own commit.
+ */
+#define db_stmt sqlite3_stmt
+static inline int db_bind_int64(sqlite3_stmt *s, int i, int64_t v) { return sqlite3_bind_int64(s, i, v); }
+static inline int db_bind_int(sqlite3_stmt *s, int i, int v) { return sqlite3_bind_int(s, i, v); }
+static inline int db_bind_double(sqlite3_stmt *s, int i, double v) { return sqlite3_bind_double(s, i, v); }
+static inline int db_bind_null(sqlite3_stmt *s, int i) { return sqlite3_bind_null(s, i); }
+static inline int64_t db_col_int64(sqlite3_stmt *s, int i) { return sqlite3_column_int64(s, i); }
+static inline int db_col_int(sqlite3_stmt *s, int i) { return sqlite3_column_int(s, i); }
+static inline double db_col_double(sqlite3_stmt *s, int i) { return sqlite3_column_double(s, i); }
+static inline int db_col_null(sqlite3_stmt *s, int i) { return sqlite3_column_type(s, i) == SQLITE_NULL; }
+static inline const char *db_col_str(sqlite3_stmt *s, int i) { return (const char *)sqlite3_column_text(s, i); }
+static inline const unsigned char *db_col_ustr(sqlite3_stmt *s, int i) { return sqlite3_column_text(s, i); }
+static inline int db_reset(sqlite3_stmt *s) { return sqlite3_reset(s); }
+static inline int64_t db_changes(struct reg_conn *c) { return sqlite3_changes(c->db); }
+static inline int64_t db_last_id(struct reg_conn *c) { return sqlite3_last_insert_rowid(c->db); }

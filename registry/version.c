@@ -451,18 +451,17 @@ done:
 int reg_record_present(struct reg_conn *c, int64_t vid)
 {
 	sqlite3_stmt *s;
-	int src, rc;
+	int rc;
 
 	DB_STMT(c, VERSION_META_GET, s);
 	sqlite3_bind_int64(s, 1, vid);
-	src = sqlite3_step(s);
-	if (src == SQLITE_ROW) {
+	rc = db_step(c, s, "loading a metadata record");
+	if (rc > 0) {
 		const char *t = (const char *)sqlite3_column_text(s, 0);
 
 		rc = t && t[0];
-	} else {
-		rc = src == SQLITE_DONE ? cm_err_set(-ENOENT, "no version %lld", (long long)vid)
-					: db_err(c, src, "loading a metadata record");
+	} else if (rc == 0) {
+		rc = cm_err_set(-ENOENT, "no version %lld", (long long)vid);
 	}
 	sqlite3_reset(s);
 done:
@@ -615,9 +614,12 @@ int reg_version_metadata_remove(struct reg_store *st, const struct reg_actor *wh
 		goto done; /* an error, or no record to remove */
 	DB_STMT(c, VERSION_META_GET, s);
 	sqlite3_bind_int64(s, 1, v.id);
-	if (sqlite3_step(s) == SQLITE_ROW)
+	rc = db_step(c, s, "loading a metadata record");
+	if (rc > 0)
 		before = strdup((const char *)sqlite3_column_text(s, 0));
 	sqlite3_reset(s);
+	if (rc < 0)
+		goto done;
 	empty = json_object();
 	if (!before || !empty) {
 		rc = cm_err_set(-ENOMEM, "out of memory");
