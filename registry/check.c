@@ -219,7 +219,7 @@ static void trash_reconcile(struct reg_store *st, struct reg_conn *c)
 /* 1 when the last event that made or removed the model is its delete. */
 static int model_deleted(struct reg_conn *c, const char *model)
 {
-	struct db_stmt *s = db_stmt_get(c, REG_SQL_EVENT_LAST_MODEL);
+	struct db_stmt *s = db_stmt(c, REG_SQL_EVENT_LAST_MODEL);
 	int deleted = 0;
 
 	if (!s)
@@ -343,7 +343,7 @@ int reg_reconcile(struct reg_store *st)
 	pthread_mutex_lock(&c->mu);
 	trash_reconcile(st, c);
 	for (size_t i = 0; i < n; i++) {
-		struct db_stmt *s = db_stmt_get(c, REG_SQL_MODEL_LAST_EVENT);
+		struct db_stmt *s = db_stmt(c, REG_SQL_MODEL_LAST_EVENT);
 		int64_t last = 0, disk;
 
 		if (!s) {
@@ -464,7 +464,7 @@ static int check_sealed_files(struct fsck *f, struct reg_conn *c, int vfd, const
 			      const struct reg_version *v)
 {
 	struct reg_file *disk = NULL, *restat = NULL;
-	struct db_stmt *s = db_stmt_get(c, REG_SQL_FILE_LIST);
+	struct db_stmt *s = db_stmt(c, REG_SQL_FILE_LIST);
 	size_t nd = 0, nr = 0, capr = 0;
 	int rc;
 
@@ -527,7 +527,7 @@ static int check_sealed_files(struct fsck *f, struct reg_conn *c, int vfd, const
 	}
 	db_reset(s);
 	for (size_t i = 0; rc == 0 && i < nr; i++) {
-		s = db_stmt_get(c, REG_SQL_FILE_STAT_SET);
+		s = db_stmt(c, REG_SQL_FILE_STAT_SET);
 		if (!s) {
 			rc = -EIO;
 			break;
@@ -543,7 +543,7 @@ static int check_sealed_files(struct fsck *f, struct reg_conn *c, int vfd, const
 	/* Files on disk the seal did not record. */
 	rc = st_list_files(vfd, &disk, &nd);
 	for (size_t i = 0; rc == 0 && i < nd; i++) {
-		struct db_stmt *q = db_stmt_get(c, REG_SQL_FILE_GET);
+		struct db_stmt *q = db_stmt(c, REG_SQL_FILE_GET);
 		int known;
 
 		if (!q) {

@@ -2640,7 +2640,7 @@ done:
 static void missing_detail(struct reg_store *st, const struct gs_ver *v, char *out, size_t n)
 {
 	struct reg_conn *c = db_read_begin(st);
-	struct db_stmt *s = db_stmt_get(c, REG_SQL_GIT_VERSION_ITEM);
+	struct db_stmt *s = db_stmt(c, REG_SQL_GIT_VERSION_ITEM);
 	int src;
 
 	if (!s) {

@@ -146,7 +146,7 @@ done:
 static int summary_rows(struct reg_conn *c, enum reg_sql id, json_t *arr,
 			json_t *(*row)(struct db_stmt *s))
 {
-	struct db_stmt *s = db_stmt_get(c, id);
+	struct db_stmt *s = db_stmt(c, id);
 	int rc = 0;
 	int src;
 

@@ -4,7 +4,6 @@
 #define MODELFS_REG_I_H
 
 #include <pthread.h>
-#include <sqlite3.h>
 #include <sys/stat.h>
 #include <stdatomic.h>
 
@@ -19,7 +18,12 @@
 #define REG_METADATA_FILE "metadata.json"
 #define REG_READERS 4
 
-/* Every statement the registry runs, prepared once per connection. */
+/*
+ * Every statement the registry runs, prepared once per connection:
+ * X(ID, "SQL") in the SQL that SQLite and PostgreSQL both accept (?N
+ * parameters become $N for PostgreSQL), or X(ID, "SQLite's", "PostgreSQL's")
+ * where the dialects differ.
+ */
 #define REG_SQL_LIST(X) \
 	X(MODEL_INSERT, "INSERT INTO models(name, created_at) VALUES (?1, ?2)") \
 	X(MODEL_GET, "SELECT id, name, created_at FROM models WHERE name = ?1") \
@@ -119,7 +123,7 @@
 		"JOIN models m ON m.id = v.model_id ORDER BY m.name, v.seq, l.metric")
 
 enum reg_sql {
-#define X(id, sql) REG_SQL_##id,
+#define X(id, ...) REG_SQL_##id,
 	REG_SQL_LIST(X)
 	REG_SQL_GIT_LIST(X)
 #undef X
@@ -132,14 +136,20 @@ struct reg_note {
 	char *kind, *channel, *model, *version, *alias;
 };
 
-/* One SQLite connection, its statements, and the mutex that owns both. */
+struct db_stmt; /* a prepared statement of the store's backend (db_i.h) */
+struct db_ops;
+
+/* One backend connection, its statements, and the mutex that owns both. */
 struct reg_conn {
-	sqlite3 *db;
+	void *db;                  /* the backend's handle (sqlite3 *, PGconn *); NULL when closed */
+	const struct db_ops *ops;  /* the store's backend */
 	pthread_mutex_t mu;
-	sqlite3_stmt *stmt[REG_SQL_COUNT];
+	int mu_init;
+	struct db_stmt *stmt[REG_SQL_COUNT];
 	struct reg_store *st;
 	struct reg_note *notes, **notes_tail; /* writer only: this transaction's changes */
 	int git_kick;                         /* writer only: this transaction queued git tags */
+	void *be;                  /* the backend's per-connection state */
 };
 
 /* In-memory state of a version being written or sealed. */
@@ -155,6 +165,8 @@ struct reg_store {
 	int meta_fd;
 	int lock_fd;
 	unsigned flags;
+	/* The metadata database: NULL for SQLite in .modelfs/, else a PostgreSQL conninfo. */
+	char *db_url;
 	/* The one writer connection; its mutex also orders disk changes. */
 	struct reg_conn writer;
 	struct reg_conn readers[REG_READERS];
@@ -180,13 +192,19 @@ struct reg_store {
 	char integ_last[256];
 };
 
-/* ---- db.c ---- */
+/* ---- db.c: the metadata backend boundary (db_sqlite.c, db_pg.c behind it) ---- */
+/*
+ * Opens the store's connections: SQLite at `path` (.modelfs/registry.db), or
+ * PostgreSQL when st->db_url is set. Migrates (unless readonly).
+ */
 int db_open(struct reg_store *st, const char *path, int readonly);
 void db_close(struct reg_store *st);
+/* "sqlite" or "postgresql". */
+const char *db_kind(const struct reg_store *st);
 /* Locks a reader connection; release with db_read_end(). */
 struct reg_conn *db_read_begin(struct reg_store *st);
 void db_read_end(struct reg_conn *c);
-/* Locks the writer and begins an IMMEDIATE transaction. */
+/* Locks the writer and begins a write transaction serialised against every writer. */
 int db_write_begin(struct reg_store *st, struct reg_conn **out);
 /* Commits; the writer stays locked so that disk changes follow in order. */
 int db_write_commit(struct reg_conn *c);
@@ -199,30 +217,52 @@ void db_write_end(struct reg_conn *c);
 /* Queues a change for the hook (called by reg_event_add inside the transaction). */
 void db_note(struct reg_conn *c, const char *kind, const char *channel, const char *model,
 	     const char *version, const char *alias);
-/* The reset statement `id` on c. */
-sqlite3_stmt *db_stmt_get(struct reg_conn *c, enum reg_sql id);
-/* Maps a SQLite result to -errno with a message about `what`. */
-int db_err(struct reg_conn *c, int src, const char *what);
+/* The reset statement `id` on c; NULL (detail set) when it cannot be prepared. */
+struct db_stmt *db_stmt(struct reg_conn *c, enum reg_sql id);
 /*
  * Steps s: 1 for a row, 0 when done, -errno for an error (detail names `what`,
- * the statement and SQLite's message). Every step in registry/ goes through
- * here, so that an error never reads as "no row" or "end of rows".
+ * the statement and the backend's message). Every step in registry/ goes
+ * through here, so that an error never reads as "no row" or "end of rows".
  */
-int db_step(struct reg_conn *c, sqlite3_stmt *s, const char *what);
+int db_step(struct reg_conn *c, struct db_stmt *s, const char *what);
 /*
- * Test hook: when set, called before every db_step(); a result other than
- * SQLITE_OK is returned as if the step had failed with it (tests only).
+ * Test hook: when set, called before every db_step(); a result other than 0
+ * (a -errno) is returned as if the step had failed with it (tests only).
  */
-extern int (*db_step_fault)(sqlite3_stmt *s);
-/* Steps a statement expecting SQLITE_DONE; returns 0 or -errno. */
-int db_exec_stmt(struct reg_conn *c, sqlite3_stmt *s, const char *what);
+extern int (*db_step_fault)(struct db_stmt *s);
+/* Steps a statement expecting no row (or ignoring the rows); returns 0 or -errno. */
+int db_exec_stmt(struct reg_conn *c, struct db_stmt *s, const char *what);
+/* Resets s (its rows are dropped, its binds cleared). */
+int db_reset(struct db_stmt *s);
+/*
+ * Binds parameter i (from 1). A failed bind fails the thread's next
+ * db_step() instead of running the statement without it. db_bind_text
+ * binds NULL for a NULL string.
+ */
+int db_bind_int64(struct db_stmt *s, int i, int64_t v);
+int db_bind_int(struct db_stmt *s, int i, int v);
+int db_bind_double(struct db_stmt *s, int i, double v);
+int db_bind_text(struct db_stmt *s, int i, const char *v);
+int db_bind_null(struct db_stmt *s, int i);
+/*
+ * Column i (from 0) of the current row. db_col_str's pointer is borrowed
+ * until the next step or reset of s (NULL for NULL): copy it.
+ */
+int64_t db_col_int64(struct db_stmt *s, int i);
+int db_col_int(struct db_stmt *s, int i);
+double db_col_double(struct db_stmt *s, int i);
+int db_col_null(struct db_stmt *s, int i);
+const char *db_col_str(struct db_stmt *s, int i);
+#define db_col_ustr(s, i) ((const unsigned char *)db_col_str((s), (i)))
 /* Copies a text column into a fixed buffer ("" for NULL). */
-void db_col_text(sqlite3_stmt *s, int col, char *dst, size_t n);
+void db_col_text(struct db_stmt *s, int col, char *dst, size_t n);
 /* A text column as a new string (NULL for NULL). */
-char *db_col_strdup(sqlite3_stmt *s, int col);
-/* Binds NULL for a NULL string; a failed bind fails the thread's next db_step(). */
-int db_bind_text(sqlite3_stmt *s, int i, const char *v);
-int db_migrate(sqlite3 *db);
+char *db_col_strdup(struct db_stmt *s, int col);
+/* Rows changed by c's last statement; the id its last INSERT gave a row. */
+int64_t db_changes(struct reg_conn *c);
+int64_t db_last_id(struct reg_conn *c);
+/* Brings c's schema to the binary's migrations. */
+int db_migrate(struct reg_conn *c);
 
 /* ---- store.c (disk) ---- */
 int st_openat_dir(int dirfd, const char *name, int *out);
@@ -280,7 +320,7 @@ json_t *meta_path_get(json_t *record, const char *path);
 /* Prepares statement `id` into s, or jumps to done with rc set. */
 #define DB_STMT(c, id, s)                               \
 	do {                                            \
-		(s) = db_stmt_get((c), REG_SQL_##id);       \
+		(s) = db_stmt((c), REG_SQL_##id);       \
 		if (!(s)) {                             \
 			rc = -EIO;                      \
 			goto done;                      \
@@ -351,7 +391,7 @@ int reg_versions_query(struct reg_conn *c, int64_t mid, const char *model,
 /* Fills f's ino, mtime_ns and ctime_ns from fstat(fd). */
 int integ_stat_take(int fd, struct reg_file *f);
 /* Binds f's ino, mtime_ns, ctime_ns at i, i+1, i+2 (NULL when not recorded). */
-void integ_stat_bind(sqlite3_stmt *s, int i, const struct reg_file *f);
+void integ_stat_bind(struct db_stmt *s, int i, const struct reg_file *f);
 /*
  * The one rule for serving a sealed file: fd's fstat must equal what the
  * seal recorded in rec (size, and inode, mtime, ctime when recorded). 0, or
@@ -378,21 +418,3 @@ int reg_record_present(struct reg_conn *c, int64_t vid);
 /* Loads a version's stored record (new reference); {} when absent. */
 int reg_record_load(struct reg_conn *c, int64_t vid, json_t **out);
 
-/*
- * Transitional: the backend boundary's names (registry/db_i.h to come) over
- * SQLite, so that tools/db-rename.sh's output builds on its own commit.
- */
-#define db_stmt sqlite3_stmt
-static inline int db_bind_int64(sqlite3_stmt *s, int i, int64_t v) { return sqlite3_bind_int64(s, i, v); }
-static inline int db_bind_int(sqlite3_stmt *s, int i, int v) { return sqlite3_bind_int(s, i, v); }
-static inline int db_bind_double(sqlite3_stmt *s, int i, double v) { return sqlite3_bind_double(s, i, v); }
-static inline int db_bind_null(sqlite3_stmt *s, int i) { return sqlite3_bind_null(s, i); }
-static inline int64_t db_col_int64(sqlite3_stmt *s, int i) { return sqlite3_column_int64(s, i); }
-static inline int db_col_int(sqlite3_stmt *s, int i) { return sqlite3_column_int(s, i); }
-static inline double db_col_double(sqlite3_stmt *s, int i) { return sqlite3_column_double(s, i); }
-static inline int db_col_null(sqlite3_stmt *s, int i) { return sqlite3_column_type(s, i) == SQLITE_NULL; }
-static inline const char *db_col_str(sqlite3_stmt *s, int i) { return (const char *)sqlite3_column_text(s, i); }
-static inline const unsigned char *db_col_ustr(sqlite3_stmt *s, int i) { return sqlite3_column_text(s, i); }
-static inline int db_reset(sqlite3_stmt *s) { return sqlite3_reset(s); }
-static inline int64_t db_changes(struct reg_conn *c) { return sqlite3_changes(c->db); }
-static inline int64_t db_last_id(struct reg_conn *c) { return sqlite3_last_insert_rowid(c->db); }

@@ -4,8 +4,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <sqlite3.h>
+
+#include "db_i.h"
 #include "fixture.h"
-#include "reg_i.h"
 
 static int pragma_int(sqlite3 *h, const char *sql)
 {
@@ -35,7 +37,7 @@ static void migrations_and_pragmas(void **state)
 	sqlite3_finalize(s);
 	assert_string_equal(mode, "wal");
 	/* Migrating again is a no-op. */
-	assert_int_equal(db_migrate(c->db), 0);
+	assert_int_equal(db_migrate(c), 0);
 }
 
 static void error_mapping(void **state)
@@ -43,13 +45,13 @@ static void error_mapping(void **state)
 	struct fx *f = *state;
 
 	(void)f;
-	assert_int_equal(db_err(NULL, SQLITE_CONSTRAINT_UNIQUE, "x"), -EEXIST);
-	assert_int_equal(db_err(NULL, SQLITE_CONSTRAINT_CHECK, "x"), -EINVAL);
-	assert_int_equal(db_err(NULL, SQLITE_BUSY, "x"), -EBUSY);
-	assert_int_equal(db_err(NULL, SQLITE_FULL, "x"), -ENOSPC);
-	assert_int_equal(db_err(NULL, SQLITE_NOMEM, "x"), -ENOMEM);
-	assert_int_equal(db_err(NULL, SQLITE_READONLY, "x"), -EROFS);
-	assert_int_equal(db_err(NULL, SQLITE_IOERR_FSYNC, "x"), -EIO);
+	assert_int_equal(db_sqlite_err(NULL, SQLITE_CONSTRAINT_UNIQUE, "x"), -EEXIST);
+	assert_int_equal(db_sqlite_err(NULL, SQLITE_CONSTRAINT_CHECK, "x"), -EINVAL);
+	assert_int_equal(db_sqlite_err(NULL, SQLITE_BUSY, "x"), -EBUSY);
+	assert_int_equal(db_sqlite_err(NULL, SQLITE_FULL, "x"), -ENOSPC);
+	assert_int_equal(db_sqlite_err(NULL, SQLITE_NOMEM, "x"), -ENOMEM);
+	assert_int_equal(db_sqlite_err(NULL, SQLITE_READONLY, "x"), -EROFS);
+	assert_int_equal(db_sqlite_err(NULL, SQLITE_IOERR_FSYNC, "x"), -EIO);
 	assert_non_null(strstr(cm_err_msg(), "x: "));
 }
 

@@ -4,7 +4,7 @@
  * an operation with the Nth fault armed for N = 1, 2, 3, ... until it
  * succeeds without reaching the fault. Three kinds of fault:
  *
- *   step   the Nth db_step() answers SQLITE_IOERR (the db_step_fault hook);
+ *   step   the Nth db_step() answers -EIO (the db_step_fault hook);
  *   sqlite the Nth allocation SQLite makes fails (SQLITE_CONFIG_MALLOC);
  *   libc   the Nth malloc/calloc/realloc/strdup/strndup of registry and
  *          common code fails (ld --wrap on this executable only); jansson
@@ -65,10 +65,10 @@ static void fault_disarm(void)
 	armed = F_NONE;
 }
 
-static int step_fault(sqlite3_stmt *s)
+static int step_fault(struct db_stmt *s)
 {
 	(void)s;
-	return fault_hit(F_STEP) ? SQLITE_IOERR : SQLITE_OK;
+	return fault_hit(F_STEP) ? -EIO : 0;
 }
 
 static sqlite3_mem_methods sqlite_mem;
@@ -645,7 +645,7 @@ static void test_db_step_error(void **state)
 	assert_int_equal(rc, -EIO);
 	assert_null(files);
 	assert_non_null(strstr(cm_err_msg(), "FILE_LIST"));
-	assert_non_null(strstr(cm_err_msg(), "sqlite 10"));
+	assert_non_null(strstr(cm_err_msg(), "injected"));
 	/* An as-of alias query turns an I/O error into an error, not "was not set". */
 	assert_int_equal(reg_alias_set(f->st, &fx_actor, "m", "x", "v1", NULL, NULL), 0);
 	for (long k = 1;; k++) {
