@@ -37,6 +37,7 @@
 
 struct serve_cfg {
 	const char *store;
+	const char *db;
 	const char *mount;
 	const char *ready_file;
 	const char *log_level;
@@ -72,6 +73,8 @@ struct serve_cfg {
 static const struct cm_opt serve_opts[] = {
 	OPT("store", "MODELFS_STORE", CM_OPT_STRING, store, NULL, 0, 0, "DIR",
 	    "the model volume (created and adopted if it is not a store yet)"),
+	OPT("db", "MODELFS_DB", CM_OPT_STRING, db, NULL, 0, 0, "URL",
+	    "keep the metadata in PostgreSQL (postgresql://... or a conninfo), not .modelfs/"),
 	OPT("mount", "MODELFS_MOUNT", CM_OPT_STRING, mount, NULL, 0, 0, "DIR",
 	    "mount the versioned view here"),
 	OPT("ready-file", "MODELFS_READY_FILE", CM_OPT_STRING, ready_file, NULL, 0, 0, "FILE",
@@ -493,7 +496,9 @@ int cli_serve(int argc, char **argv)
 		rc = -e;
 		goto done;
 	}
-	rc = reg_store_open(c.store, REG_OPEN_CREATE | REG_OPEN_LOCK, &r.st);
+	rc = reg_db_set(c.db);
+	if (rc == 0)
+		rc = reg_store_open(c.store, REG_OPEN_CREATE | REG_OPEN_LOCK, &r.st);
 	if (rc < 0) {
 		cm_log(CM_LOG_ERROR, "serve", "cannot open store %s: %s", c.store, cm_err_describe(rc));
 		goto done;

@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* modelfs: the executable. Dispatches subcommands from one table. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
 #include "cm.h"
 #include "modelfs_config.h"
+#include "reg.h"
 
 static const struct {
 	const char *name;
@@ -28,6 +30,35 @@ static const struct {
 	  "check git tags against the registry; --run makes queued tags (see --help)", 1 },
 };
 
+/*
+ * The store commands' metadata database: --db URL (anywhere in argv, taken
+ * out of it) or MODELFS_DB; serve reads it from its option table instead.
+ */
+static int db_take(int *argc, char **argv)
+{
+	const char *url = getenv("MODELFS_DB");
+	int out = 1;
+
+	for (int i = 1; i < *argc; i++) {
+		if (!strcmp(argv[i], "--db") && i + 1 < *argc) {
+			url = argv[++i];
+			continue;
+		}
+		if (!strncmp(argv[i], "--db=", 5)) {
+			url = argv[i] + 5;
+			continue;
+		}
+		argv[out++] = argv[i];
+	}
+	*argc = out;
+	argv[out] = NULL;
+	if (reg_db_set(url) < 0) {
+		fprintf(stderr, "modelfs: %s\n", cm_err_msg());
+		return -1;
+	}
+	return 0;
+}
+
 static void usage(FILE *out)
 {
 	fprintf(out, "modelfs %s: a model registry that lives on the model volume\n\n"
@@ -37,6 +68,8 @@ static void usage(FILE *out)
 	fprintf(out, "  modelfs %-36s %s\n  modelfs %-36s %s\n  modelfs %-36s %s\n", "--version",
 		"print the version", "--help", "print this help", "completion",
 		"print bash completion: eval \"$(modelfs completion)\"");
+	fprintf(out, "\nStore commands take --db postgresql://... (or MODELFS_DB) when the store's "
+		     "metadata lives in PostgreSQL.\n");
 	fprintf(out, "  modelfs %-36s %s\n", "man", "print the man page (roff): modelfs man | man -l -");
 	fprintf(out, "\nClient commands, over the REST API (--url, --token-file, --json; see "
 		     "'modelfs COMMAND --help'):\n");
@@ -87,6 +120,8 @@ int main(int argc, char **argv)
 			printf("usage: modelfs %s\n  %s\n", commands[i].usage, commands[i].help);
 			return CLI_OK;
 		}
+		if (strcmp(commands[i].name, "serve") && db_take(&argc, argv) < 0)
+			return CLI_ERROR;
 		return commands[i].run(argc - 1, argv + 1);
 	}
 	if (cli_client_is(argv[1]))

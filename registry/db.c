@@ -15,8 +15,10 @@
  * Reads take any free reader; each sees the last committed state.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "db_i.h"
 
@@ -387,4 +389,139 @@ int64_t db_changes(struct reg_conn *c)
 int64_t db_last_id(struct reg_conn *c)
 {
 	return c->ops->last_id(c);
+}
+
+static int id_read(struct reg_store *st, char *out, size_t n)
+{
+	char *text = NULL;
+	size_t len = 0;
+	int rc = st_read_file(st->meta_fd, REG_ID_NAME, 128, &text, &len);
+
+	out[0] = '\0';
+	if (rc == -ENOENT)
+		return 0;
+	if (rc < 0)
+		return rc;
+	cm_strlcpy(out, text, n);
+	out[strcspn(out, "\r\n")] = '\0';
+	free(text);
+	return 0;
+}
+
+static int id_make(char out[33])
+{
+	unsigned char b[16];
+
+	if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b))
+		return cm_err_set(-errno, "making a store id: %s", strerror(errno));
+	for (int i = 0; i < 16; i++)
+		snprintf(out + 2 * i, 3, "%02x", b[i]);
+	return 0;
+}
+
+/* store_info's store_id into out ("" when none) and how many rows the store holds. */
+static int id_db(struct reg_conn *c, char *out, size_t n, int64_t *rows)
+{
+	struct db_stmt *s;
+	int rc;
+
+	out[0] = '\0';
+	DB_STMT(c, INFO_GET, s);
+	db_bind_text(s, 1, "store_id");
+	rc = db_step(c, s, "reading the store id");
+	if (rc > 0)
+		db_col_text(s, 0, out, n);
+	db_reset(s);
+	if (rc < 0)
+		goto done;
+	DB_STMT(c, INFO_ROWS, s);
+	rc = db_step(c, s, "counting the store's rows");
+	if (rc > 0)
+		*rows = db_col_int64(s, 0);
+	db_reset(s);
+done:
+	return rc < 0 ? rc : 0;
+}
+
+int db_identity(struct reg_store *st, int readonly)
+{
+	struct reg_conn *c = NULL;
+	char file[128], db[128], made[33];
+	int64_t rows = 0;
+	struct db_stmt *s;
+	int rc;
+
+	rc = id_read(st, file, sizeof(file));
+	if (rc < 0)
+		return rc;
+	/* SQLite in the directory: checked only when the directory has an id (migrate made it). */
+	if (!st->db_url && !file[0])
+		return 0;
+	if (readonly) {
+		c = db_read_begin(st);
+		rc = id_db(c, db, sizeof(db), &rows);
+		db_read_end(c);
+		if (rc < 0)
+			return rc;
+		if (!st->db_url && !db[0])
+			return 0;
+		if (!db[0] || strcmp(db, file))
+			return cm_err_set(-EEXIST, "the database %s the metadata of store %s, not of "
+					  "'%s' (store id %s); open it read-write once, or give the "
+					  "--db of this store", db[0] ? "holds" : "does not hold",
+					  db[0] ? db : "(none)", st->path, file[0] ? file : "(none)");
+		return 0;
+	}
+	rc = db_write_begin(st, &c);
+	if (rc < 0)
+		return rc;
+	rc = id_db(c, db, sizeof(db), &rows);
+	if (rc < 0)
+		goto done;
+	if (db[0] && !strcmp(db, file))
+		goto done;
+	if (db[0]) {
+		rc = cm_err_set(-EEXIST, "the database belongs to another store (store id %s; this "
+				"directory's is %s): give this store's --db, or an empty database",
+				db, file[0] ? file : "(none)");
+		goto done;
+	}
+	if (rows > 0 && st->db_url) {
+		rc = cm_err_set(-EEXIST, "the database holds a store's metadata without a store id; "
+				"refusing to mix it with '%s'", st->path);
+		goto done;
+	}
+	if (file[0] && !st->db_url)
+		goto done; /* a SQLite store from before store ids, migrated away and back */
+	if (file[0]) {
+		rc = cm_err_set(-ESTALE, "'%s' (store id %s) keeps its metadata in another database; "
+				"give that --db (or move it with `modelfs migrate`). To start this "
+				"directory afresh, remove .modelfs/" REG_ID_NAME, st->path, file);
+		goto done;
+	}
+	/* An empty database and a directory without an id: a new store. */
+	{
+		rc = id_make(made);
+		if (rc < 0)
+			goto done;
+		cm_strlcpy(file, made, sizeof(file));
+		rc = st_write_atomic(st->meta_fd, REG_ID_NAME, file, strlen(file), 0644);
+		if (rc == 0)
+			rc = st_fsync_dir(st->meta_fd);
+		if (rc < 0)
+			goto done;
+	}
+	DB_STMT(c, INFO_SET, s);
+	db_bind_text(s, 1, "store_id");
+	db_bind_text(s, 2, file);
+	rc = db_exec_stmt(c, s, "recording the store id");
+	if (rc == 0)
+		rc = db_write_commit(c);
+	if (rc == 0) {
+		db_write_end(c);
+		return 0;
+	}
+done:
+	db_write_abort(c); /* also when nothing was to be written */
+	return rc;
 }

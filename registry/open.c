@@ -15,12 +15,46 @@
 
 #include "reg_i.h"
 
+static char *db_default;
+
+int reg_db_set(const char *url)
+{
+	char *copy = NULL;
+
+	if (url && url[0]) {
+		if (strncmp(url, "postgresql://", 13) && strncmp(url, "postgres://", 11) &&
+		    !strchr(url, '='))
+			return cm_err_set(-EINVAL, "--db '%.100s' is not a PostgreSQL URI "
+					  "(postgresql://...) or conninfo (key=value ...)", url);
+		copy = strdup(url);
+		if (!copy)
+			return cm_err_set(-ENOMEM, "out of memory");
+	}
+	free(db_default);
+	db_default = copy;
+	return 0;
+}
+
+const char *reg_db_get(void)
+{
+	return db_default;
+}
+
+void reg_store_db_status(struct reg_store *st, struct reg_db_status *out)
+{
+	out->kind = db_kind(st);
+	out->connected = st->db_url ? atomic_load(&st->db_up) : 1;
+	out->reconnects = st->db_url ? atomic_load(&st->db_reconnects) : 0;
+}
+
 int reg_store_exists(const char *path)
 {
 	char db[4096];
 	struct stat sb;
 
-	if ((size_t)snprintf(db, sizeof(db), "%s/%s/%s", path, REG_META_DIR, REG_DB_NAME) >= sizeof(db))
+	/* With PostgreSQL, the store's identity file marks it (the db lives elsewhere). */
+	if ((size_t)snprintf(db, sizeof(db), "%s/%s/%s", path, REG_META_DIR,
+			     db_default ? REG_ID_NAME : REG_DB_NAME) >= sizeof(db))
 		return cm_err_set(-ENAMETOOLONG, "store path is too long");
 	if (stat(db, &sb) == 0)
 		return 1;
@@ -95,7 +129,15 @@ int reg_store_open(const char *path, unsigned flags, struct reg_store **out)
 	}
 	if (!existed && !(flags & REG_OPEN_CREATE)) {
 		rc = cm_err_set(-ENOENT, "'%s' is not a modelfs store (no %s/%s; run 'modelfs init %s')",
-				path, REG_META_DIR, REG_DB_NAME, path);
+				path, REG_META_DIR, db_default ? REG_ID_NAME : REG_DB_NAME, path);
+		goto fail;
+	}
+	if (!existed && !db_default && (flags & REG_OPEN_CREATE) &&
+	    (size_t)snprintf(db, sizeof(db), "%s/%s/%s", path, REG_META_DIR, REG_ID_NAME) < sizeof(db) &&
+	    access(db, F_OK) == 0) {
+		rc = cm_err_set(-ESTALE, "'%s' keeps its metadata in PostgreSQL (%s/%s): give its --db "
+				"(or MODELFS_DB), or bring it back with `modelfs migrate --to sqlite`",
+				path, REG_META_DIR, REG_ID_NAME);
 		goto fail;
 	}
 	if (!existed && (flags & REG_OPEN_READONLY)) {
@@ -122,7 +164,13 @@ int reg_store_open(const char *path, unsigned flags, struct reg_store **out)
 		rc = cm_err_set(-ENAMETOOLONG, "store path is too long");
 		goto fail;
 	}
+	if (db_default && !(st->db_url = strdup(db_default))) {
+		rc = cm_err_set(-ENOMEM, "out of memory");
+		goto fail;
+	}
 	rc = db_open(st, db, !!(flags & REG_OPEN_READONLY));
+	if (rc == 0)
+		rc = db_identity(st, !!(flags & REG_OPEN_READONLY));
 	if (rc < 0)
 		goto fail;
 	if (!existed) {
@@ -166,6 +214,7 @@ void reg_store_close(struct reg_store *st)
 	pthread_mutex_destroy(&st->integ_mu);
 	pthread_cond_destroy(&st->live_cv);
 	free(st->live);
+	free(st->db_url);
 	free(st->path);
 	free(st);
 }

@@ -108,6 +108,26 @@ enum reg_open_flags {
  */
 int reg_store_open(const char *path, unsigned flags, struct reg_store **out);
 
+/*
+ * The metadata database of stores opened from now on: a PostgreSQL URI or
+ * conninfo ("postgresql://host/db", "host=/run/pg dbname=models"), or NULL
+ * or "" for SQLite in .modelfs/ (the default). The store directory stays
+ * the volume (files, links, lock); a database already holding another
+ * store's metadata is refused at open. Call before threads use the registry.
+ * 0 or -errno (-EINVAL for a URL that is neither).
+ */
+int reg_db_set(const char *url);
+/* What reg_db_set() set (NULL for SQLite); borrowed. */
+const char *reg_db_get(void);
+
+/* The metadata backend of an open store, for /readyz and /metrics. */
+struct reg_db_status {
+	const char *kind;       /* "sqlite" or "postgresql" */
+	int connected;          /* 0 when the last use found the server unreachable */
+	int64_t reconnects;     /* connections re-established since the open */
+};
+void reg_store_db_status(struct reg_store *st, struct reg_db_status *out);
+
 /* Closes the store (checkpoints the WAL, releases the lock). Accepts NULL. */
 void reg_store_close(struct reg_store *st);
 

@@ -15,6 +15,8 @@
 #define REG_META_DIR ".modelfs"
 #define REG_DB_NAME "registry.db"
 #define REG_LOCK_NAME "lock"
+/* The store's identity (a random id also kept in the db's store_info as store_id). */
+#define REG_ID_NAME "store-id"
 #define REG_METADATA_FILE "metadata.json"
 #define REG_READERS 4
 
@@ -40,12 +42,15 @@
 	X(VERSION_GET, "SELECT v.id, v.name, v.seq, v.state, v.created_at, v.sealed_at, " \
 		"v.total_size, v.digest, v.validation_status FROM versions v " \
 		"WHERE v.model_id = ?1 AND v.name = ?2") \
-	X(VERSION_MAX_SEQ, "SELECT max(coalesce((SELECT max(seq) FROM versions WHERE model_id = ?1), 0), " \
-		"(SELECT version_counter FROM models WHERE id = ?1))") \
-	X(MODEL_COUNTER_SET, "UPDATE models SET version_counter = max(version_counter, ?2) WHERE id = ?1") \
+	X(VERSION_MAX_SEQ, "SELECT CASE WHEN s > n THEN s ELSE n END FROM (SELECT " \
+		"coalesce((SELECT max(seq) FROM versions WHERE model_id = ?1), 0) AS s, " \
+		"(SELECT version_counter FROM models WHERE id = ?1) AS n) AS t") \
+	X(MODEL_COUNTER_SET, "UPDATE models SET version_counter = CASE WHEN version_counter > ?2 " \
+		"THEN version_counter ELSE ?2 END WHERE id = ?1") \
 	X(INFO_GET, "SELECT value FROM store_info WHERE key = ?1") \
 	X(INFO_SET, "INSERT INTO store_info(key, value) VALUES (?1, ?2) " \
 		"ON CONFLICT(key) DO UPDATE SET value = excluded.value") \
+	X(INFO_ROWS, "SELECT (SELECT count(*) FROM models) + (SELECT count(*) FROM events)") \
 	X(VERSION_LIST, "SELECT v.id, v.name, v.seq, v.state, v.created_at, v.sealed_at, " \
 		"v.total_size, v.digest, v.validation_status FROM versions v " \
 		"WHERE v.model_id = ?1 AND v.seq > ?2 AND (?3 IS NULL OR v.state = ?3) " \
@@ -75,8 +80,13 @@
 	X(ALIAS_PERCENT_CAS, "UPDATE aliases SET percent = ?4, updated_at = ?5 " \
 		"WHERE model_id = ?1 AND name = ?2 AND version_id = ?3") \
 	X(ALIAS_BY_VERSION, "SELECT name FROM aliases WHERE version_id = ?1 ORDER BY name") \
+	/* PostgreSQL: the id from event_seq, under the writers' lock (a gap-free commit order). */ \
 	X(EVENT_INSERT, "INSERT INTO events(ts, model, version, alias, kind, channel, actor, " \
-		"before, after, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)") \
+		"before, after, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)", \
+		"WITH n AS (UPDATE event_seq SET last = last + 1 WHERE id = 1 RETURNING last) " \
+		"INSERT INTO events(id, ts, model, version, alias, kind, channel, actor, before, " \
+		"after, detail) SELECT n.last, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10 FROM n " \
+		"RETURNING id") \
 	X(EVENT_ALIAS_HISTORY, "SELECT before, after, detail FROM events WHERE model = ?1 " \
 		"AND alias = ?2 AND kind IN ('alias.set', 'alias.delete') ORDER BY id DESC") \
 	X(EVENT_ALIAS_AT, "SELECT after, ts, detail FROM events WHERE model = ?1 AND alias = ?2 " \
@@ -88,7 +98,7 @@
 		"AND kind IN ('model.create', 'import', 'model.delete') ORDER BY id DESC LIMIT 1") \
 	X(EVENT_LIST, "SELECT id, ts, model, version, alias, kind, channel, actor, before, after, detail " \
 		"FROM events WHERE (?1 IS NULL OR model = ?1) " \
-		"AND (?2 IS NULL OR kind = ?2 OR (substr(?2, -1) = '.' AND substr(kind, 1, length(?2)) = ?2)) " \
+		"AND (?2 IS NULL OR kind = ?2 OR (substr(?2, length(?2), 1) = '.' AND substr(kind, 1, length(?2)) = ?2)) " \
 		"AND (?3 = 0 OR ts >= ?3) AND (?4 = 0 OR ts <= ?4) AND id > ?5 ORDER BY id LIMIT ?6") \
 	X(LINEAGE_COMMIT, "SELECT m.name, v.name, v.git_commit, v.training_data_hash, v.state " \
 		"FROM versions v JOIN models m ON m.id = v.model_id " \
@@ -167,6 +177,9 @@ struct reg_store {
 	unsigned flags;
 	/* The metadata database: NULL for SQLite in .modelfs/, else a PostgreSQL conninfo. */
 	char *db_url;
+	/* PostgreSQL: 1 while the last use of a connection found the server; reconnections. */
+	atomic_int db_up;
+	atomic_llong db_reconnects;
 	/* The one writer connection; its mutex also orders disk changes. */
 	struct reg_conn writer;
 	struct reg_conn readers[REG_READERS];
@@ -263,6 +276,13 @@ int64_t db_changes(struct reg_conn *c);
 int64_t db_last_id(struct reg_conn *c);
 /* Brings c's schema to the binary's migrations. */
 int db_migrate(struct reg_conn *c);
+/*
+ * Checks that the database belongs to this store directory: store_info's
+ * store_id equals .modelfs/store-id (both are created when neither exists).
+ * -EEXIST (another store's db) or -ESTALE (the directory's metadata lives
+ * in another db) with what to do; SQLite stores pass unless both exist and differ.
+ */
+int db_identity(struct reg_store *st, int readonly);
 
 /* ---- store.c (disk) ---- */
 int st_openat_dir(int dirfd, const char *name, int *out);
