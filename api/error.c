@@ -28,6 +28,8 @@ static const struct api_status statuses[] = {
 	{ ESTALE, 409, "conflict" },
 	{ EROFS, 409, "read_only" },
 	{ EBUSY, 409, "busy" },
+	{ EMLINK, 409, "aliased" },   /* an alias points at it: no archive, no delete */
+	{ ENOLINK, 409, "archived" }, /* archived: never an alias target */
 	{ ENOTEMPTY, 409, "not_empty" },
 	{ EISDIR, 409, "is_directory" },
 	{ ENOTDIR, 409, "not_directory" },

@@ -68,6 +68,7 @@ struct fs_file {
 	struct fs_file *prev, *next; /* the mount's open files (fs_mount.files, under mu) */
 	int fd;
 	int64_t vid;                /* >0 while counted as a writer of a draft */
+	int64_t hold;               /* >0: a reading open holding its version (reg_version_hold) */
 	int meta;                   /* staging copy of a version's metadata.json */
 	int meta_dirty;
 	off_t size;                 /* a sealed file's size, fixed at open; -1 when it may change */

@@ -81,9 +81,6 @@ def version(c, model, files=None, metadata=None, name=None, seal=False):
 # (lifecycle, search, outbox, webhooks, triggers, the UI). The routes test
 # fails when one of these is built and still listed here.
 PLANNED_ROUTES = {
-    ("POST", "/v1/models/{model}/versions/{version}/archive"),
-    ("POST", "/v1/models/{model}/versions/{version}/unarchive"),
-    ("DELETE", "/v1/models/{model}/versions/{version}"),
     ("GET", "/v1/search"),
     ("GET", "/v1/refusals"),
     ("GET", "/v1/models/{model}/triggers"),
