@@ -420,9 +420,10 @@ int reg_retention_check(json_t *r)
 		return cm_err_set(-EINVAL, "policy field 'retention' must be an object "
 				  "{\"keep_last\": N, \"keep_aliased_days\": D}");
 	json_object_foreach(r, key, v) {
-		if (strcmp(key, "keep_last") && strcmp(key, "keep_aliased_days"))
+		if (strcmp(key, "keep_last") && strcmp(key, "keep_aliased_days") &&
+		    strcmp(key, "min_age_days"))
 			return cm_err_set(-EINVAL, "unknown retention field '%s' (known: keep_last, "
-					  "keep_aliased_days)", key);
+					  "keep_aliased_days, min_age_days)", key);
 	}
 	v = json_object_get(r, "keep_last");
 	if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 1000000)
@@ -433,6 +434,11 @@ int reg_retention_check(json_t *r)
 		  json_number_value(v) > 36500))
 		return cm_err_set(-EINVAL, "retention field 'keep_aliased_days' must be a number of "
 				  "days from 0 to 36500");
+	v = json_object_get(r, "min_age_days");
+	if (v && (!json_is_number(v) || json_number_value(v) < 0 ||
+		  json_number_value(v) > 36500))
+		return cm_err_set(-EINVAL, "retention field 'min_age_days' must be a number of days "
+				  "from 0 to 36500");
 	return 0;
 }
 
@@ -487,8 +493,8 @@ static int gc_model(struct reg_store *st, const struct reg_actor *who, const cha
 	json_t *policy = NULL, *ret, *recent = json_object(), *tags = json_array();
 	size_t n = 0, nal = 0;
 	long long keep_last;
-	double days;
-	int64_t since;
+	double days, min_age;
+	int64_t since, young;
 	int rank = 0;
 	int rc;
 
@@ -504,7 +510,9 @@ static int gc_model(struct reg_store *st, const struct reg_actor *who, const cha
 		goto done; /* no retention policy: every version is kept, none listed */
 	keep_last = (long long)json_integer_value(json_object_get(ret, "keep_last"));
 	days = json_number_value(json_object_get(ret, "keep_aliased_days"));
+	min_age = json_number_value(json_object_get(ret, "min_age_days"));
 	since = now - (int64_t)(days * DAY_US);
+	young = now - (int64_t)(min_age * DAY_US);
 	rc = reg_alias_list(st, model, &al, &nal);
 	if (rc == 0)
 		rc = aliased_since(st, model, since, recent);
@@ -535,8 +543,9 @@ static int gc_model(struct reg_store *st, const struct reg_actor *who, const cha
 			gc_note(kept, model, x->name, "aliased within the last %g days", days);
 			continue;
 		}
-		if (x->sealed_us >= since) {
-			gc_note(kept, model, x->name, "sealed within the last %g days", days);
+		if (min_age > 0 && x->sealed_us >= young) {
+			gc_note(kept, model, x->name, "sealed within the last %g days (min_age_days)",
+				min_age);
 			continue;
 		}
 		if (ver_busy(st, x->id, model, x->name) < 0) {

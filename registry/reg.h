@@ -343,12 +343,12 @@ void reg_version_unhold(struct reg_store *st, int64_t vid);
 
 /*
  * Retention: a model's policy may hold "retention": {"keep_last": N,
- * "keep_aliased_days": D}. gc keeps, of the model's sealed and archived
- * versions, the newest N, every version an alias points at or pointed at
- * within the last D days, and every version sealed within the last D days
- * (it has had no time to be promoted); it never removes a held one. The rest
- * is deleted as by reg_version_remove, one transaction each. Drafts and
- * models without retention are left alone.
+ * "keep_aliased_days": D, "min_age_days": A}. gc keeps, of the model's sealed
+ * and archived versions, the newest N, every version an alias points at or
+ * pointed at within the last D days, and every version sealed within the
+ * last A days (default 0); it never removes one with files open through the
+ * mount. The rest is deleted as by reg_version_remove, one transaction each.
+ * Drafts and models without retention are left alone.
  */
 struct reg_gc_opts {
 	const char *model;  /* NULL: every model */
