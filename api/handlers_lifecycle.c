@@ -10,7 +10,6 @@
 #include "api_i.h"
 
 static const struct api_field reason_fields[] = { { "reason", API_F_STRING, 0 } };
-static const struct api_field reason_required[] = { { "reason", API_F_STRING, 1 } };
 
 static int archive_answer(struct api_req *q, struct api_resp *r, int rc)
 {
@@ -45,9 +44,17 @@ int api_h_version_unarchive(struct api_req *q, struct api_resp *r)
 
 int api_h_version_delete(struct api_req *q, struct api_resp *r)
 {
+	struct reg_version v;
 	json_t *tags = NULL;
-	int rc = api_body_check(q, reason_required, 1);
+	int rc = api_body_check(q, reason_fields, 1);
 
+	/* What is missing is said after what does not exist. */
+	if (rc == 0 && !api_body_str(q, "reason")) {
+		rc = reg_version_get(q->st, q->model, q->version, &v);
+		if (rc == 0)
+			rc = cm_err_set(-EBADMSG, "field 'reason' is required: deleting a version is "
+					"audited with its reason");
+	}
 	if (rc == 0)
 		rc = reg_version_remove(q->st, &q->who, q->model, q->version,
 					api_body_str(q, "reason"), &tags);
