@@ -165,16 +165,15 @@ static int version_rows_delete(struct reg_conn *c, const struct reg_version *v)
 }
 
 /*
- * Whether version v may go: not aliased, nothing open, and sealed content
- * only by an admin with a reason (a draft is its writer's to remove).
+ * Whether version v may go: not aliased, and sealed content only by an admin
+ * with a reason (a draft is its writer's to remove). What holds it in memory
+ * (open files, writes) is ver_delete_begin's to say.
  */
 static int delete_check(struct reg_store *st, struct reg_conn *c, const struct reg_actor *who,
 			const char *model, const struct reg_version *v, const char *reason)
 {
 	int rc = unaliased(c, v->id, model, v->name, "deleting");
 
-	if (rc == 0)
-		rc = ver_busy(st, v->id, model, v->name);
 	if (rc == 0 && v->state != REG_DRAFT && (!reason || !reason[0]))
 		rc = cm_err_set(-EROFS, "version %s/%s is %s: deleting it needs an admin and a reason "
 				"(modelfs delete %s %s --reason R)", model, v->name,
@@ -233,7 +232,7 @@ static int version_remove(struct reg_store *st, const struct reg_actor *who, con
 	char entry[2 * REG_NAME_MAX + 32] = "";
 	struct reg_conn *c = NULL;
 	struct reg_version v;
-	int64_t mid;
+	int64_t mid, marked = 0;
 	int rc;
 
 	rc = reason_check(reason);
@@ -247,6 +246,10 @@ static int version_remove(struct reg_store *st, const struct reg_actor *who, con
 		rc = reg_version_row(c, mid, model, version, &v);
 	if (rc == 0)
 		rc = delete_check(st, c, who, model, &v, reason);
+	if (rc == 0)
+		rc = ver_delete_begin(st, v.id, model, version);
+	if (rc == 0)
+		marked = v.id;
 	if (rc == 0)
 		rc = version_drop(st, c, who, model, &v, reason, why, tags, entry, sizeof(entry));
 	if (rc == 0)
@@ -268,6 +271,8 @@ static int version_remove(struct reg_store *st, const struct reg_actor *who, con
 	c = NULL;
 done:
 	db_write_abort(c);
+	if (marked)
+		ver_delete_end(st, marked);
 	return rc;
 }
 
@@ -303,7 +308,7 @@ int reg_model_remove(struct reg_store *st, const struct reg_actor *who, const ch
 	struct reg_alias *al = NULL;
 	char (*entries)[2 * REG_NAME_MAX + 32] = NULL;
 	json_t *tags = json_array(), *names = json_array(), *detail = NULL, *res = NULL;
-	size_t n = 0, nal = 0, moved = 0;
+	size_t n = 0, nal = 0, moved = 0, marked = 0;
 	sqlite3_stmt *s;
 	int64_t mid;
 	int rc;
@@ -333,8 +338,11 @@ int reg_model_remove(struct reg_store *st, const struct reg_actor *who, const ch
 		rc = reg_versions_all(c, mid, model, &v, &n);
 	if (rc == 0 && n && !(entries = calloc(n, sizeof(*entries))))
 		rc = cm_err_set(-ENOMEM, "out of memory");
-	for (size_t i = 0; rc == 0 && i < n; i++)
-		rc = ver_busy(st, v[i].id, model, v[i].name);
+	for (; rc == 0 && marked < n; marked++) {
+		rc = ver_delete_begin(st, v[marked].id, model, v[marked].name);
+		if (rc < 0)
+			break;
+	}
 	for (size_t i = 0; rc == 0 && i < n; i++) {
 		rc = version_drop(st, c, who, model, &v[i], reason, NULL, tags, entries[i],
 				  sizeof(entries[i]));
@@ -348,6 +356,8 @@ int reg_model_remove(struct reg_store *st, const struct reg_actor *who, const ch
 	sqlite3_bind_int64(s, 1, mid);
 	rc = db_exec_stmt(c, s, "removing a model");
 	detail = json_pack("{s:s s:O s:O}", "reason", reason, "versions", names, "git_tags", tags);
+	if (rc == 0 && !detail)
+		rc = cm_err_set(-ENOMEM, "out of memory");
 	if (rc == 0)
 		rc = reg_event_add(c, who, "model.delete", model, NULL, NULL, NULL, NULL, detail);
 	if (rc == 0)
@@ -397,6 +407,8 @@ undo:
 	}
 done:
 	db_write_abort(c);
+	for (size_t i = 0; i < marked; i++)
+		ver_delete_end(st, v[i].id);
 	json_decref(res);
 	json_decref(detail);
 	json_decref(tags);
@@ -548,11 +560,13 @@ static int gc_model(struct reg_store *st, const struct reg_actor *who, const cha
 				min_age);
 			continue;
 		}
-		if (ver_busy(st, x->id, model, x->name) < 0) {
+		/* What holds it now (the delete checks again, under its own mark). */
+		if (ver_delete_begin(st, x->id, model, x->name) < 0) {
 			gc_note(kept, model, x->name, "%s", cm_err_msg());
 			cm_err_clear();
 			continue;
 		}
+		ver_delete_end(st, x->id);
 		{
 			char why[256];
 

@@ -157,6 +157,7 @@ struct reg_live {
 	int writers;
 	int sealing;
 	int holds;   /* files open for reading through the mount (reg_version_hold) */
+	int deleting; /* a delete is under way: no new holds or writes (ver_delete_begin) */
 };
 
 struct reg_store {
@@ -360,10 +361,12 @@ int reg_versions_query(struct reg_conn *c, int64_t mid, const char *model,
 /* The alias names that point at version vid, as a new JSON array in *out (version.c). */
 int ver_aliases_of(struct reg_conn *c, int64_t vid, json_t **out);
 /*
- * 0 when nothing holds version vid in memory; -EBUSY naming what does: files
- * open through the mount (reg_version_hold), writes or a seal under way.
+ * Begins the delete of version vid: -EBUSY naming what holds it (files open
+ * through the mount, writes, a seal, another delete); otherwise from now on
+ * new holds fail with -ENOENT and writes with -EBUSY until ver_delete_end().
  */
-int ver_busy(struct reg_store *st, int64_t vid, const char *model, const char *version);
+int ver_delete_begin(struct reg_store *st, int64_t vid, const char *model, const char *version);
+void ver_delete_end(struct reg_store *st, int64_t vid);
 /* ---- integrity.c ---- */
 /* Fills f's ino, mtime_ns and ctime_ns from fstat(fd). */
 int integ_stat_take(int fd, struct reg_file *f);

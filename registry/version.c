@@ -665,24 +665,45 @@ static struct reg_live *live_find(struct reg_store *st, int64_t vid, int create)
 
 static void live_drop_if_idle(struct reg_store *st, struct reg_live *l)
 {
-	if (l->writers == 0 && !l->sealing && l->holds == 0)
+	if (l->writers == 0 && !l->sealing && l->holds == 0 && !l->deleting)
 		*l = st->live[--st->live_n];
 }
 
-int ver_busy(struct reg_store *st, int64_t vid, const char *model, const char *version)
+int ver_delete_begin(struct reg_store *st, int64_t vid, const char *model, const char *version)
 {
 	struct reg_live *l;
 	int rc = 0;
 
 	pthread_mutex_lock(&st->live_mu);
-	l = live_find(st, vid, 0);
-	if (l && l->holds)
+	l = live_find(st, vid, 1);
+	if (!l)
+		rc = cm_err_set(-ENOMEM, "out of memory");
+	else if (l->holds)
 		rc = cm_err_set(-EBUSY, "version %s/%s has %d file(s) open through the mount", model,
 				version, l->holds);
-	else if (l && (l->writers || l->sealing))
+	else if (l->writers || l->sealing)
 		rc = cm_err_set(-EBUSY, "version %s/%s is being written or sealed", model, version);
+	else if (l->deleting)
+		rc = cm_err_set(-EBUSY, "version %s/%s is being deleted", model, version);
+	else
+		l->deleting = 1;
+	if (l && rc < 0)
+		live_drop_if_idle(st, l);
 	pthread_mutex_unlock(&st->live_mu);
 	return rc;
+}
+
+void ver_delete_end(struct reg_store *st, int64_t vid)
+{
+	struct reg_live *l;
+
+	pthread_mutex_lock(&st->live_mu);
+	l = live_find(st, vid, 0);
+	if (l) {
+		l->deleting = 0;
+		live_drop_if_idle(st, l);
+	}
+	pthread_mutex_unlock(&st->live_mu);
 }
 
 int reg_version_hold(struct reg_store *st, const char *model, const char *version, int64_t *vid)
@@ -696,11 +717,15 @@ int reg_version_hold(struct reg_store *st, const char *model, const char *versio
 		return rc;
 	pthread_mutex_lock(&st->live_mu);
 	l = live_find(st, v.id, 1);
-	if (l)
+	if (l && l->deleting)
+		rc = cm_err_set(-ENOENT, "version %s/%s is being deleted", model, version);
+	else if (l)
 		l->holds++;
+	else
+		rc = cm_err_set(-ENOMEM, "out of memory");
 	pthread_mutex_unlock(&st->live_mu);
-	if (!l)
-		return cm_err_set(-ENOMEM, "out of memory");
+	if (rc < 0)
+		return rc;
 	*vid = v.id;
 	return 0;
 }
@@ -733,10 +758,11 @@ int reg_write_begin(struct reg_store *st, const char *model, const char *version
 		pthread_mutex_unlock(&st->live_mu);
 		return cm_err_set(-ENOMEM, "out of memory");
 	}
-	if (l->sealing) {
+	if (l->sealing || l->deleting) {
 		live_drop_if_idle(st, l);
 		pthread_mutex_unlock(&st->live_mu);
-		return cm_err_set(-EBUSY, "version %s/%s is being sealed", model, version);
+		return cm_err_set(-EBUSY, "version %s/%s is being %s", model, version,
+				  l->sealing ? "sealed" : "deleted");
 	}
 	l->writers++;
 	pthread_mutex_unlock(&st->live_mu);

@@ -167,6 +167,42 @@ static void hold_blocks_delete(void **state)
 	assert_int_equal(reg_version_hold(f->st, "m", "v1", &h1), -ENOENT);
 }
 
+static struct fx *hook_fx;
+static int hook_hold_rc = 1, hook_write_rc = 1;
+
+/* At "delete.moved" (the transaction open), nobody may take the version up again. */
+static void hook_try(const char *point)
+{
+	int64_t id = 0;
+
+	if (strcmp(point, "delete.moved"))
+		return;
+	hook_hold_rc = reg_version_hold(hook_fx->st, "m", "d1", &id);
+	hook_write_rc = reg_write_begin(hook_fx->st, "m", "d1", &id);
+}
+
+static void no_hold_during_delete(void **state)
+{
+	struct fx *f = *state;
+	int64_t id = 0;
+
+	fx_version(f, "m", "d1", "a", "1", NULL);
+	hook_fx = f;
+	reg_delete_test_hook = hook_try;
+	assert_int_equal(reg_version_delete(f->st, &fx_actor, "m", "d1"), 0);
+	reg_delete_test_hook = NULL;
+	assert_int_equal(hook_hold_rc, -ENOENT);
+	assert_int_equal(hook_write_rc, -EBUSY);
+	/* A refused delete leaves no mark behind. */
+	fx_version(f, "m", "d2", "a", "1", NULL);
+	assert_int_equal(reg_version_hold(f->st, "m", "d2", &id), 0);
+	assert_int_equal(reg_version_delete(f->st, &fx_actor, "m", "d2"), -EBUSY);
+	reg_version_unhold(f->st, id);
+	assert_int_equal(reg_version_hold(f->st, "m", "d2", &id), 0);
+	reg_version_unhold(f->st, id);
+	assert_int_equal(reg_version_delete(f->st, &fx_actor, "m", "d2"), 0);
+}
+
 static void model_remove(void **state)
 {
 	struct fx *f = *state;
@@ -310,6 +346,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(archive_rules, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(delete_rules, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(hold_blocks_delete, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(no_hold_during_delete, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(model_remove, fx_setup, fx_teardown),
 		cmocka_unit_test(retention_check),
 		cmocka_unit_test_setup_teardown(gc_rules, fx_setup, fx_teardown),
