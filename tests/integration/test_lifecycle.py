@@ -298,6 +298,9 @@ class LifecycleTest(unittest.TestCase):
             self.assertEqual(f.read(), f"{m} v1".encode())
             r = api.call("DELETE", f"/v1/models/{m}", 409, json={"reason": "x"})
             self.assertEqual(r.json()["error"]["code"], "busy")
+            p = self.cli("delete", m, "v1", "--reason", "x", want=1)
+            self.assertIn(f"version {m}/v1 has 1 file(s) open through the mount", p.stderr)
+            self.assertIn("409 busy", p.stderr)
         finally:
             f.close()
         # Released with the last close (the kernel sends release shortly after close).
@@ -370,7 +373,20 @@ class LifecycleTest(unittest.TestCase):
         self.assertIn("in use", p.stderr)
 
 
-class OfflineGcTest(unittest.TestCase):
+class OtherDaemonsTest(unittest.TestCase):
+    def test_show_archived(self):
+        d = start(token_daemon(extra=["--show-archived"]))
+        try:
+            api, m = Api(d), "lc-show"
+            self.addCleanup(api.s.close)
+            api.model(m, ["v1", "v2"])
+            api.call("POST", f"/v1/models/{m}/versions/v1/archive", json={})
+            self.assertEqual(sorted(os.listdir(f"{d.mnt}/{m}")), ["metadata.json", "v1", "v2"])
+            self.assertEqual(api.names(m), ["v2"])
+        finally:
+            self.assertEqual(d.stop(), 0)
+            subprocess.run(["rm", "-rf", "--one-file-system", d.dir])
+
     def test_offline_gc(self):
         d = start(token_daemon())
         try:
