@@ -373,7 +373,49 @@ class LifecycleTest(unittest.TestCase):
         self.assertIn("in use", p.stderr)
 
 
+GIT = ["git", "-c", "user.name=tester", "-c", "user.email=tester@example.com",
+       "-c", "init.defaultBranch=main"]
+
+
+def git(*args, cwd=None):
+    return subprocess.run(GIT + list(args), cwd=cwd, capture_output=True, text=True,
+                          check=True, timeout=60).stdout.strip()
+
+
 class OtherDaemonsTest(unittest.TestCase):
+    def test_delete_reports_git_tags_and_leaves_them(self):
+        d = token_daemon()
+        repo = os.path.join(d.dir, "training")
+        git("init", "-q", repo)
+        git("commit", "-q", "--allow-empty", "-m", "train", cwd=repo)
+        commit = git("rev-parse", "HEAD", cwd=repo)
+        d.extra += ["--git-repo", repo, "--git-gto-tags"]
+        start(d)
+        try:
+            api, m = Api(d), "lc-git"
+            self.addCleanup(api.s.close)
+            api.call("POST", "/v1/models", 201, json={"name": m})
+            for v in ("v1", "v2"):
+                api.call("POST", f"/v1/models/{m}/versions", 201,
+                         json={"name": v, "metadata": dict(PASSED, git_commit=commit)})
+                api.call("POST", f"/v1/models/{m}/versions/{v}/seal")
+            api.call("PUT", f"/v1/models/{m}/aliases/staging", json={"version": "v1"})
+            api.call("PUT", f"/v1/models/{m}/aliases/staging", json={"version": "v2"})
+            want = [f"model-{m}-v1", f"{m}#staging#1"]
+            wait_for(lambda: set(want) <= set(git("tag", "-l", cwd=repo).split()), 20,
+                     "the tags")
+            r = api.call("DELETE", f"/v1/models/{m}/versions/v1", json={"reason": "r"}).json()
+            self.assertEqual(sorted(r["git_tags"]), sorted(want))
+            # Left in the repository, and the model's delete lists the rest.
+            self.assertTrue(set(want) <= set(git("tag", "-l", cwd=repo).split()))
+            api.call("DELETE", f"/v1/models/{m}/aliases/staging", 204)
+            r = api.call("DELETE", f"/v1/models/{m}", json={"reason": "r"}).json()
+            self.assertIn(f"model-{m}-v2", r["git_tags"])
+            self.assertEqual(r["versions"], ["v2"])
+        finally:
+            self.assertEqual(d.stop(), 0)
+            subprocess.run(["rm", "-rf", "--one-file-system", d.dir])
+
     def test_show_archived(self):
         d = start(token_daemon(extra=["--show-archived"]))
         try:
