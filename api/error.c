@@ -14,9 +14,9 @@
  * refusal, ESTALE a failed compare-and-swap, EROFS a change to something
  * sealed, EINVAL input that is well-formed but not acceptable, EMLINK a
  * version an alias points at (no archive, no delete), ENOLINK an archived
- * version asked to be an alias target. EBADMSG is the
- * api's own "request malformed" (bad JSON, wrong field type, bad query), and
- * ENOKEY a missing or unknown token.
+ * version asked to be an alias target. EBADMSG is the api's own "request
+ * malformed" (bad JSON, wrong field type, bad query), and ENOKEY a missing or
+ * unknown token.
  */
 static const struct api_status statuses[] = {
 	{ EBADMSG, 400, "bad_request" },
