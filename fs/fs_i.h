@@ -38,6 +38,7 @@ struct fs_inode {
 	uid_t meta_uid;
 	gid_t meta_gid;
 	atomic_int sealed;          /* version sealed or archived (only ever goes 0 -> 1) */
+	_Atomic int64_t vid;        /* FS_CONTENT: its version's id once a hold learnt it; 0 before */
 	/*
 	 * The kernel puts an inode in one io mode at a time: opens in
 	 * passthrough mode and cached (splice) opens must not overlap, or the

@@ -1319,9 +1319,20 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	/* A sealed file changed on the volume behind the registry is never served. */
 	if (rc == 0 && !writing && in->kind == FS_CONTENT && !in->is_meta)
 		rc = reg_file_check(m->st, in->model, in->version, NULL, fd);
-	/* A file open for reading keeps its version from being deleted (delete, gc). */
-	if (rc == 0 && !writing && in->kind == FS_CONTENT && !in->is_meta)
-		rc = reg_version_hold(m->st, in->model, in->version, &hold);
+	/*
+	 * A file open for reading keeps its version from being deleted (delete,
+	 * gc). The inode remembers the version's id: the name lookup runs once.
+	 * (reg_file_check has just said the version is there.)
+	 */
+	if (rc == 0 && !writing && in->kind == FS_CONTENT && !in->is_meta) {
+		hold = atomic_load(&in->vid);
+		if (hold > 0)
+			rc = reg_version_hold_id(m->st, hold);
+		else if ((rc = reg_version_hold(m->st, in->model, in->version, &hold)) == 0)
+			atomic_store(&in->vid, hold);
+		if (rc < 0)
+			hold = 0;
+	}
 	if (rc == 0 && !(f = file_new(m, fd)))
 		rc = -ENOMEM;
 	if (rc < 0 || !f) {

@@ -339,6 +339,12 @@ int reg_model_remove(struct reg_store *st, const struct reg_actor *who, const ch
  * reg_version_unhold(). In memory only (a restart drops every open file).
  */
 int reg_version_hold(struct reg_store *st, const char *model, const char *version, int64_t *vid);
+/*
+ * As reg_version_hold for a version id a hold returned before (no lookup, for
+ * the mount's hot open path): -ENOENT while the version is being deleted.
+ * Each successful hold is released with one reg_version_unhold().
+ */
+int reg_version_hold_id(struct reg_store *st, int64_t vid);
 void reg_version_unhold(struct reg_store *st, int64_t vid);
 
 /*

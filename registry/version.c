@@ -709,25 +709,34 @@ void ver_delete_end(struct reg_store *st, int64_t vid)
 int reg_version_hold(struct reg_store *st, const char *model, const char *version, int64_t *vid)
 {
 	struct reg_version v;
-	struct reg_live *l;
 	int rc;
 
 	rc = reg_version_get(st, model, version, &v);
+	if (rc == 0)
+		rc = reg_version_hold_id(st, v.id);
+	if (rc == -ENOENT)
+		return cm_err_set(rc, "version %s/%s is being deleted", model, version);
 	if (rc < 0)
 		return rc;
+	*vid = v.id;
+	return 0;
+}
+
+int reg_version_hold_id(struct reg_store *st, int64_t vid)
+{
+	struct reg_live *l;
+	int rc = 0;
+
 	pthread_mutex_lock(&st->live_mu);
-	l = live_find(st, v.id, 1);
+	l = live_find(st, vid, 1);
 	if (l && l->deleting)
-		rc = cm_err_set(-ENOENT, "version %s/%s is being deleted", model, version);
+		rc = cm_err_set(-ENOENT, "the version is being deleted");
 	else if (l)
 		l->holds++;
 	else
 		rc = cm_err_set(-ENOMEM, "out of memory");
 	pthread_mutex_unlock(&st->live_mu);
-	if (rc < 0)
-		return rc;
-	*vid = v.id;
-	return 0;
+	return rc;
 }
 
 void reg_version_unhold(struct reg_store *st, int64_t vid)
