@@ -168,7 +168,8 @@ static void hold_blocks_delete(void **state)
 }
 
 static struct fx *hook_fx;
-static int hook_hold_rc = 1, hook_write_rc = 1;
+static int hook_hold_rc = 1, hook_write_rc = 1, hook_holdid_rc = 1;
+static int64_t hook_vid;
 
 /* At "delete.moved" (the transaction open), nobody may take the version up again. */
 static void hook_try(const char *point)
@@ -178,20 +179,25 @@ static void hook_try(const char *point)
 	if (strcmp(point, "delete.moved"))
 		return;
 	hook_hold_rc = reg_version_hold(hook_fx->st, "m", "d1", &id);
+	hook_holdid_rc = reg_version_hold_id(hook_fx->st, hook_vid);
 	hook_write_rc = reg_write_begin(hook_fx->st, "m", "d1", &id);
 }
 
 static void no_hold_during_delete(void **state)
 {
 	struct fx *f = *state;
+	struct reg_version v;
 	int64_t id = 0;
 
 	fx_version(f, "m", "d1", "a", "1", NULL);
+	assert_int_equal(reg_version_get(f->st, "m", "d1", &v), 0);
+	hook_vid = v.id;
 	hook_fx = f;
 	reg_delete_test_hook = hook_try;
 	assert_int_equal(reg_version_delete(f->st, &fx_actor, "m", "d1"), 0);
 	reg_delete_test_hook = NULL;
 	assert_int_equal(hook_hold_rc, -ENOENT);
+	assert_int_equal(hook_holdid_rc, -ENOENT);
 	assert_int_equal(hook_write_rc, -EBUSY);
 	/* A refused delete leaves no mark behind. */
 	fx_version(f, "m", "d2", "a", "1", NULL);
