@@ -61,7 +61,7 @@ static int archive_set(struct reg_store *st, const struct reg_actor *who, const 
 	struct reg_conn *c = NULL;
 	struct reg_version v;
 	json_t *detail = NULL;
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int64_t mid;
 	int rc;
 
@@ -89,7 +89,7 @@ static int archive_set(struct reg_store *st, const struct reg_actor *who, const 
 			goto done;
 	}
 	DB_STMT(c, VERSION_STATE_SET, s);
-	sqlite3_bind_int64(s, 1, v.id);
+	db_bind_int64(s, 1, v.id);
 	db_bind_text(s, 2, archive ? "archived" : "sealed");
 	rc = db_exec_stmt(c, s, archive ? "archiving" : "unarchiving");
 	detail = reason_detail(reason);
@@ -127,19 +127,19 @@ int reg_version_unarchive(struct reg_store *st, const struct reg_actor *who, con
 /* Appends to `tags` the git tags made or found for model/version (they stay in git). */
 static int git_tags_of(struct reg_conn *c, const char *model, const char *version, json_t *tags)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc;
 
 	DB_STMT(c, VERSION_GIT_TAGS, s);
 	db_bind_text(s, 1, model);
 	db_bind_text(s, 2, version);
 	while ((rc = db_step(c, s, "listing a version's git tags")) > 0) {
-		if (json_array_append_new(tags, json_string((const char *)sqlite3_column_text(s, 0)))) {
+		if (json_array_append_new(tags, json_string(db_col_str(s, 0)))) {
 			rc = cm_err_set(-ENOMEM, "out of memory");
 			break;
 		}
 	}
-	sqlite3_reset(s);
+	db_reset(s);
 done:
 	return rc;
 }
@@ -154,11 +154,11 @@ static int version_rows_delete(struct reg_conn *c, const struct reg_version *v)
 	int rc = 0;
 
 	for (size_t i = 0; rc == 0 && i < sizeof(stmts) / sizeof(stmts[0]); i++) {
-		sqlite3_stmt *s = db_stmt(c, stmts[i]);
+		struct db_stmt *s = db_stmt(c, stmts[i]);
 
 		if (!s)
 			return -EIO;
-		sqlite3_bind_int64(s, 1, v->id);
+		db_bind_int64(s, 1, v->id);
 		rc = db_exec_stmt(c, s, "removing a version");
 	}
 	return rc;
@@ -309,7 +309,7 @@ int reg_model_remove(struct reg_store *st, const struct reg_actor *who, const ch
 	char (*entries)[2 * REG_NAME_MAX + 32] = NULL;
 	json_t *tags = json_array(), *names = json_array(), *detail = NULL, *res = NULL;
 	size_t n = 0, nal = 0, moved = 0, marked = 0;
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int64_t mid;
 	int rc;
 
@@ -353,7 +353,7 @@ int reg_model_remove(struct reg_store *st, const struct reg_actor *who, const ch
 	if (rc < 0)
 		goto undo;
 	DB_STMT(c, MODEL_DELETE, s);
-	sqlite3_bind_int64(s, 1, mid);
+	db_bind_int64(s, 1, mid);
 	rc = db_exec_stmt(c, s, "removing a model");
 	detail = json_pack("{s:s s:O s:O}", "reason", reason, "versions", names, "git_tags", tags);
 	if (rc == 0 && !detail)
@@ -463,19 +463,19 @@ static int name_in(json_t *set, const char *name)
 static int aliased_since(struct reg_store *st, const char *model, int64_t since_us, json_t *set)
 {
 	struct reg_conn *c = db_read_begin(st);
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc;
 
 	DB_STMT(c, EVENT_ALIASED_SINCE, s);
 	db_bind_text(s, 1, model);
-	sqlite3_bind_int64(s, 2, since_us);
+	db_bind_int64(s, 2, since_us);
 	while ((rc = db_step(c, s, "reading alias history")) > 0) {
 		for (int col = 0; col < 2; col++)
-			if (sqlite3_column_type(s, col) != SQLITE_NULL)
-				json_object_set_new(set, (const char *)sqlite3_column_text(s, col),
+			if (!db_col_null(s, col))
+				json_object_set_new(set, db_col_str(s, col),
 						    json_true());
 	}
-	sqlite3_reset(s);
+	db_reset(s);
 done:
 	db_read_end(c);
 	return rc;
