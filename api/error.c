@@ -12,9 +12,11 @@
 /*
  * Registry conventions behind the choices: EPERM is a policy (gate)
  * refusal, ESTALE a failed compare-and-swap, EROFS a change to something
- * sealed, EINVAL input that is well-formed but not acceptable. EBADMSG is the
- * api's own "request malformed" (bad JSON, wrong field type, bad query), and
- * ENOKEY a missing or unknown token.
+ * sealed, EINVAL input that is well-formed but not acceptable, EMLINK a
+ * version an alias points at (no archive, no delete), ENOLINK an archived
+ * version asked to be an alias target. EBADMSG is the api's own "request
+ * malformed" (bad JSON, wrong field type, bad query), and ENOKEY a missing or
+ * unknown token.
  */
 static const struct api_status statuses[] = {
 	{ EBADMSG, 400, "bad_request" },
@@ -28,6 +30,8 @@ static const struct api_status statuses[] = {
 	{ ESTALE, 409, "conflict" },
 	{ EROFS, 409, "read_only" },
 	{ EBUSY, 409, "busy" },
+	{ EMLINK, 409, "aliased" },
+	{ ENOLINK, 409, "archived" },
 	{ ENOTEMPTY, 409, "not_empty" },
 	{ EISDIR, 409, "is_directory" },
 	{ ENOTDIR, 409, "not_directory" },

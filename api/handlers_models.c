@@ -32,8 +32,9 @@ static json_t *str_or_null(const char *s)
 
 json_t *api_version_summary(const struct reg_version *v)
 {
-	return json_pack("{s:s s:s s:I s:o s:o s:o s:o s:o}", "name", v->name, "state",
-			 reg_state_name(v->state), "seq", (json_int_t)v->seq, "created_at",
+	return json_pack("{s:s s:s s:b s:I s:o s:o s:o s:o s:o}", "name", v->name, "state",
+			 reg_state_name(v->state), "archived", v->state == REG_ARCHIVED, "seq",
+			 (json_int_t)v->seq, "created_at",
 			 api_time(v->created_us), "sealed_at", api_time(v->sealed_us), "total_size",
 			 v->state == REG_DRAFT ? json_null() : json_integer(v->total_size), "digest",
 			 str_or_null(v->digest), "validation_status",
@@ -177,16 +178,6 @@ done:
 	return rc;
 }
 
-int api_h_model_delete(struct api_req *q, struct api_resp *r)
-{
-	int rc = reg_model_delete(q->st, &q->who, q->model);
-
-	if (rc < 0)
-		return rc;
-	r->status = 204;
-	return 0;
-}
-
 /* state=draft|sealed|archived, or absent. */
 static int state_arg(const struct api_req *q, int *out)
 {
@@ -205,6 +196,24 @@ static int state_arg(const struct api_req *q, int *out)
 	return cm_err_set(-EBADMSG, "query parameter 'state' must be draft, sealed or archived");
 }
 
+/* archived=include|only|exclude; archived versions are hidden unless asked (or state=archived). */
+static int archived_arg(const struct api_req *q, int state, enum reg_archived_filter *out)
+{
+	const char *s = api_arg(q, "archived");
+
+	*out = state == REG_ARCHIVED ? REG_ARCHIVED_INCLUDE : REG_ARCHIVED_HIDE;
+	if (!s || !s[0] || !strcmp(s, "exclude"))
+		return 0;
+	if (!strcmp(s, "include"))
+		*out = REG_ARCHIVED_INCLUDE;
+	else if (!strcmp(s, "only"))
+		*out = REG_ARCHIVED_ONLY;
+	else
+		return cm_err_set(-EBADMSG, "query parameter 'archived' must be include, only or "
+				  "exclude");
+	return 0;
+}
+
 int api_h_versions_list(struct api_req *q, struct api_resp *r)
 {
 	struct reg_version_filter f = { .state = -1 };
@@ -215,6 +224,8 @@ int api_h_versions_list(struct api_req *q, struct api_resp *r)
 	int rc;
 
 	rc = state_arg(q, &f.state);
+	if (rc == 0)
+		rc = archived_arg(q, f.state, &f.archived);
 	if (rc == 0)
 		rc = api_arg_int(q, "limit", LIST_DEFAULT, 1, LIST_MAX, &limit);
 	if (rc == 0)

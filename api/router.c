@@ -25,7 +25,7 @@ const struct api_route api_routes[] = {
 	{ R_GET, "/v1/models/{model}", api_h_model_get, API_ROLE_READER, API_R_CACHE,
 	  "a model, its aliases and a version summary" },
 	{ API_DELETE, "/v1/models/{model}", api_h_model_delete, API_ROLE_ADMIN, 0,
-	  "delete a model without versions" },
+	  "delete a model with all its versions ({\"reason\"}; without one: only an empty model)" },
 	{ R_GET, "/v1/models/{model}/versions", api_h_versions_list, API_ROLE_READER, 0,
 	  "list versions" },
 	{ API_POST, "/v1/models/{model}/versions", api_h_version_create, API_ROLE_WRITER, 0,
@@ -40,6 +40,12 @@ const struct api_route api_routes[] = {
 	{ API_POST, V "/seal", api_h_version_seal, API_ROLE_WRITER, 0, "seal a version" },
 	{ API_POST, V "/verify", api_h_version_verify, API_ROLE_READER, 0,
 	  "re-hash a sealed version" },
+	{ API_POST, V "/archive", api_h_version_archive, API_ROLE_WRITER, 0,
+	  "archive a sealed version (hidden from listings, still readable)" },
+	{ API_POST, V "/unarchive", api_h_version_unarchive, API_ROLE_WRITER, 0,
+	  "unarchive a version" },
+	{ API_DELETE, V, api_h_version_delete, API_ROLE_ADMIN, 0,
+	  "delete an unaliased version and its bytes ({\"reason\"})" },
 	{ R_GET, V "/lineage", api_h_lineage_get, API_ROLE_READER, 0, "a version's lineage" },
 	{ R_GET, V "/observations", api_h_observations_list, API_ROLE_READER, 0,
 	  "observed production metrics" },
@@ -77,6 +83,8 @@ const struct api_route api_routes[] = {
 	  "versions by git commit or training data hash" },
 	{ R_GET, "/v1/git", api_h_git_get, API_ROLE_READER, 0,
 	  "git-tag sync: configuration and queue" },
+	{ API_POST, "/v1/gc", api_h_gc, API_ROLE_ADMIN, 0,
+	  "apply the models' retention policies (dry_run lists what would go)" },
 };
 
 const size_t api_routes_count = sizeof(api_routes) / sizeof(api_routes[0]);
@@ -92,7 +100,7 @@ static const struct {
 	const char *names;
 } route_query[] = {
 	{ api_h_models_list, "limit cursor" },
-	{ api_h_versions_list, "state validation_status limit cursor" },
+	{ api_h_versions_list, "state validation_status limit cursor archived" },
 	{ api_h_observations_list, "metric limit" },
 	{ api_h_aliases_list, "at" },
 	{ api_h_alias_get, "at" },

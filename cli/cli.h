@@ -16,6 +16,26 @@ int cli_verify(int argc, char **argv);
 int cli_serve(int argc, char **argv);
 int cli_git_sync(int argc, char **argv);
 
+/* Offline gc (cmd_store.c): the store's writer lock, then the retention rules. */
+struct cli_gc_opts {
+	const char *store;
+	const char *model;  /* NULL: every model */
+	const char *reason;
+	int dry_run;
+};
+/* Runs gc on the store; 0 and *out (the API's gc answer), or -errno with a message. */
+struct json_t;
+int cli_gc_offline(const struct cli_gc_opts *o, struct json_t **out);
+
+/* serve --gc-interval (gc.c): runs retention every interval_s seconds until stopped. */
+struct cli_gc_worker;
+struct reg_store;
+int cli_gc_worker_start(struct reg_store *st, long long interval_s, struct cli_gc_worker **out);
+/* Stops and joins the thread (a run in progress finishes first). Accepts NULL. */
+void cli_gc_worker_stop(struct cli_gc_worker *w);
+/* Installs the registry's test hooks that the environment asks for (MODELFS_TEST_*). */
+void cli_test_hooks_install(void);
+
 /* The client commands over the REST API (cmd_client.c): exit statuses in client.h. */
 int cli_client_is(const char *name);
 int cli_client(int argc, char **argv);

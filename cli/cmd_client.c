@@ -34,10 +34,13 @@ struct client_cfg {
 	long long percent;
 	const char *since;
 	const char *kind;
+	int dry_run;
+	const char *model;
 };
 
 /* Options a command may take beyond the common ones (bits of client_cmd.opts). */
-enum { O_STATE = 1, O_LIMIT = 2, O_REASON = 4, O_PERCENT = 8, O_SINCE = 16, O_KIND = 32 };
+enum { O_STATE = 1, O_LIMIT = 2, O_REASON = 4, O_PERCENT = 8, O_SINCE = 16, O_KIND = 32,
+       O_DRY_RUN = 64, O_MODEL = 128 };
 #define N_COMMON 5
 
 #define OPT(name, env, type, field, def, min, max, metavar, help) \
@@ -63,6 +66,9 @@ static const struct cm_opt client_opts[] = {
 	    "events at or after this RFC 3339 time"),
 	OPT("kind", NULL, CM_OPT_STRING, kind, NULL, 0, 0, "KIND",
 	    "events whose kind starts with KIND (alias., version.seal)"),
+	OPT("dry-run", NULL, CM_OPT_BOOL, dry_run, "false", 0, 0, NULL,
+	    "only list what would go, and why"),
+	OPT("model", NULL, CM_OPT_STRING, model, NULL, 0, 0, "MODEL", "only this model"),
 };
 #define N_OPTS (sizeof(client_opts) / sizeof(client_opts[0]))
 
@@ -840,6 +846,151 @@ done:
 	return rc;
 }
 
+/* ---- lifecycle: archive, unarchive, delete, gc ---- */
+
+/* POST .../archive or .../unarchive; prints "<model>/<version> archived". */
+static int archive_call(struct client_ctx *x, const char *what)
+{
+	struct cm_buf p = { 0 };
+	struct cli_answer a = { 0 };
+	json_t *b = reason_body(x);
+	char m[256], v[256];
+	int rc = CLI_C_SERVER;
+
+	if (b && model_path(&p, x->pos[0], "/versions/") == 0 && cli_buf_escape(&p, x->pos[1]) == 0 &&
+	    path_add(&p, what, NULL) == 0)
+		rc = call(x, "POST", p.data, b, &a);
+	if (rc == CLI_C_OK && x->cfg.json)
+		json_print(a.body);
+	else if (rc == CLI_C_OK)
+		printf("%s/%s %s\n", cli_esc(m, sizeof(m), x->pos[0]),
+		       cli_esc(v, sizeof(v), jstr(a.body, "name")),
+		       json_is_true(json_object_get(a.body, "archived")) ? "archived" : "not archived");
+	cli_answer_clear(&a);
+	cm_buf_free(&p);
+	json_decref(b);
+	return rc;
+}
+
+static int c_archive(struct client_ctx *x)
+{
+	return archive_call(x, "/archive");
+}
+
+static int c_unarchive(struct client_ctx *x)
+{
+	return archive_call(x, "/unarchive");
+}
+
+/* "a, b" of a JSON array of strings, or "none". */
+static void print_list(const char *label, const json_t *arr)
+{
+	char e[256];
+	size_t i;
+	json_t *s;
+
+	printf("%s", label);
+	if (!json_array_size(arr))
+		printf(" none");
+	json_array_foreach(arr, i, s)
+		printf("%s %s", i ? "," : "", cli_esc(e, sizeof(e), json_string_value(s)));
+	putchar('\n');
+}
+
+static int c_delete(struct client_ctx *x)
+{
+	struct cm_buf p = { 0 };
+	struct cli_answer a = { 0 };
+	json_t *b;
+	char m[256], v[256];
+	int rc = CLI_C_SERVER;
+
+	if (!x->cfg.reason || !x->cfg.reason[0]) {
+		fprintf(stderr, "modelfs delete: say why with --reason (it is kept in the event)\n");
+		return CLI_C_USAGE;
+	}
+	b = reason_body(x);
+	if (b && model_path(&p, x->pos[0], x->npos > 1 ? "/versions/" : "") == 0 &&
+	    (x->npos < 2 || cli_buf_escape(&p, x->pos[1]) == 0))
+		rc = call(x, "DELETE", p.data, b, &a);
+	if (rc == CLI_C_OK && x->cfg.json) {
+		json_print(a.body);
+	} else if (rc == CLI_C_OK) {
+		if (x->npos > 1) {
+			printf("deleted %s/%s\n", cli_esc(m, sizeof(m), x->pos[0]),
+			       cli_esc(v, sizeof(v), x->pos[1]));
+		} else {
+			printf("deleted model %s\n", cli_esc(m, sizeof(m), x->pos[0]));
+			print_list("versions deleted:", json_object_get(a.body, "versions"));
+		}
+		print_list("git tags left in the repository:", json_object_get(a.body, "git_tags"));
+	}
+	cli_answer_clear(&a);
+	cm_buf_free(&p);
+	json_decref(b);
+	return rc;
+}
+
+/* gc's answer, as a table: what goes (or would), what stays, and why. */
+static void gc_print(const json_t *res)
+{
+	int dry = json_is_true(json_object_get(res, "dry_run"));
+	struct cli_table t;
+	size_t i;
+	json_t *e;
+
+	cli_table_init(&t, 4, (const char *const[]){ "MODEL", "VERSION", "ACTION", "WHY" });
+	json_array_foreach(json_object_get(res, "removed"), i, e)
+		cli_table_add(&t, (const char *const[]){ jstr(e, "model"), jstr(e, "version"),
+							 dry ? "would remove" : "removed",
+							 jstr(e, "why") });
+	json_array_foreach(json_object_get(res, "kept"), i, e)
+		cli_table_add(&t, (const char *const[]){ jstr(e, "model"), jstr(e, "version"), "kept",
+							 jstr(e, "why") });
+	cli_table_print(&t, stdout);
+	cli_table_free(&t);
+}
+
+static int c_gc(struct client_ctx *x)
+{
+	struct cli_answer a = { 0 };
+	json_t *res = NULL, *b;
+	int rc = CLI_C_SERVER;
+
+	if (x->npos == 1) {
+		/* Offline, on the store itself (the daemon must not be running). */
+		struct cli_gc_opts o = { .store = x->pos[0], .model = x->cfg.model,
+					 .reason = x->cfg.reason, .dry_run = x->cfg.dry_run };
+
+		rc = cli_gc_offline(&o, &res);
+		if (rc < 0) {
+			char m[512];
+
+			fprintf(stderr, "modelfs gc: %s\n", cli_esc(m, sizeof(m), cm_err_msg()));
+			return rc == -EBUSY ? CLI_C_REFUSED : CLI_C_USAGE;
+		}
+	} else {
+		b = json_pack("{s:b}", "dry_run", x->cfg.dry_run);
+		if (b && x->cfg.model)
+			json_object_set_new(b, "model", json_string(x->cfg.model));
+		if (b && x->cfg.reason)
+			json_object_set_new(b, "reason", json_string(x->cfg.reason));
+		if (b)
+			rc = call(x, "POST", "/v1/gc", b, &a);
+		json_decref(b);
+		if (rc != CLI_C_OK)
+			return rc;
+		res = json_incref(a.body);
+		cli_answer_clear(&a);
+	}
+	if (x->cfg.json)
+		json_print(res);
+	else
+		gc_print(res);
+	json_decref(res);
+	return CLI_C_OK;
+}
+
 static const struct client_cmd cmds[] = {
 	{ "models", NULL, 0, 0, 0, c_models, "", "list the models" },
 	{ "show", NULL, 1, 1, 0, c_show, "MODEL",
@@ -869,6 +1020,17 @@ static const struct client_cmd cmds[] = {
 	{ "policy", "set", 1, 2, 0, c_policy_set, "set MODEL [FILE]",
 	  "change the gates FILE's JSON (or stdin's) names; null removes one, and removing "
 	  "or loosening needs \"force\" and a \"reason\" in it (admin)" },
+	{ "archive", NULL, 2, 2, O_REASON, c_archive, "MODEL VERSION [--reason R]",
+	  "hide a sealed version from listings and the mount's ls; still readable by path" },
+	{ "unarchive", NULL, 2, 2, O_REASON, c_unarchive, "MODEL VERSION [--reason R]",
+	  "make an archived version sealed (listed, aliasable) again" },
+	{ "delete", NULL, 1, 2, O_REASON, c_delete, "MODEL [VERSION] --reason R",
+	  "delete an unaliased version, or a model without aliases with all its versions, and "
+	  "their bytes; git tags stay (admin)" },
+	{ "gc", NULL, 0, 1, O_DRY_RUN | O_MODEL | O_REASON, c_gc,
+	  "[STORE] [--dry-run] [--model M] [--reason R]",
+	  "apply the models' retention policies: through the daemon (admin), or offline on "
+	  "STORE while no daemon runs" },
 };
 #define N_CMDS (sizeof(cmds) / sizeof(cmds[0]))
 

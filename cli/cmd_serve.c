@@ -62,6 +62,8 @@ struct serve_cfg {
 	int insecure;
 	int log_json;
 	int fuse_debug;
+	int show_archived;
+	long long gc_interval;
 	int check_config;
 	int help;
 	struct cli_git_opts git;
@@ -136,6 +138,10 @@ static const struct cm_opt serve_opts[] = {
 	    "debug, info, warn or error"),
 	OPT("log-json", "MODELFS_LOG_JSON", CM_OPT_BOOL, log_json, "false", 0, 0, NULL,
 	    "log one JSON object a line"),
+	OPT("show-archived", "MODELFS_SHOW_ARCHIVED", CM_OPT_BOOL, show_archived, "false", 0, 0, NULL,
+	    "list archived versions in the mount's ls of their model (by name they always open)"),
+	OPT("gc-interval", "MODELFS_GC_INTERVAL", CM_OPT_INT, gc_interval, "0", 0, 31536000,
+	    "SECONDS", "apply the models' retention policies this often; 0: only when asked"),
 	OPT("fuse-debug", "MODELFS_FUSE_DEBUG", CM_OPT_BOOL, fuse_debug, "false", 0, 0, NULL,
 	    "trace every FUSE request (libfuse -d)"),
 	OPT("check-config", NULL, CM_OPT_BOOL, check_config, "false", 0, 0, NULL,
@@ -294,6 +300,7 @@ struct serve_run {
 	struct fs_mount *m;
 	struct api_server *api;
 	struct reg_git_worker *git;
+	struct cli_gc_worker *gc;
 	char notify[256];    /* $NOTIFY_SOCKET, taken out of the environment; "" without */
 	int notify_failed;   /* a failure is logged once */
 	int ended_fd;        /* eventfd: the mount's loop ended */
@@ -476,6 +483,7 @@ int cli_serve(int argc, char **argv)
 		return CLI_ERROR;
 	}
 	cm_log_setup(level, c.log_json);
+	cli_test_hooks_install();
 	notify_init(&r);
 	/*
 	 * Before any thread exists: every thread serve starts (the mount's, the
@@ -506,7 +514,8 @@ int cli_serve(int argc, char **argv)
 	reg_store_set_admin_group(r.st, c.admin_gid);
 	if (c.mount) {
 		struct fs_config fc = { .mountpoint = c.mount, .admin_gid = c.admin_gid,
-					.max_threads = (unsigned)c.fuse_threads, .debug = c.fuse_debug };
+					.max_threads = (unsigned)c.fuse_threads, .debug = c.fuse_debug,
+					.show_archived = c.show_archived };
 
 		read_path_parse(c.read_path, &fc.read_path); /* checked by check() */
 
@@ -541,6 +550,13 @@ int cli_serve(int argc, char **argv)
 	if (rc < 0) {
 		cm_log(CM_LOG_ERROR, "serve", "cannot serve the API: %s", cm_err_msg());
 		goto done;
+	}
+	if (c.gc_interval > 0) {
+		rc = cli_gc_worker_start(r.st, c.gc_interval, &r.gc);
+		if (rc < 0) {
+			cm_log(CM_LOG_ERROR, "serve", "%s", cm_err_msg());
+			goto done;
+		}
 	}
 	if (r.m) {
 		struct stat sb;
@@ -595,6 +611,7 @@ done:
 	 * requests wait instead of failing), and only then is anything freed.
 	 */
 	api_server_stop(r.api);
+	cli_gc_worker_stop(r.gc);
 	reg_git_worker_stop(r.git);
 	if (r.m) {
 		int lrc = fs_mount_end(r.m);

@@ -285,3 +285,22 @@ int cli_verify(int argc, char **argv)
 	       p.bad == 1 ? "" : "es");
 	return p.bad ? CLI_PROBLEMS : CLI_OK;
 }
+
+int cli_gc_offline(const struct cli_gc_opts *o, json_t **out)
+{
+	struct reg_actor who = { .channel = "cli", .name = "gc" };
+	struct reg_gc_opts g = { .model = o->model, .dry_run = o->dry_run, .reason = o->reason };
+	struct reg_store *st = NULL;
+	int rc;
+
+	cli_test_hooks_install();
+	/* A dry run writes nothing, but reads a store no daemon is changing either. */
+	rc = reg_store_open(o->store, REG_OPEN_LOCK, &st);
+	if (rc == -EBUSY)
+		cm_err_wrap(rc, "%s (stop the daemon, or run gc through it: modelfs gc --url URL)",
+			    cm_err_msg());
+	if (rc == 0)
+		rc = reg_gc_run(st, &who, &g, out);
+	reg_store_close(st);
+	return rc;
+}

@@ -27,6 +27,7 @@ struct fs_config {
 	long long admin_gid;   /* -1: anyone may change protected aliases */
 	unsigned max_threads;  /* FUSE worker threads */
 	int debug;             /* libfuse request tracing */
+	int show_archived;     /* list archived versions in `ls` of their model (always reachable by name) */
 };
 
 struct fs_mount;

@@ -38,6 +38,7 @@ struct fs_inode {
 	uid_t meta_uid;
 	gid_t meta_gid;
 	atomic_int sealed;          /* version sealed or archived (only ever goes 0 -> 1) */
+	_Atomic int64_t vid;        /* FS_CONTENT: its version's id once a hold learnt it; 0 before */
 	/*
 	 * The kernel puts an inode in one io mode at a time: opens in
 	 * passthrough mode and cached (splice) opens must not overlap, or the
@@ -68,6 +69,7 @@ struct fs_file {
 	struct fs_file *prev, *next; /* the mount's open files (fs_mount.files, under mu) */
 	int fd;
 	int64_t vid;                /* >0 while counted as a writer of a draft */
+	int64_t hold;               /* >0: a reading open holding its version (reg_version_hold) */
 	int meta;                   /* staging copy of a version's metadata.json */
 	int meta_dirty;
 	off_t size;                 /* a sealed file's size, fixed at open; -1 when it may change */

@@ -888,6 +888,8 @@ static void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		}
 		if (rc == 0)
 			rc = reg_version_delete(m->st, &actor_, p->model, name);
+		if (rc == -EMLINK)
+			rc = -EBUSY; /* aliased: rm -r of a served version says busy */
 		break;
 	case FS_VERSION:
 	case FS_CONTENT:
@@ -1145,6 +1147,8 @@ static void file_free(struct fs_mount *m, struct fs_file *f)
 		close(f->fd);
 	if (f->vid > 0)
 		reg_write_end(m->st, f->vid);
+	if (f->hold > 0)
+		reg_version_unhold(m->st, f->hold);
 	for (size_t i = 0; i < f->nents; i++)
 		free(f->ents[i].name);
 	free(f->ents);
@@ -1278,7 +1282,7 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	int writing = (fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC);
 	struct fs_file *f = NULL;
 	char path[64];
-	int64_t vid = 0;
+	int64_t vid = 0, hold = 0;
 	int fd = -1;
 	int rc = 0;
 
@@ -1315,14 +1319,31 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	/* A sealed file changed on the volume behind the registry is never served. */
 	if (rc == 0 && !writing && in->kind == FS_CONTENT && !in->is_meta)
 		rc = reg_file_check(m->st, in->model, in->version, NULL, fd);
+	/*
+	 * A file open for reading keeps its version from being deleted (delete,
+	 * gc). The inode remembers the version's id: the name lookup runs once.
+	 * (reg_file_check has just said the version is there.)
+	 */
+	if (rc == 0 && !writing && in->kind == FS_CONTENT && !in->is_meta) {
+		hold = atomic_load(&in->vid);
+		if (hold > 0)
+			rc = reg_version_hold_id(m->st, hold);
+		else if ((rc = reg_version_hold(m->st, in->model, in->version, &hold)) == 0)
+			atomic_store(&in->vid, hold);
+		if (rc < 0)
+			hold = 0;
+	}
 	if (rc == 0 && !(f = file_new(m, fd)))
 		rc = -ENOMEM;
 	if (rc < 0 || !f) {
+		if (hold > 0)
+			reg_version_unhold(m->st, hold);
 		open_failed(req, fd, vid, rc);
 		return;
 	}
 	fd = -1;
 	f->vid = vid;
+	f->hold = hold;
 	f->meta = in->is_meta && writing;
 	f->meta_dirty = f->meta && (fi->flags & O_TRUNC);
 	fi->fh = (uint64_t)(uintptr_t)f;
@@ -1681,20 +1702,32 @@ static int pending_ent(void *ctx, struct fs_inode *p)
 static int dir_snapshot(struct fs_mount *m, struct fs_inode *in, struct fs_file *f)
 {
 	struct fs_dirent *v = NULL;
-	size_t n = 0, cap = 0;
+	struct reg_version *arch = NULL;
+	size_t n = 0, cap = 0, narch = 0;
 	struct dirent *de;
 	DIR *d;
 	int fd;
 	int rc;
 
+	if (in->kind == FS_MODEL && !m->cfg.show_archived) {
+		struct reg_version_filter af = { .state = REG_ARCHIVED };
+
+		/* Archived versions stay reachable by name; `ls` leaves them out. */
+		rc = reg_version_list(m->st, in->model, &af, &arch, &narch);
+		if (rc < 0)
+			return rc;
+	}
 	/* openat(".") on the O_PATH fd: half the cost of reopening through /proc. */
 	fd = openat(in->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
+	if (fd < 0) {
+		free(arch);
 		return -errno;
+	}
 	d = fdopendir(fd);
 	if (!d) {
 		rc = -errno;
 		close(fd);
+		free(arch);
 		return rc;
 	}
 	for (;;) {
@@ -1717,6 +1750,8 @@ static int dir_snapshot(struct fs_mount *m, struct fs_inode *in, struct fs_file 
 				break;
 			case FS_MODEL:
 				keep = name[0] != '.';
+				for (size_t i = 0; keep && i < narch; i++)
+					keep = strcmp(name, arch[i].name) != 0;
 				break;
 			default:
 				keep = 1;
@@ -1735,6 +1770,7 @@ static int dir_snapshot(struct fs_mount *m, struct fs_inode *in, struct fs_file 
 		n++;
 	}
 	closedir(d);
+	free(arch);
 	if (rc == 0 && in->kind == FS_MODEL) {
 		struct pending_ents pe = { .dirfd = in->fd, .v = &v, .n = &n, .cap = &cap };
 

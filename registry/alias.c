@@ -296,8 +296,8 @@ int reg_alias_set(struct reg_store *st, const struct reg_actor *who, const char 
 	protect = reg_alias_is_protected(alias);
 	failed = o->failed_gates ? json_incref(o->failed_gates) : json_array();
 	if (v.state == REG_ARCHIVED) {
-		rc = cm_err_set(-EINVAL, "version %s/%s is archived and cannot be an alias target",
-				model, version);
+		rc = cm_err_set(-ENOLINK, "version %s/%s is archived and cannot be an alias target "
+				"(unarchive it first)", model, version);
 		goto done;
 	}
 	if (v.state == REG_DRAFT) {
@@ -336,8 +336,9 @@ int reg_alias_set(struct reg_store *st, const struct reg_actor *who, const char 
 	if (rc < 0)
 		goto done;
 	if (v.state != REG_SEALED) {
-		rc = cm_err_set(-EINVAL, "version %s/%s is %s and cannot be an alias target", model,
-				version, reg_state_name(v.state));
+		rc = cm_err_set(v.state == REG_ARCHIVED ? -ENOLINK : -EINVAL,
+				"version %s/%s is %s and cannot be an alias target", model, version,
+				reg_state_name(v.state));
 		goto done;
 	}
 	rc = alias_row(c, mid, model, alias, &cur);

@@ -201,10 +201,13 @@ int reg_authz_check(struct reg_store *st, const struct reg_actor *who, enum reg_
 				  st->admin_gid);
 	case REG_AUTHZ_FORCE:
 	case REG_AUTHZ_POLICY_SET:
+	case REG_AUTHZ_DELETE:
 		if (who->kind == REG_ACTOR_TOKEN ? who->role >= REG_ROLE_ADMIN : uid_admin(st, who))
 			return 0;
 		return cm_err_set(-EACCES, "%s needs an admin (an admin token, root or the admin "
-				  "group)", op == REG_AUTHZ_FORCE ? "force" : "changing a policy");
+				  "group)", op == REG_AUTHZ_FORCE	   ? "force"
+					    : op == REG_AUTHZ_POLICY_SET ? "changing a policy"
+									 : "deleting sealed content");
 	}
 	return cm_err_set(-EINVAL, "unknown authorisation question %d", (int)op);
 }

@@ -73,7 +73,7 @@ done:
 }
 
 static const char *const policy_keys[] = {
-	"validation_status", "metrics", "max_total_size", "required_fields", NULL,
+	"validation_status", "metrics", "max_total_size", "required_fields", "retention", NULL,
 };
 
 int reg_policy_check(json_t *policy)
@@ -90,7 +90,14 @@ int reg_policy_check(json_t *policy)
 			known |= !strcmp(key, policy_keys[i]);
 		if (!known)
 			return cm_err_set(-EINVAL, "unknown policy field '%s' (known: validation_status, "
-					  "metrics, max_total_size, required_fields)", key);
+					  "metrics, max_total_size, required_fields, retention)", key);
+	}
+	v = json_object_get(policy, "retention");
+	if (v) {
+		int rc = reg_retention_check(v);
+
+		if (rc < 0)
+			return rc;
 	}
 	v = json_object_get(policy, "validation_status");
 	if (v && !json_is_null(v) &&

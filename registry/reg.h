@@ -175,6 +175,7 @@ enum reg_authz_op {
 	REG_AUTHZ_ALIAS_SET,     /* set, move, remove or roll back an alias (target: alias) */
 	REG_AUTHZ_FORCE,         /* skip the policy's gates, or loosen the policy */
 	REG_AUTHZ_POLICY_SET,    /* change a model's promotion policy */
+	REG_AUTHZ_DELETE,        /* delete sealed content: a version, a model, gc */
 };
 
 struct reg_authz_target {
@@ -197,7 +198,7 @@ struct reg_authz_target {
  *   ALIAS_SET   free-form aliases: anyone who reached the call. Protected ones
  *               (current, canary): root or the admin group (any uid when no
  *               admin group is configured), or an admin token.
- *   FORCE, POLICY_SET   an admin token, root or the admin group.
+ *   FORCE, POLICY_SET, DELETE   an admin token, root or the admin group.
  * A TRUSTED actor may do everything. Returns 0, -EACCES with a message
  * naming what is needed, or -errno when the target cannot be examined.
  */
@@ -250,8 +251,14 @@ int reg_version_create(struct reg_store *st, const struct reg_actor *who, const 
 int reg_version_get(struct reg_store *st, const char *model, const char *name,
 		    struct reg_version *out);
 
+enum reg_archived_filter {
+	REG_ARCHIVED_INCLUDE = 0, /* archived versions listed with the others */
+	REG_ARCHIVED_HIDE,        /* what listings show by default */
+	REG_ARCHIVED_ONLY,
+};
 struct reg_version_filter {
 	int state;                     /* -1 for any, else enum reg_state */
+	enum reg_archived_filter archived;
 	const char *validation_status; /* NULL for any */
 	int64_t after_seq;             /* cursor: only versions with seq > this */
 	size_t limit;                  /* 0 for all */
@@ -308,15 +315,87 @@ int reg_version_metadata_remove(struct reg_store *st, const struct reg_actor *wh
  */
 int reg_version_seal(struct reg_store *st, const struct reg_actor *who, const char *model,
 		     const char *version, struct reg_version *out);
-/* Marks a sealed version archived. Aliases may not point at it (-EBUSY). */
-int reg_version_archive(struct reg_store *st, const struct reg_actor *who, const char *model,
-			const char *version);
 /*
- * Deletes a draft version and its files. -EBUSY if an alias points at it,
- * -EROFS if it is sealed (archive it instead).
+ * Archives a sealed version: hidden from default listings (API, the mount's
+ * `ls` of its model), still readable by path, never an alias target while
+ * archived. -EMLINK ("aliased") when an alias points at it, -EINVAL for a
+ * draft; archiving an archived version changes nothing. `reason` (may be
+ * NULL, at most REG_REASON_MAX bytes) is kept in the version.archive event.
  */
+int reg_version_archive(struct reg_store *st, const struct reg_actor *who, const char *model,
+			const char *version, const char *reason);
+/* Makes an archived version sealed again (version.unarchive); 0 when it is not archived. */
+int reg_version_unarchive(struct reg_store *st, const struct reg_actor *who, const char *model,
+			  const char *version, const char *reason);
+/*
+ * Deletes a version, the one rule for both doors: -EMLINK ("aliased") while
+ * an alias points at it, -EBUSY while a file of it is open through the mount
+ * (reg_version_hold), being written or sealed. A draft goes without more; a
+ * sealed or archived version needs a reason (-EROFS without one: the mount's
+ * rmdir has none) and the REG_AUTHZ_DELETE authority. The directory moves
+ * to .modelfs/deleted/ inside the transaction and is removed after the
+ * commit, so a crash leaves the version whole or gone (open finishes it).
+ * Git tags made for it stay in the repository; *git_tags (may be NULL) gets
+ * their names as a new JSON array. Event version.delete {reason, git_tags}.
+ */
+int reg_version_remove(struct reg_store *st, const struct reg_actor *who, const char *model,
+		       const char *version, const char *reason, json_t **git_tags);
+/* reg_version_remove() without a reason (drafts: rmdir through the mount). */
 int reg_version_delete(struct reg_store *st, const struct reg_actor *who, const char *model,
 		       const char *version);
+/*
+ * Deletes a model with all its versions in one transaction (REG_AUTHZ_DELETE,
+ * a reason required): refused with -EMLINK while the model has any alias
+ * (they are what serves it; remove them first), -EBUSY while a version is
+ * held or written. Events: version.delete per version, then model.delete.
+ * *out (may be NULL): {"model", "deleted": true, "versions": [...],
+ * "git_tags": [...]}.
+ */
+int reg_model_remove(struct reg_store *st, const struct reg_actor *who, const char *model,
+		     const char *reason, json_t **out);
+/*
+ * Holds a version while a file of it is open through the mount: delete and
+ * gc refuse it (-EBUSY) until every hold is released. *vid identifies it for
+ * reg_version_unhold(). In memory only (a restart drops every open file).
+ */
+int reg_version_hold(struct reg_store *st, const char *model, const char *version, int64_t *vid);
+/*
+ * As reg_version_hold for a version id a hold returned before (no lookup, for
+ * the mount's hot open path): -ENOENT while the version is being deleted.
+ * Each successful hold is released with one reg_version_unhold().
+ */
+int reg_version_hold_id(struct reg_store *st, int64_t vid);
+void reg_version_unhold(struct reg_store *st, int64_t vid);
+
+/*
+ * Retention: a model's policy may hold "retention": {"keep_last": N,
+ * "keep_aliased_days": D, "min_age_days": A}. gc keeps, of the model's sealed
+ * and archived versions, the newest N, every version an alias points at or
+ * pointed at within the last D days, and every version sealed within the
+ * last A days (default 0); it never removes one with files open through the
+ * mount. The rest is deleted as by reg_version_remove, one transaction each.
+ * Drafts and models without retention are left alone.
+ */
+struct reg_gc_opts {
+	const char *model;  /* NULL: every model */
+	int dry_run;        /* only list what would go */
+	const char *reason; /* added to each delete's reason (may be NULL) */
+	int64_t now_us;     /* 0: now (tests move the clock) */
+};
+/*
+ * Runs gc (REG_AUTHZ_DELETE unless dry_run). *out: {"dry_run", "removed":
+ * [{"model", "version", "why"}], "kept": [{"model", "version", "why"}]}.
+ */
+int reg_gc_run(struct reg_store *st, const struct reg_actor *who, const struct reg_gc_opts *o,
+	       json_t **out);
+/* Checks a policy's "retention" value (null allowed); 0 or -EINVAL naming the problem. */
+int reg_retention_check(json_t *retention);
+/*
+ * Test hook: called at named points of a delete: "delete.moved" (the
+ * directory is in .modelfs/deleted/, the transaction open) and
+ * "delete.committed" (committed, the directory not yet removed). Tests only.
+ */
+extern void (*reg_delete_test_hook)(const char *point);
 
 /*
  * The version's content files (not metadata.json), sorted by path: from the

@@ -54,7 +54,8 @@
 	X(VERSION_LIST, "SELECT v.id, v.name, v.seq, v.state, v.created_at, v.sealed_at, " \
 		"v.total_size, v.digest, v.validation_status FROM versions v " \
 		"WHERE v.model_id = ?1 AND v.seq > ?2 AND (?3 IS NULL OR v.state = ?3) " \
-		"AND (?4 IS NULL OR v.validation_status = ?4) ORDER BY v.seq LIMIT ?5") \
+		"AND (?4 IS NULL OR v.validation_status = ?4) AND (?6 = 0 OR (?6 = 1 AND " \
+		"v.state <> 'archived') OR (?6 = 2 AND v.state = 'archived')) ORDER BY v.seq LIMIT ?5") \
 	X(VERSION_COUNT, "SELECT count(*) FROM versions WHERE model_id = ?1") \
 	X(VERSION_STATES, "SELECT state, count(*) FROM versions WHERE model_id = ?1 GROUP BY state") \
 	X(VERSION_LATEST, "SELECT name FROM versions WHERE model_id = ?1 ORDER BY seq DESC LIMIT 1") \
@@ -65,6 +66,14 @@
 		"digest = ?4 WHERE id = ?1 AND state = 'draft'") \
 	X(VERSION_STATE_SET, "UPDATE versions SET state = ?2 WHERE id = ?1") \
 	X(VERSION_DELETE, "DELETE FROM versions WHERE id = ?1") \
+	X(FILE_DELETE_VERSION, "DELETE FROM files WHERE version_id = ?1") \
+	X(OBS_DELETE_VERSION, "DELETE FROM observations WHERE version_id = ?1") \
+	X(OBS_LATEST_DELETE_VERSION, "DELETE FROM observations_latest WHERE version_id = ?1") \
+	X(VERSION_GIT_TAGS, "SELECT tag FROM git_queue WHERE model = ?1 AND version = ?2 " \
+		"AND tag IS NOT NULL UNION SELECT tag FROM git_tags WHERE model = ?1 " \
+		"AND version = ?2 ORDER BY 1") \
+	X(EVENT_ALIASED_SINCE, "SELECT before, after FROM events WHERE model = ?1 " \
+		"AND kind IN ('alias.set', 'alias.delete') AND ts >= ?2") \
 	X(FILE_INSERT, "INSERT INTO files(version_id, path, size, sha256, mode, ino, mtime_ns, ctime_ns) " \
 		"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)") \
 	X(FILE_LIST, "SELECT path, size, sha256, mode, ino, mtime_ns, ctime_ns FROM files " \
@@ -167,6 +176,8 @@ struct reg_live {
 	int64_t vid;
 	int writers;
 	int sealing;
+	int holds;   /* files open for reading through the mount (reg_version_hold) */
+	int deleting; /* a delete is under way: no new holds or writes (ver_delete_begin) */
 };
 
 struct reg_store {
@@ -407,6 +418,15 @@ void reg_disk_error(struct reg_store *st, int rc);
 int reg_versions_query(struct reg_conn *c, int64_t mid, const char *model,
 		       const struct reg_version_filter *f, struct reg_version **out, size_t *n);
 #define reg_versions_all(c, mid, model, out, n) reg_versions_query(c, mid, model, NULL, out, n)
+/* The alias names that point at version vid, as a new JSON array in *out (version.c). */
+int ver_aliases_of(struct reg_conn *c, int64_t vid, json_t **out);
+/*
+ * Begins the delete of version vid: -EBUSY naming what holds it (files open
+ * through the mount, writes, a seal, another delete); otherwise from now on
+ * new holds fail with -ENOENT and writes with -EBUSY until ver_delete_end().
+ */
+int ver_delete_begin(struct reg_store *st, int64_t vid, const char *model, const char *version);
+void ver_delete_end(struct reg_store *st, int64_t vid);
 /* ---- integrity.c ---- */
 /* Fills f's ino, mtime_ns and ctime_ns from fstat(fd). */
 int integ_stat_take(int fd, struct reg_file *f);

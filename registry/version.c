@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Versions: create, read, metadata records, seal, archive, delete, verify,
- * and the in-memory bookkeeping of writes in progress that keeps a version
- * from being sealed under a writer.
+ * Versions: create, read, metadata records, seal, verify, and the in-memory
+ * bookkeeping of writes in progress that keeps a version from being sealed
+ * under a writer (and of open files that keep it from being deleted; the
+ * lifecycle itself, archive and delete, is in lifecycle.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -92,6 +93,7 @@ int reg_versions_query(struct reg_conn *c, int64_t mid, const char *model,
 	if (f && f->validation_status)
 		db_bind_text(s, 4, f->validation_status);
 	db_bind_int64(s, 5, f && f->limit ? (int64_t)f->limit : -1);
+	db_bind_int(s, 6, f ? (int)f->archived : REG_ARCHIVED_INCLUDE);
 	while ((src = db_step(c, s, "listing versions")) > 0) {
 		rc = cm_grow(&v, &cap, cnt + 1, sizeof(*v), 16);
 		if (rc < 0)
@@ -282,8 +284,7 @@ int reg_version_list(struct reg_store *st, const char *model, const struct reg_v
 	return rc;
 }
 
-/* The alias names that point at version vid, as a new JSON array in *out. */
-static int aliases_of(struct reg_conn *c, int64_t vid, json_t **out)
+int ver_aliases_of(struct reg_conn *c, int64_t vid, json_t **out)
 {
 	json_t *a = json_array();
 	struct db_stmt *s;
@@ -322,7 +323,7 @@ int reg_version_metadata_get(struct reg_store *st, const char *model, const char
 	if (rc == 0)
 		rc = reg_record_load(c, v.id, &rec);
 	if (rc == 0)
-		rc = aliases_of(c, v.id, &al);
+		rc = ver_aliases_of(c, v.id, &al);
 	if (rc == 0) {
 		if (!json_object_get(rec, "model_name"))
 			json_object_set_new(rec, "model_name", json_string(model));
@@ -666,8 +667,91 @@ static struct reg_live *live_find(struct reg_store *st, int64_t vid, int create)
 
 static void live_drop_if_idle(struct reg_store *st, struct reg_live *l)
 {
-	if (l->writers == 0 && !l->sealing)
+	if (l->writers == 0 && !l->sealing && l->holds == 0 && !l->deleting)
 		*l = st->live[--st->live_n];
+}
+
+int ver_delete_begin(struct reg_store *st, int64_t vid, const char *model, const char *version)
+{
+	struct reg_live *l;
+	int rc = 0;
+
+	pthread_mutex_lock(&st->live_mu);
+	l = live_find(st, vid, 1);
+	if (!l)
+		rc = cm_err_set(-ENOMEM, "out of memory");
+	else if (l->holds)
+		rc = cm_err_set(-EBUSY, "version %s/%s has %d file(s) open through the mount", model,
+				version, l->holds);
+	else if (l->writers || l->sealing)
+		rc = cm_err_set(-EBUSY, "version %s/%s is being written or sealed", model, version);
+	else if (l->deleting)
+		rc = cm_err_set(-EBUSY, "version %s/%s is being deleted", model, version);
+	else
+		l->deleting = 1;
+	if (l && rc < 0)
+		live_drop_if_idle(st, l);
+	pthread_mutex_unlock(&st->live_mu);
+	return rc;
+}
+
+void ver_delete_end(struct reg_store *st, int64_t vid)
+{
+	struct reg_live *l;
+
+	pthread_mutex_lock(&st->live_mu);
+	l = live_find(st, vid, 0);
+	if (l) {
+		l->deleting = 0;
+		live_drop_if_idle(st, l);
+	}
+	pthread_mutex_unlock(&st->live_mu);
+}
+
+int reg_version_hold(struct reg_store *st, const char *model, const char *version, int64_t *vid)
+{
+	struct reg_version v;
+	int rc;
+
+	rc = reg_version_get(st, model, version, &v);
+	if (rc == 0)
+		rc = reg_version_hold_id(st, v.id);
+	if (rc == -ENOENT)
+		return cm_err_set(rc, "version %s/%s is being deleted", model, version);
+	if (rc < 0)
+		return rc;
+	*vid = v.id;
+	return 0;
+}
+
+int reg_version_hold_id(struct reg_store *st, int64_t vid)
+{
+	struct reg_live *l;
+	int rc = 0;
+
+	pthread_mutex_lock(&st->live_mu);
+	l = live_find(st, vid, 1);
+	if (l && l->deleting)
+		rc = cm_err_set(-ENOENT, "the version is being deleted");
+	else if (l)
+		l->holds++;
+	else
+		rc = cm_err_set(-ENOMEM, "out of memory");
+	pthread_mutex_unlock(&st->live_mu);
+	return rc;
+}
+
+void reg_version_unhold(struct reg_store *st, int64_t vid)
+{
+	struct reg_live *l;
+
+	pthread_mutex_lock(&st->live_mu);
+	l = live_find(st, vid, 0);
+	if (l && l->holds > 0) {
+		l->holds--;
+		live_drop_if_idle(st, l);
+	}
+	pthread_mutex_unlock(&st->live_mu);
 }
 
 int reg_write_begin(struct reg_store *st, const char *model, const char *version, int64_t *vid)
@@ -685,10 +769,11 @@ int reg_write_begin(struct reg_store *st, const char *model, const char *version
 		pthread_mutex_unlock(&st->live_mu);
 		return cm_err_set(-ENOMEM, "out of memory");
 	}
-	if (l->sealing) {
+	if (l->sealing || l->deleting) {
 		live_drop_if_idle(st, l);
 		pthread_mutex_unlock(&st->live_mu);
-		return cm_err_set(-EBUSY, "version %s/%s is being sealed", model, version);
+		return cm_err_set(-EBUSY, "version %s/%s is being %s", model, version,
+				  l->sealing ? "sealed" : "deleted");
 	}
 	l->writers++;
 	pthread_mutex_unlock(&st->live_mu);
@@ -985,129 +1070,6 @@ done:
 		close(vfd);
 	reg_files_free(files, n);
 	json_decref(detail);
-	return rc;
-}
-
-int reg_version_archive(struct reg_store *st, const struct reg_actor *who, const char *model,
-			const char *version)
-{
-	struct reg_conn *c = NULL;
-	struct reg_version v;
-	json_t *al = NULL;
-	struct db_stmt *s;
-	int64_t mid;
-	int rc;
-
-	rc = db_write_begin(st, &c);
-	if (rc < 0)
-		return rc;
-	rc = lookup(c, model, version, &mid, &v);
-	if (rc < 0)
-		goto done;
-	if (v.state == REG_ARCHIVED)
-		goto done;
-	if (v.state == REG_DRAFT) {
-		rc = cm_err_set(-EINVAL, "version %s/%s is a draft; seal it before archiving", model,
-				version);
-		goto done;
-	}
-	rc = aliases_of(c, v.id, &al);
-	if (rc < 0)
-		goto done;
-	if (json_array_size(al)) {
-		rc = cm_err_set(-EBUSY, "version %s/%s is the target of alias '%s'", model, version,
-				json_string_value(json_array_get(al, 0)));
-		goto done;
-	}
-	DB_STMT(c, VERSION_STATE_SET, s);
-	db_bind_int64(s, 1, v.id);
-	db_bind_text(s, 2, "archived");
-	rc = db_exec_stmt(c, s, "archiving");
-	if (rc == 0)
-		rc = reg_event_add(c, who, "version.archive", model, version, NULL, "sealed", "archived",
-				   NULL);
-	if (rc == 0)
-		rc = db_write_commit(c);
-	if (rc < 0)
-		goto done;
-	reg_materialize(st, c, model, version, 0);
-	db_write_end(c);
-	c = NULL;
-done:
-	json_decref(al);
-	db_write_abort(c);
-	return rc;
-}
-
-int reg_version_delete(struct reg_store *st, const struct reg_actor *who, const char *model,
-		       const char *version)
-{
-	struct reg_conn *c = NULL;
-	struct reg_version v;
-	struct reg_live *l;
-	json_t *al = NULL;
-	struct db_stmt *s;
-	char entry[2 * REG_NAME_MAX + 32] = "";
-	int64_t mid;
-	int rc;
-
-	rc = db_write_begin(st, &c);
-	if (rc < 0)
-		return rc;
-	rc = lookup(c, model, version, &mid, &v);
-	if (rc < 0)
-		goto done;
-	rc = aliases_of(c, v.id, &al);
-	if (rc < 0)
-		goto done;
-	if (json_array_size(al)) {
-		rc = cm_err_set(-EBUSY, "version %s/%s is the target of alias '%s'", model, version,
-				json_string_value(json_array_get(al, 0)));
-		goto done;
-	}
-	if (v.state != REG_DRAFT) {
-		rc = cm_err_set(-EROFS, "version %s/%s is %s and cannot be removed (archive it instead)",
-				model, version, reg_state_name(v.state));
-		goto done;
-	}
-	pthread_mutex_lock(&st->live_mu);
-	l = live_find(st, v.id, 0);
-	if (l && (l->writers || l->sealing))
-		rc = cm_err_set(-EBUSY, "version %s/%s is being written or sealed", model, version);
-	pthread_mutex_unlock(&st->live_mu);
-	if (rc < 0)
-		goto done;
-	/* Prepared before the move: from the move on, every failure puts it back. */
-	DB_STMT(c, VERSION_DELETE, s);
-	/* Aside first, inside the transaction: a crash leaves it where open knows it is ours. */
-	rc = trash_put(st, model, version, v.id, entry, sizeof(entry));
-	if (rc < 0) {
-		trash_restore(st, model, version, entry); /* moved, then a sync failed */
-		goto done;
-	}
-	db_bind_int64(s, 1, v.id);
-	rc = db_exec_stmt(c, s, "removing a version");
-	if (rc == 0)
-		rc = reg_event_add(c, who, "version.delete", model, version, NULL, "draft", NULL, NULL);
-	if (rc == 0)
-		rc = db_write_commit(c);
-	if (rc < 0) {
-		int r = trash_restore(st, model, version, entry);
-
-		if (r < 0)
-			reg_disk_error(st, r);
-		goto done;
-	}
-	rc = trash_remove(st, entry);
-	if (rc < 0)
-		reg_disk_error(st, rc);
-	rc = 0;
-	reg_materialize(st, c, model, NULL, 0);
-	db_write_end(c);
-	c = NULL;
-done:
-	json_decref(al);
-	db_write_abort(c);
 	return rc;
 }
 

@@ -81,9 +81,6 @@ def version(c, model, files=None, metadata=None, name=None, seal=False):
 # (lifecycle, search, outbox, webhooks, triggers, the UI). The routes test
 # fails when one of these is built and still listed here.
 PLANNED_ROUTES = {
-    ("POST", "/v1/models/{model}/versions/{version}/archive"),
-    ("POST", "/v1/models/{model}/versions/{version}/unarchive"),
-    ("DELETE", "/v1/models/{model}/versions/{version}"),
     ("GET", "/v1/search"),
     ("GET", "/v1/refusals"),
     ("GET", "/v1/models/{model}/triggers"),
@@ -210,6 +207,26 @@ class OpenDaemonTest(unittest.TestCase):
         version(c, "pg-b")
         self.assertEqual(error_code(c.delete("/v1/models/pg-b", expect=409)), "not_empty")
         c.delete("/v1/models/never", expect=404)
+
+    def test_lifecycle_routes(self):
+        """Archive, unarchive, delete and gc answer in their documented shapes (the rules
+        themselves are test_lifecycle.py's)."""
+        c = self.c
+        v1 = version(c, "lcr", seal=True)
+        v2 = version(c, "lcr", seal=True)
+        self.assertTrue(c.post(f"/v1/models/lcr/versions/{v1}/archive", {"reason": "old"})
+                        .json()["archived"])
+        self.assertEqual([v["name"] for v in c.get("/v1/models/lcr/versions?archived=only")
+                          .json()["versions"]], [v1])
+        self.assertFalse(c.post(f"/v1/models/lcr/versions/{v1}/unarchive", {}).json()["archived"])
+        r = c.call("DELETE", f"/v1/models/lcr/versions/{v1}", 200, json={"reason": "r"}).json()
+        self.assertEqual(r, {"model": "lcr", "version": v1, "deleted": True, "git_tags": []})
+        c.put("/v1/models/lcr/policy", {"retention": {"keep_last": 0}})
+        r = c.post("/v1/gc", {"dry_run": True}).json()
+        self.assertIn({"model": "lcr", "version": v2, "why": r["removed"][0]["why"]},
+                      r["removed"])
+        r = c.call("DELETE", "/v1/models/lcr", 200, json={"reason": "r"}).json()
+        self.assertEqual(r, {"model": "lcr", "deleted": True, "versions": [v2], "git_tags": []})
 
     def test_versions(self):
         c = self.c

@@ -404,7 +404,7 @@ static int op_model_delete(struct reg_store *st)
 
 static int op_archive(struct reg_store *st)
 {
-	return reg_version_archive(st, &actor, "m", "v1");
+	return reg_version_archive(st, &actor, "m", "v1", NULL);
 }
 
 struct op {

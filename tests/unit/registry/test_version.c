@@ -335,14 +335,14 @@ static void delete_and_archive(void **state)
 	assert_int_equal(reg_version_delete(f->st, &fx_actor, "m", "v2"), 0);
 	assert_null(fx_read(f->dir, "m/v2/a"));
 	assert_int_equal(reg_version_get(f->st, "m", "v2", &v), -ENOENT);
-	assert_int_equal(reg_version_archive(f->st, &fx_actor, "m", "v1"), -EINVAL);
+	assert_int_equal(reg_version_archive(f->st, &fx_actor, "m", "v1", NULL), -EINVAL);
 	assert_int_equal(reg_alias_set(f->st, &fx_actor, "m", "staging", "v1", NULL, NULL), 0);
-	assert_int_equal(reg_version_delete(f->st, &fx_actor, "m", "v1"), -EBUSY);
-	assert_int_equal(reg_version_archive(f->st, &fx_actor, "m", "v1"), -EBUSY);
+	assert_int_equal(reg_version_delete(f->st, &fx_actor, "m", "v1"), -EMLINK);
+	assert_int_equal(reg_version_archive(f->st, &fx_actor, "m", "v1", NULL), -EMLINK);
 	assert_int_equal(reg_alias_delete(f->st, &fx_actor, "m", "staging", NULL), 0);
 	assert_int_equal(reg_version_delete(f->st, &fx_actor, "m", "v1"), -EROFS);
-	assert_int_equal(reg_version_archive(f->st, &fx_actor, "m", "v1"), 0);
-	assert_int_equal(reg_alias_set(f->st, &fx_actor, "m", "staging", "v1", NULL, NULL), -EINVAL);
+	assert_int_equal(reg_version_archive(f->st, &fx_actor, "m", "v1", NULL), 0);
+	assert_int_equal(reg_alias_set(f->st, &fx_actor, "m", "staging", "v1", NULL, NULL), -ENOLINK);
 	assert_int_equal(fx_fsck(f), 0);
 }
 
