@@ -85,7 +85,6 @@ PLANNED_ROUTES = {
     ("POST", "/v1/models/{model}/versions/{version}/unarchive"),
     ("DELETE", "/v1/models/{model}/versions/{version}"),
     ("GET", "/v1/search"),
-    ("GET", "/v1/refusals"),
     ("GET", "/v1/models/{model}/triggers"),
     ("PUT", "/v1/models/{model}/triggers"),
     ("GET", "/v1/webhooks"),
@@ -446,7 +445,8 @@ class OpenDaemonTest(unittest.TestCase):
         forced = [e for e in ev if e["detail"] and e["detail"].get("force")]
         self.assertEqual(forced[0]["detail"]["reason"], "hotfix approved by on-call")
         self.assertTrue(all(e["channel"] == "api" and e["actor"] == "anonymous" for e in ev))
-        self.assertTrue(any(e["kind"] == "alias.refused" for e in ev))
+        refused = c.get("/v1/models/prod/history?kind=refused").json()["events"]
+        self.assertTrue(any(e["detail"]["rule"] == "gate" for e in refused))
         first = [e for e in ev if e["kind"] == "alias.set" and e["alias"] == "current"][0]
         r = c.get(f"/v1/models/prod/aliases/current?at={first['ts']}").json()
         self.assertEqual((r["version"], r["at"][:19]), (v1, first["ts"][:19]))
