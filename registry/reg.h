@@ -458,8 +458,8 @@ int reg_event_count(struct reg_store *st, int64_t *out);
 /* ---- refusals (refusal.c): what `modelfs why` reads ---- */
 
 #define REG_REFUSALS_KEEP 10000 /* newest refusal records kept; older ones are trimmed */
-#define REG_REFUSAL_BURST 30    /* refusals one actor may have recorded at once ... */
-#define REG_REFUSAL_RATE 0.5    /* ... and then this many per second */
+#define REG_REFUSAL_BURST 120   /* refusals one actor may have recorded at once ... */
+#define REG_REFUSAL_RATE 2.0    /* ... and then this many per second */
 
 /* One refused operation, as either door saw it. Strings and gates are borrowed. */
 struct reg_refusal {

@@ -447,6 +447,8 @@ class OpenDaemonTest(unittest.TestCase):
         self.assertTrue(all(e["channel"] == "api" and e["actor"] == "anonymous" for e in ev))
         refused = c.get("/v1/models/prod/history?kind=refused").json()["events"]
         self.assertTrue(any(e["detail"]["rule"] == "gate" for e in refused))
+        gates = c.get("/v1/refusals?model=prod&limit=1000").json()["refusals"]
+        self.assertTrue(any(r["rule"] == "gate" and r["status"] == 409 for r in gates))
         first = [e for e in ev if e["kind"] == "alias.set" and e["alias"] == "current"][0]
         r = c.get(f"/v1/models/prod/aliases/current?at={first['ts']}").json()
         self.assertEqual((r["version"], r["at"][:19]), (v1, first["ts"][:19]))
