@@ -847,7 +847,7 @@ done:
 static const struct {
 	const char *rule, *means, *todo;
 } why_rules[] = {
-	{ "gate", "the model's promotion policy (its gates) refused the version",
+	{ "gate", "a gate of the model's promotion policy refused the version",
 	  "fix what the failed gates name (modelfs policy get MODEL), then try again; an admin "
 	  "may force with a reason" },
 	{ "name", "a name breaks the naming rule",
