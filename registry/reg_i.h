@@ -30,7 +30,7 @@
 	X(MODEL_POLICY_SET, "UPDATE models SET policy = ?2 WHERE id = ?1") \
 	/* git.* and integrity.* events change nothing materialised: metadata.json's event_id skips them. */ \
 	X(MODEL_LAST_EVENT, "SELECT coalesce((SELECT id FROM events WHERE model = ?1 " \
-		"AND kind NOT LIKE 'git.%' AND kind NOT LIKE 'integrity.%' ORDER BY id DESC LIMIT 1), 0)") \
+		"AND kind NOT LIKE 'git.%' AND kind NOT LIKE 'integrity.%' AND kind <> 'refused' ORDER BY id DESC LIMIT 1), 0)") \
 	X(VERSION_INSERT, "INSERT INTO versions(model_id, name, seq, state, created_at, metadata, " \
 		"git_commit, training_data_hash, validation_status, parent_version) " \
 		"VALUES (?1, ?2, ?3, 'draft', ?4, ?5, ?6, ?7, ?8, ?9)") \
