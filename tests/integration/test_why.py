@@ -71,7 +71,8 @@ class WhyTest(unittest.TestCase):
 
         ok(admin.post(base, json={"name": "fraud"}), 201)
         ok(admin.put(f"{base}/fraud/policy", json=POLICY), 200)
-        for name, meta, seal in (("v1", PASSED, True), ("v2", FAILED, True), ("v3", PASSED, False)):
+        for name, meta, seal in (("v1", PASSED, True), ("v2", FAILED, True), ("v3", PASSED, False),
+                                 ("v4", PASSED, False)):
             ok(admin.post(f"{base}/fraud/versions", json={"name": name, "metadata": meta}), 201)
             ok(admin.put(f"{base}/fraud/versions/{name}/files/model.pkl", data=name), 201)
             if seal:
@@ -124,6 +125,14 @@ class WhyTest(unittest.TestCase):
             self.assertEqual(detail["rule"], want_rule, row)
         return ref, out
 
+    def while_open(self, fn):
+        """fn() while a file of draft v4 is open for writing through the mount."""
+        fd = os.open(os.path.join(self.m, "v4", "model.pkl"), os.O_WRONLY)
+        try:
+            return fn()
+        finally:
+            os.close(fd)
+
     # ---- through the mount (the test runs as one uid; `why` finds them by uid) ----
 
     def test_mount_rows(self):
@@ -152,6 +161,9 @@ class WhyTest(unittest.TestCase):
             ("a second version named like an alias",
              lambda: os.mkdir(os.path.join(m, "canary")),
              errno.EINVAL, "name", "'canary' is an alias name", "fraud"),
+            ("chmod a-w (seal) while a file in the draft is open for writing",
+             lambda: self.while_open(lambda: os.chmod(os.path.join(m, "v4"), 0o555)),
+             errno.EBUSY, "busy", "change(s) in progress", "fraud"),
         ]
         for row, act, want_errno, rule, text, model in rows:
             with self.subTest(row=row):
@@ -197,6 +209,9 @@ class WhyTest(unittest.TestCase):
             ("upload into a sealed version", "pipeline",
              lambda s: s.put(f"{base}/fraud/versions/v1/files/x.pkl", data=b"x"), 409,
              "sealed", "sealed", "fraud"),
+            ("seal while a file in the draft is open for writing", "pipeline",
+             lambda s: self.while_open(lambda: s.post(f"{base}/fraud/versions/v4/seal")), 409,
+             "busy", "change(s) in progress", "fraud"),
             ("an unknown query parameter", "pipeline",
              lambda s: s.get(f"{base}/fraud/history", params={"knd": "x"}), 400, "request",
              "unknown query parameter 'knd'", "fraud"),
