@@ -154,6 +154,15 @@ class ReadmeTest(unittest.TestCase):
                  ("127.0.0.1:8080", f"127.0.0.1:{port}")]
         self.run_blocks("quickstart", subst, self.env(MODELFS_URL=f"http://127.0.0.1:{port}"))
 
+    def test_demo_suggests_the_quickstart(self):
+        """./dev demo's suggested next steps are the quick start's commands."""
+        with open(os.path.join(ROOT, "dev")) as f:
+            dev = f.read()
+        steps = dev.split("the README's quick start):\n", 1)[1].split("\nMSG", 1)[0]
+        printed = [re.sub(r"\s+#.*$", "", line.strip()).replace("$mnt", "/tmp/modelfs-demo-mnt")
+                   for line in steps.split("\n")]
+        self.assertEqual(printed, [cmd for cmd, _ in blocks("quickstart")])
+
     def test_walkthrough(self):
         """The walk-through: its own setup command, daemon, tokens and git repository."""
         walk = os.path.join(self.dir, "walk")
