@@ -127,15 +127,15 @@ static int rate_take(struct reg_store *st, const struct reg_actor *who)
 static int status_add(struct reg_store *st, int64_t id, const struct reg_refusal *r)
 {
 	struct reg_conn *c = NULL;
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc;
 
 	rc = db_write_begin(st, &c);
 	if (rc < 0)
 		goto done;
 	DB_STMT(c, REFUSAL_STATUS_SET, s);
-	sqlite3_bind_int64(s, 1, id);
-	sqlite3_bind_int(s, 2, r->status);
+	db_bind_int64(s, 1, id);
+	db_bind_int(s, 2, r->status);
 	db_bind_text(s, 3, r->code);
 	rc = db_exec_stmt(c, s, "recording a refusal's status");
 	if (rc == 0)
@@ -158,7 +158,7 @@ static int record(struct reg_store *st, const struct reg_actor *who, const struc
 	char *gates = NULL;
 	int64_t mid, event_id = 0, id;
 	int committed = 0;
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc;
 
 	detail = json_pack("{ss ss ss so so ss so}", "op", r->op ? r->op : "unknown", "rule", rule,
@@ -181,42 +181,42 @@ static int record(struct reg_store *st, const struct reg_actor *who, const struc
 				   r->after, detail);
 		if (rc < 0)
 			goto done;
-		event_id = sqlite3_last_insert_rowid(c->db);
+		event_id = db_last_id(c);
 	}
 	cm_err_clear();
 	DB_STMT(c, REFUSAL_INSERT, s);
-	sqlite3_bind_int64(s, 1, cm_time_now_us());
+	db_bind_int64(s, 1, cm_time_now_us());
 	db_bind_text(s, 2, r->model);
 	db_bind_text(s, 3, r->version);
 	db_bind_text(s, 4, r->alias);
 	db_bind_text(s, 5, who && who->channel ? who->channel : "internal");
 	db_bind_text(s, 6, who && who->name ? who->name : "modelfs");
 	if (who && who->kind == REG_ACTOR_UID)
-		sqlite3_bind_int64(s, 7, (int64_t)who->uid);
+		db_bind_int64(s, 7, (int64_t)who->uid);
 	else
-		sqlite3_bind_null(s, 7);
+		db_bind_null(s, 7);
 	db_bind_text(s, 8, who && who->kind == REG_ACTOR_TOKEN ? who->name : NULL);
 	db_bind_text(s, 9, r->op ? r->op : "unknown");
 	db_bind_text(s, 10, rule);
 	db_bind_text(s, 11, errname(r->err));
 	if (r->status)
-		sqlite3_bind_int(s, 12, r->status);
+		db_bind_int(s, 12, r->status);
 	else
-		sqlite3_bind_null(s, 12);
+		db_bind_null(s, 12);
 	db_bind_text(s, 13, r->code);
 	db_bind_text(s, 14, msg);
 	db_bind_text(s, 15, gates);
 	if (event_id)
-		sqlite3_bind_int64(s, 16, event_id);
+		db_bind_int64(s, 16, event_id);
 	else
-		sqlite3_bind_null(s, 16);
+		db_bind_null(s, 16);
 	rc = db_exec_stmt(c, s, "recording a refusal");
 	if (rc < 0)
 		goto done;
-	id = sqlite3_last_insert_rowid(c->db);
+	id = db_last_id(c);
 	if (id > REG_REFUSALS_KEEP) {
 		DB_STMT(c, REFUSAL_TRIM, s);
-		sqlite3_bind_int64(s, 1, id - REG_REFUSALS_KEEP);
+		db_bind_int64(s, 1, id - REG_REFUSALS_KEEP);
 		rc = db_exec_stmt(c, s, "trimming old refusals");
 		if (rc < 0)
 			goto done;
@@ -283,24 +283,24 @@ int regi_refusal_add(struct reg_store *st, const struct reg_actor *who,
 	return refusal_store(st, who, r, 1);
 }
 
-static json_t *text_or_null(sqlite3_stmt *s, int col)
+static json_t *text_or_null(struct db_stmt *s, int col)
 {
-	const unsigned char *t = sqlite3_column_text(s, col);
+	const unsigned char *t = db_col_ustr(s, col);
 
 	return t ? json_string((const char *)t) : json_null();
 }
 
-static json_t *int_or_null(sqlite3_stmt *s, int col)
+static json_t *int_or_null(struct db_stmt *s, int col)
 {
-	return sqlite3_column_type(s, col) == SQLITE_NULL ? json_null()
-							   : json_integer(sqlite3_column_int64(s, col));
+	return db_col_null(s, col) ? json_null()
+							   : json_integer(db_col_int64(s, col));
 }
 
 int reg_refusal_list(struct reg_store *st, const struct reg_refusal_filter *f, json_t **out)
 {
 	struct reg_conn *c = db_read_begin(st);
 	json_t *arr = json_array();
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc = 0;
 	int src;
 
@@ -311,22 +311,22 @@ int reg_refusal_list(struct reg_store *st, const struct reg_refusal_filter *f, j
 	DB_STMT(c, REFUSAL_LIST, s);
 	db_bind_text(s, 1, f->model);
 	if (f->uid >= 0)
-		sqlite3_bind_int64(s, 2, f->uid);
+		db_bind_int64(s, 2, f->uid);
 	else
-		sqlite3_bind_null(s, 2);
+		db_bind_null(s, 2);
 	db_bind_text(s, 3, f->token);
 	db_bind_text(s, 4, f->visible_token);
-	sqlite3_bind_int64(s, 5, f->before_id);
-	sqlite3_bind_int64(s, 6, f->limit ? (int64_t)f->limit : 100);
+	db_bind_int64(s, 5, f->before_id);
+	db_bind_int64(s, 6, f->limit ? (int64_t)f->limit : 100);
 	while ((src = db_step(c, s, "reading refusals")) > 0) {
-		const unsigned char *g = sqlite3_column_text(s, 15);
+		const unsigned char *g = db_col_ustr(s, 15);
 		char ts[CM_TIME_RFC3339_LEN];
 		json_t *gates = g ? json_loads((const char *)g, 0, NULL) : NULL;
 		json_t *o;
 
-		cm_time_format(sqlite3_column_int64(s, 1), ts);
+		cm_time_format(db_col_int64(s, 1), ts);
 		o = json_pack("{sI ss so so so so so so so so so so so so so so so}", "id",
-			      (json_int_t)sqlite3_column_int64(s, 0), "ts", ts, "model",
+			      (json_int_t)db_col_int64(s, 0), "ts", ts, "model",
 			      text_or_null(s, 2), "version", text_or_null(s, 3), "alias",
 			      text_or_null(s, 4), "channel", text_or_null(s, 5), "actor",
 			      text_or_null(s, 6), "uid", int_or_null(s, 7), "token",
@@ -342,7 +342,7 @@ int reg_refusal_list(struct reg_store *st, const struct reg_refusal_filter *f, j
 	}
 	if (rc == 0 && src < 0)
 		rc = src;
-	sqlite3_reset(s);
+	db_reset(s);
 	if (rc == 0) {
 		*out = arr;
 		arr = NULL;
