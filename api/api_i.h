@@ -42,6 +42,8 @@ struct api_status {
 };
 /* The row for -rc (rc < 0); unknown errors map to 500 "internal". */
 const struct api_status *api_error_status(int rc);
+/* The errno behind a stable error code (the first row that has it); EIO when unknown. */
+int api_error_errno(const char *code);
 /* {"error": {"code", "message", "details"}}; steals details (may be NULL). */
 json_t *api_error_body(int rc, const char *message, json_t *details);
 
@@ -351,7 +353,7 @@ struct api_server {
 	X(file_get) X(file_put) \
 	X(aliases_list) X(alias_get) X(alias_put) X(alias_delete) X(promote) X(rollback) \
 	X(canary_put) X(canary_promote) X(canary_delete) X(policy_get) X(policy_put) \
-	X(history) X(diff) X(inferenceservice) X(lineage_find) X(git_get) \
+	X(history) X(diff) X(inferenceservice) X(lineage_find) X(git_get) X(refusals) \
 	X(version_archive) X(version_unarchive) X(version_delete) X(gc)
 
 #define X(name) int api_h_##name(struct api_req *q, struct api_resp *r);

@@ -60,6 +60,14 @@ const struct api_status *api_error_status(int rc)
 	return &internal;
 }
 
+int api_error_errno(const char *code)
+{
+	for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++)
+		if (!strcmp(statuses[i].code, code))
+			return statuses[i].err;
+	return EIO;
+}
+
 json_t *api_error_body(int rc, const char *message, json_t *details)
 {
 	const struct api_status *s = api_error_status(rc);

@@ -232,3 +232,49 @@ int api_h_observation_add(struct api_req *q, struct api_resp *r)
 					       q->version, "metric", api_body_str(q, "metric"),
 					       "value", value, "observed_at", api_time(ts)));
 }
+
+#define REFUSALS_DEFAULT 20
+#define REFUSALS_MAX 1000
+
+/*
+ * GET /v1/refusals: the newest refusals first. An admin sees every one; any
+ * other caller sees those of its own token and those made through the mount
+ * (which the model's history shows to readers anyway). uid and token select
+ * (either may match when both are given); token=me is the caller's token.
+ */
+int api_h_refusals(struct api_req *q, struct api_resp *r)
+{
+	struct reg_refusal_filter f = { .uid = -1 };
+	long long limit, cursor, uid;
+	json_t *list = NULL, *last;
+	const char *token = api_arg(q, "token");
+	size_t n;
+	int rc;
+
+	rc = api_arg_int(q, "limit", REFUSALS_DEFAULT, 1, REFUSALS_MAX, &limit);
+	if (rc == 0)
+		rc = api_arg_int(q, "cursor", 0, 0, INT64_MAX, &cursor);
+	if (rc == 0)
+		rc = api_arg_int(q, "uid", -1, 0, UINT32_MAX, &uid);
+	if (rc == 0 && api_arg(q, "model"))
+		rc = reg_name_model_check(api_arg(q, "model"));
+	if (rc < 0)
+		return rc;
+	f.model = api_arg(q, "model");
+	f.uid = uid;
+	f.token = token && !strcmp(token, "me") ? q->who.name : token;
+	f.visible_token = q->role >= API_ROLE_ADMIN ? NULL : q->who.name ? q->who.name : "";
+	f.before_id = cursor;
+	f.limit = (size_t)limit + 1;
+	rc = reg_refusal_list(q->st, &f, &list);
+	if (rc < 0)
+		return rc;
+	n = json_array_size(list);
+	if (n > (size_t)limit) {
+		json_array_remove(list, n - 1);
+		last = json_array_get(list, n - 2);
+		return api_resp_json(r, 200, json_pack("{s o s I}", "refusals", list, "next_cursor",
+						       json_integer_value(json_object_get(last, "id"))));
+	}
+	return api_resp_json(r, 200, json_pack("{s o s n}", "refusals", list, "next_cursor"));
+}

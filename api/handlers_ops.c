@@ -67,7 +67,7 @@ static int metrics_store(struct api_server *s, struct cm_buf *out)
 
 		/* New events since the last build: promotions, rollbacks, refusals. */
 		for (;;) {
-			struct reg_event_filter f = { .kind = "alias.", .after_id = m->last_event,
+			struct reg_event_filter f = { .after_id = m->last_event,
 						      .limit = TAIL_PAGE };
 			json_t *ev = NULL;
 			size_t n;

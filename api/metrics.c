@@ -99,13 +99,15 @@ void api_metrics_tally(struct api_metrics *m, json_t *events)
 		const char *model = json_string_value(json_object_get(ev, "model"));
 		const char *alias = json_string_value(json_object_get(ev, "alias"));
 		const char *via = json_string_value(json_object_get(json_object_get(ev, "detail"), "via"));
+		const char *rule =
+			json_string_value(json_object_get(json_object_get(ev, "detail"), "rule"));
 		json_int_t id = json_integer_value(json_object_get(ev, "id"));
 
 		if (id > m->last_event)
 			m->last_event = id;
 		if (!kind || !model)
 			continue;
-		if (!strcmp(kind, "alias.refused"))
+		if (!strcmp(kind, "refused") && rule && !strcmp(rule, "gate"))
 			tally_add(m, model, T_REFUSALS);
 		else if (!strcmp(kind, "alias.set") && via && !strcmp(via, "rollback"))
 			tally_add(m, model, T_ROLLBACKS);

@@ -81,6 +81,8 @@ const struct api_route api_routes[] = {
 	  "the KServe InferenceService for the model" },
 	{ R_GET, "/v1/lineage", api_h_lineage_find, API_ROLE_READER, 0,
 	  "versions by git commit or training data hash" },
+	{ R_GET, "/v1/refusals", api_h_refusals, API_ROLE_READER, 0,
+	  "recent refused operations, newest first (what modelfs why shows)" },
 	{ R_GET, "/v1/git", api_h_git_get, API_ROLE_READER, 0,
 	  "git-tag sync: configuration and queue" },
 	{ API_POST, "/v1/gc", api_h_gc, API_ROLE_ADMIN, 0,
@@ -111,6 +113,7 @@ static const struct {
 	{ api_h_inferenceservice, "pvc namespace runtime model_format" },
 	{ api_h_lineage_find, "git_commit training_data_hash" },
 	{ api_h_git_get, "state limit" },
+	{ api_h_refusals, "model uid token limit cursor" },
 };
 
 const char *api_route_query(const struct api_route *rt)

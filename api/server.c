@@ -182,6 +182,50 @@ static struct MHD_Response *response_build(struct api_resp *r, size_t *bytes)
 	return resp;
 }
 
+/* The statuses that are a rule saying no (not 401: an unknown caller has no record to read). */
+static int is_refusal(int status)
+{
+	return status == 400 || status == 403 || status == 409 || status == 413 ||
+	       status == 414 || status == 415 || status == 422;
+}
+
+/*
+ * A refused request is recorded in the registry (what GET /v1/refusals and
+ * `modelfs why` read) before its answer leaves, so a client that asks why
+ * right after finds it.
+ */
+static void refusal_note(struct conn_req *cr, const struct api_resp *r)
+{
+	json_t *e = json_object_get(r->json, "error");
+	const char *code = json_string_value(json_object_get(e, "code"));
+	json_t *gates = json_object_get(json_object_get(e, "details"), "failed_gates");
+	char op[160];
+	struct reg_refusal rf = {
+		.model = cr->q.model, .version = cr->q.version, .alias = cr->q.alias,
+		.status = r->status, .code = code,
+		.message = json_string_value(json_object_get(e, "message")),
+		.failed_gates = json_is_array(gates) ? gates : NULL,
+	};
+
+	if (!code || !cr->q.st)
+		return;
+	snprintf(op, sizeof(op), "%s %s", api_method_name(cr->method),
+		 cr->route >= 0 ? api_routes[cr->route].pattern : "(no route)");
+	rf.op = op;
+	rf.err = api_error_errno(code);
+	if (!cr->q.who.channel)
+		cr->q.who.channel = "api";
+	if (!cr->q.who.name) {
+		/* Refused before its token was read: recorded as the anonymous caller. */
+		cr->q.who.name = api_anonymous;
+		cr->q.who.kind = REG_ACTOR_TOKEN;
+	}
+	cm_log(CM_LOG_INFO, "api", "refused %s %s (%s): %s: %s", op, cr->q.model ? cr->q.model : "-",
+	       cr->q.who.name, code, rf.message ? rf.message : "");
+	if (reg_refusal_record(cr->q.st, &cr->q.who, &rf) < 0)
+		cm_log(CM_LOG_WARN, "api", "recording a refusal: %s", cm_err_msg());
+}
+
 /* Queues r on the connection (and keeps it in the cache when it may be). */
 static enum MHD_Result respond(struct conn_req *cr, struct api_resp *r)
 {
@@ -191,6 +235,8 @@ static enum MHD_Result respond(struct conn_req *cr, struct api_resp *r)
 
 	if (cr->responded)
 		return MHD_YES;
+	if (is_refusal(r->status) && r->json)
+		refusal_note(cr, r);
 	resp = response_build(r, &bytes);
 	if (!resp) {
 		api_resp_clear(r);

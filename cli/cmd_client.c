@@ -991,6 +991,106 @@ static int c_gc(struct client_ctx *x)
 	return CLI_C_OK;
 }
 
+/*
+ * What each rule of a refusal means and what to do about it: `why` prints
+ * the line; the README's troubleshooting table says the same, row by row.
+ */
+static const struct {
+	const char *rule, *means, *todo;
+} why_rules[] = {
+	{ "gate", "a gate of the model's promotion policy refused the version",
+	  "fix what the failed gates name (modelfs policy get MODEL), then try again; an admin "
+	  "may force with a reason" },
+	{ "name", "a name breaks the naming rule",
+	  "models: lowercase letters, digits and '-', at most 63; versions and aliases: letters, "
+	  "digits, '.', '_', '-', starting with a letter or digit" },
+	{ "name_taken", "the name is already taken in the model directory (a version, an alias "
+			"or a file)", "choose another name, or move the thing in the way" },
+	{ "aliased", "the version is the target of an alias, so it cannot go",
+	  "point the alias elsewhere (ln -sfn OTHER ALIAS) or remove it first" },
+	{ "sealed", "the version is sealed: its files never change",
+	  "write a new version (mkdir MODEL/vN) instead" },
+	{ "sealing", "the version is being sealed right now", "wait for the seal, then look again" },
+	{ "busy", "the version is busy (being written or sealed)",
+	  "close the files open in it and try again" },
+	{ "authority", "the caller lacks the authority (role, owner or admin group)",
+	  "ask an admin, or use a token with the role the message names" },
+	{ "not_empty", "the directory is not empty", "remove what is in it first (rm -r)" },
+	{ "layout", "the tree has a fixed shape: models hold versions and aliases, versions "
+		    "hold files", "see the README's FUSE table for what goes where" },
+	{ "invalid", "the value is not acceptable", "see the message" },
+	{ "compare_and_swap", "the alias changed since it was read",
+	  "read it again (modelfs show MODEL) and retry" },
+	{ "request", "the request is malformed", "see the message" },
+	{ "size", "something is larger than its limit", "see the message" },
+};
+
+static int c_why(struct client_ctx *x)
+{
+	struct cli_answer a = { 0 };
+	struct cm_buf p = { 0 };
+	char uid[24], lim[16];
+	json_t *list, *e;
+	size_t i;
+	int rc = CLI_C_SERVER;
+
+	snprintf(uid, sizeof(uid), "%u", (unsigned)getuid());
+	snprintf(lim, sizeof(lim), "%lld", x->cfg.limit ? x->cfg.limit : 5);
+	if (path_add(&p, "/v1/refusals", NULL) < 0 || query_add(&p, "uid", uid) < 0 ||
+	    query_add(&p, "token", "me") < 0 || query_add(&p, "limit", lim) < 0 ||
+	    query_add(&p, "model", x->npos ? x->pos[0] : NULL) < 0)
+		goto done;
+	rc = call(x, "GET", p.data, NULL, &a);
+	if (rc)
+		goto done;
+	if (x->cfg.json) {
+		json_print(a.body);
+		goto done;
+	}
+	list = json_object_get(a.body, "refusals");
+	if (json_array_size(list) == 0)
+		printf("no refusals recorded for you (uid %s, or your token)%s%s\n", uid,
+		       x->npos ? " on " : "", x->npos ? x->pos[0] : "");
+	json_array_foreach(list, i, e) {
+		char b1[512], b2[256], b3[256], b4[256], b5[1024];
+		const char *rule = jstr(e, "rule"), *ch = jstr(e, "channel");
+		json_t *st = json_object_get(e, "status"), *g;
+		size_t k;
+
+		if (i)
+			putchar('\n');
+		printf("%s  %s", jstr(e, "ts"), cli_esc(b1, sizeof(b1), jstr(e, "op")));
+		if (jstr(e, "model"))
+			printf(" %s%s%s", cli_esc(b2, sizeof(b2), jstr(e, "model")),
+			       jstr(e, "version") ? "/" : "",
+			       jstr(e, "version") ? cli_esc(b3, sizeof(b3), jstr(e, "version")) : "");
+		if (jstr(e, "alias"))
+			printf(" alias %s", cli_esc(b4, sizeof(b4), jstr(e, "alias")));
+		if (json_is_integer(st))
+			printf(": HTTP %lld %s (%s)\n", (long long)json_integer_value(st),
+			       jstr(e, "code") ? jstr(e, "code") : "", jstr(e, "errno"));
+		else
+			printf(": %s (%s)\n", jstr(e, "errno"),
+			       ch && !strcmp(ch, "fs") ? "through the mount" : ch ? ch : "?");
+		printf("  rule:    %s", rule ? rule : "?");
+		for (k = 0; rule && k < sizeof(why_rules) / sizeof(why_rules[0]); k++)
+			if (!strcmp(why_rules[k].rule, rule))
+				break;
+		if (rule && k < sizeof(why_rules) / sizeof(why_rules[0]))
+			printf(" (%s)", why_rules[k].means);
+		printf("\n  message: %s\n", cli_esc(b5, sizeof(b5), jstr(e, "message")));
+		json_array_foreach(json_object_get(e, "failed_gates"), k, g)
+			printf("  failed:  %s\n", cli_esc(b5, sizeof(b5), json_string_value(g)));
+		for (k = 0; rule && k < sizeof(why_rules) / sizeof(why_rules[0]); k++)
+			if (!strcmp(why_rules[k].rule, rule))
+				printf("  to do:   %s\n", why_rules[k].todo);
+	}
+done:
+	cli_answer_clear(&a);
+	cm_buf_free(&p);
+	return rc;
+}
+
 static const struct client_cmd cmds[] = {
 	{ "models", NULL, 0, 0, 0, c_models, "", "list the models" },
 	{ "show", NULL, 1, 1, 0, c_show, "MODEL",
@@ -1016,6 +1116,9 @@ static const struct client_cmd cmds[] = {
 	{ "lineage", NULL, 2, 2, 0, c_lineage, "MODEL VERSION",
 	  "a version's lineage: commit, data, metrics, where it is deployed" },
 	{ "diff", NULL, 3, 3, 0, c_diff, "MODEL FROM TO", "what differs between two versions' metadata" },
+	{ "why", NULL, 0, 1, O_LIMIT, c_why, "[MODEL] [--limit N]",
+	  "your most recent refusals (by uid through the mount, by token over HTTP) and the rule "
+	  "that refused each" },
 	{ "policy", "get", 1, 1, 0, c_policy_get, "get MODEL", "print the promotion policy (JSON)" },
 	{ "policy", "set", 1, 2, 0, c_policy_set, "set MODEL [FILE]",
 	  "change the gates FILE's JSON (or stdin's) names; null removes one, and removing "

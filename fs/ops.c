@@ -39,6 +39,77 @@ static struct fs_file *ffile(struct fuse_file_info *fi)
 	return (struct fs_file *)(uintptr_t)fi->fh;
 }
 
+static void actor_of(fuse_req_t req, struct reg_actor *a, char *buf, size_t n);
+
+/*
+ * What the current request on this thread is doing, for the refusal record:
+ * set by op_begin() in the operations that change something, cleared by
+ * count_op() at the start of every operation (a FUSE worker thread answers
+ * one request at a time).
+ */
+static __thread struct {
+	fuse_req_t req;
+	const char *op;
+	char model[REG_NAME_MAX], version[REG_NAME_MAX], alias[REG_NAME_MAX];
+} opctx;
+
+static void op_begin(fuse_req_t req, const struct fs_inode *p, const char *op, const char *name)
+{
+	opctx.req = req;
+	opctx.op = op;
+	opctx.model[0] = opctx.version[0] = opctx.alias[0] = '\0';
+	if (!p)
+		return;
+	switch (p->kind) {
+	case FS_ROOT:
+		if (name)
+			cm_strlcpy(opctx.model, name, sizeof(opctx.model));
+		break;
+	case FS_MODEL:
+		cm_strlcpy(opctx.model, p->model, sizeof(opctx.model));
+		/* Below a model: a version (mkdir, rmdir) or an alias (the links). */
+		if (name && (!strcmp(op, "mkdir") || !strcmp(op, "rmdir")))
+			cm_strlcpy(opctx.version, name, sizeof(opctx.version));
+		else if (name)
+			cm_strlcpy(opctx.alias, name, sizeof(opctx.alias));
+		break;
+	default:
+		cm_strlcpy(opctx.model, p->model, sizeof(opctx.model));
+		cm_strlcpy(opctx.version, p->version, sizeof(opctx.version));
+	}
+}
+
+/* The errors that are a rule saying no (not a missing name, not a broken disk). */
+static int is_refusal(int e)
+{
+	switch (e) {
+	case EPERM: case EACCES: case EINVAL: case EBUSY: case EEXIST: case EROFS:
+	case ENOTEMPTY: case ENAMETOOLONG: case EXDEV: case EFBIG: case E2BIG: case ESTALE:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* A refusal is a log line and a record in the registry (what `modelfs why` reads). */
+static void refusal_note(fuse_req_t req, struct fs_mount *m, int e)
+{
+	struct reg_refusal r = { .op = opctx.op, .err = e };
+	char buf[64];
+	struct reg_actor a;
+
+	actor_of(req, &a, buf, sizeof(buf));
+	r.model = opctx.model[0] ? opctx.model : NULL;
+	r.version = opctx.version[0] ? opctx.version : NULL;
+	r.alias = opctx.alias[0] ? opctx.alias : NULL;
+	cm_log(CM_LOG_INFO, "fs", "refused %s %s%s%s%s%s (%s): %s: %s", opctx.op,
+	       r.model ? r.model : "/", r.version ? "/" : "", r.version ? r.version : "",
+	       r.alias ? "/" : "", r.alias ? r.alias : "", buf, strerror(e), cm_err_msg());
+	if (reg_refusal_record(m->st, &a, &r) < 0)
+		cm_log(CM_LOG_WARN, "fs", "recording a refusal: %s", cm_err_msg());
+	opctx.op = NULL;
+}
+
 static void reply_err(fuse_req_t req, int rc)
 {
 	struct fs_mount *m = mnt(req);
@@ -46,7 +117,9 @@ static void reply_err(fuse_req_t req, int rc)
 
 	if (e) {
 		atomic_fetch_add_explicit((_Atomic uint64_t *)&m->stats.errors, 1, memory_order_relaxed);
-		if (e != ENOENT)
+		if (opctx.op && opctx.req == req && is_refusal(e))
+			refusal_note(req, m, e);
+		else if (e != ENOENT)
 			cm_log(CM_LOG_DEBUG, "fs", "error %s: %s", strerror(e), cm_err_msg());
 	}
 	fuse_reply_err(req, e);
@@ -54,6 +127,7 @@ static void reply_err(fuse_req_t req, int rc)
 
 static void count_op(struct fs_mount *m)
 {
+	opctx.op = NULL;
 	atomic_fetch_add_explicit((_Atomic uint64_t *)&m->stats.ops, 1, memory_order_relaxed);
 }
 
@@ -133,7 +207,7 @@ static int draft_check(struct fs_mount *m, struct fs_inode *in, int removing)
 	if (removing && reg_alias_list(m->st, in->model, &al, &n) == 0) {
 		for (size_t i = 0; i < n; i++) {
 			if (!strcmp(al[i].version, in->version)) {
-				rc = cm_err_set(-EBUSY, "%s/%s is served by alias '%s'", in->model,
+				rc = cm_err_set(-EBUSY, "%s/%s is the target of alias '%s'", in->model,
 						in->version, al[i].name);
 				free(al);
 				return rc;
@@ -484,6 +558,7 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 	ACTOR(req);
 
 	count_op(m);
+	op_begin(req, in, (valid & FUSE_SET_ATTR_MODE) ? "chmod" : "setattr", NULL);
 	proc_path(path, sizeof(path), in->fd);
 	if (in->kind == FS_VERSION && (valid & FUSE_SET_ATTR_MODE) && !(attr->st_mode & 0222)) {
 		ACTOR_GROUPS(req);
@@ -615,6 +690,7 @@ static void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	ACTOR(req);
 
 	count_op(m);
+	op_begin(req, p, "mkdir", name);
 	switch (p->kind) {
 	case FS_ROOT:
 		rc = reg_model_create(m->st, &actor_, name, NULL);
@@ -643,8 +719,7 @@ static void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 		rc = -ENOTDIR;
 	}
 	if (rc < 0) {
-		cm_log(CM_LOG_INFO, "fs", "mkdir %s refused: %s", name, cm_err_describe(rc));
-		reply_err(req, rc);
+		reply_err(req, rc); /* a refusal is logged and recorded there */
 		return;
 	}
 	reply_made(req, p, name, 1);
@@ -659,6 +734,7 @@ static void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 
 	(void)rdev;
 	count_op(m);
+	op_begin(req, p, "mknod", name);
 	if (p->kind != FS_VERSION && p->kind != FS_CONTENT)
 		rc = cm_err_set(-EPERM, "files live in versions");
 	else if (!S_ISREG(mode))
@@ -713,6 +789,7 @@ static void fs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
 	ACTOR_GROUPS(req);
 
 	count_op(m);
+	op_begin(req, p, "symlink", name);
 	if (p->kind != FS_MODEL) {
 		reply_err(req, cm_err_set(-EPERM, "symlinks are aliases and live in model directories"));
 		return;
@@ -793,6 +870,7 @@ static void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	ACTOR(req);
 
 	count_op(m);
+	op_begin(req, p, "unlink", name);
 	switch (p->kind) {
 	case FS_MODEL:
 		pthread_mutex_lock(&m->mu);
@@ -876,6 +954,7 @@ static void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	ACTOR(req);
 
 	count_op(m);
+	op_begin(req, p, "rmdir", name);
 	switch (p->kind) {
 	case FS_ROOT:
 		rc = reg_model_delete(m->st, &actor_, name);
@@ -1090,6 +1169,7 @@ static void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 	int rc;
 
 	count_op(m);
+	op_begin(req, np, "rename", newname);
 	if (p->kind == FS_MODEL && np == p) {
 		rc = rename_alias(req, p, name, newname, flags);
 	} else if ((p->kind == FS_VERSION || p->kind == FS_CONTENT) &&
@@ -1109,8 +1189,7 @@ static void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 static void fs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
 {
 	(void)ino;
-	(void)newparent;
-	(void)newname;
+	op_begin(req, fs_inode_get(mnt(req), newparent), "link", newname);
 	reply_err(req, cm_err_set(-EPERM, "hard links are not supported"));
 }
 
@@ -1287,6 +1366,7 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	int rc = 0;
 
 	count_op(m);
+	op_begin(req, in, "open", NULL);
 	if (in->kind != FS_CONTENT && in->kind != FS_MMETA) {
 		reply_err(req, -EISDIR);
 		return;
@@ -1429,6 +1509,7 @@ static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	int rc;
 
 	count_op(m);
+	op_begin(req, p, "create", name);
 	if (p->kind != FS_VERSION && p->kind != FS_CONTENT)
 		rc = cm_err_set(-EPERM, "files live in versions (mkdir a version first)");
 	else
@@ -1547,7 +1628,7 @@ static void fs_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in_
 	struct fuse_bufvec out = FUSE_BUFVEC_INIT(len);
 	ssize_t n;
 
-	(void)ino;
+	op_begin(req, fs_inode_get(m, ino), "write", NULL);
 	if (f->meta && (uint64_t)off + len > REG_META_MAX) {
 		reply_err(req, cm_err_set(-EFBIG, "metadata records are limited to %d bytes",
 					  REG_META_MAX));
@@ -1621,6 +1702,7 @@ static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs_mount *m = mnt(req);
 
+	op_begin(req, fs_inode_get(m, ino), "close", NULL);
 	reply_err(req, meta_store(req, fs_inode_get(m, ino), ffile(fi)));
 }
 

@@ -111,28 +111,22 @@ done:
 	return rc;
 }
 
-/* Records a refusal in its own transaction (the refused change rolled back). */
+/*
+ * Records a gate refusal (the refused change rolled back): an event of kind
+ * "refused" with the gates and the alias's old and asked value; the model's
+ * files are rewritten after it, so a link moved before the commit goes back.
+ */
 static void refusal_record(struct reg_store *st, const struct reg_actor *who, const char *model,
 			   const char *alias, const char *version, const char *before,
 			   json_t *failed)
 {
-	struct reg_conn *c = NULL;
-	json_t *detail = json_pack("{sOss}", "gates", failed, "message", cm_err_msg());
-	char msg[CM_ERR_MAX];
+	struct reg_refusal r = {
+		.op = "alias.set", .model = model, .version = version, .alias = alias,
+		.rule = "gate", .err = EPERM, .failed_gates = failed, .before = before,
+		.after = version, .materialize = 1,
+	};
 
-	cm_strlcpy(msg, cm_err_msg(), sizeof(msg));
-	if (db_write_begin(st, &c) == 0) {
-		if (reg_event_add(c, who, "alias.refused", model, version, alias, before, version,
-				  detail) == 0 &&
-		    db_write_commit(c) == 0) {
-			reg_materialize(st, c, model, NULL, 0);
-			db_write_end(c);
-			c = NULL;
-		}
-		db_write_abort(c);
-	}
-	json_decref(detail);
-	cm_err_set(0, "%s", msg); /* keep the refusal as the caller's message */
+	regi_refusal_add(st, who, &r);
 }
 
 /*

@@ -554,6 +554,60 @@ int reg_event_list(struct reg_store *st, const char *model, const struct reg_eve
 /* Total number of events in the log (for tests and metrics). */
 int reg_event_count(struct reg_store *st, int64_t *out);
 
+/* ---- refusals (refusal.c): what `modelfs why` reads ---- */
+
+#define REG_REFUSALS_KEEP 10000 /* newest refusal records kept; older ones are trimmed */
+#define REG_REFUSAL_BURST 120   /* refusals one actor may have recorded at once ... */
+#define REG_REFUSAL_RATE 2.0    /* ... and then this many per second */
+
+/* One refused operation, as either door saw it. Strings and gates are borrowed. */
+struct reg_refusal {
+	const char *op;      /* "mkdir", "rmdir", "alias.set", "POST /v1/models/{model}/promote" */
+	const char *model;   /* may be NULL (a bad model name, a request without a model) */
+	const char *version; /* may be NULL */
+	const char *alias;   /* may be NULL */
+	const char *rule;    /* NULL: the registry names it from err, gates and message */
+	int err;             /* positive errno the caller got (or that the API mapped) */
+	int status;          /* HTTP status; 0 through the mount */
+	const char *code;    /* HTTP error code; NULL through the mount */
+	const char *message; /* NULL: cm_err_msg() */
+	json_t *failed_gates; /* array of the gates' texts with actual values, or NULL */
+	const char *before, *after; /* for the event (a gate refusal: the alias's old and asked value) */
+	int materialize;     /* rewrite the model's files after (a refused link put back) */
+};
+
+/*
+ * Records a refusal: a row of the refusals table (trimmed to the newest
+ * REG_REFUSALS_KEEP) and, when the model exists, an event of kind "refused"
+ * with detail {op, rule, errno, status, code, message, failed_gates}, in a
+ * transaction of its own (the refused change has been rolled back). Each
+ * actor (uid through the mount, token over HTTP) may have REG_REFUSAL_BURST
+ * recorded at once and REG_REFUSAL_RATE more per second; past that the
+ * refusal is counted, not stored. When the registry already recorded this
+ * same failure on this thread (a gate), only status and code are added.
+ * Returns 1 when stored, 0 when not (rate, duplicate), -errno on failure;
+ * the thread's error message is kept as it was either way.
+ */
+int reg_refusal_record(struct reg_store *st, const struct reg_actor *who,
+		       const struct reg_refusal *r);
+
+struct reg_refusal_filter {
+	const char *model; /* NULL: every model */
+	long long uid;     /* -1: any; with token, either matches */
+	const char *token; /* NULL: any */
+	const char *visible_token; /* NULL: all visible; else only this token's and the mount's */
+	int64_t before_id; /* cursor: older than this id; 0 for the newest */
+	size_t limit;      /* 0: 100 */
+};
+/*
+ * The newest refusals first, as a JSON array of {id, ts, model, version,
+ * alias, channel, actor, uid, token, op, rule, errno, status, code, message,
+ * failed_gates, event_id}. *out is a new reference.
+ */
+int reg_refusal_list(struct reg_store *st, const struct reg_refusal_filter *f, json_t **out);
+/* How many refusals were counted but not stored because of the rate limit. */
+int64_t reg_refusals_dropped(struct reg_store *st);
+
 /*
  * A version's lineage: {model, version, git_commit, training_notebook,
  * training_data, training_data_hash, hyperparameters, performance_metrics,

@@ -19,6 +19,7 @@
 #define REG_ID_NAME "store-id"
 #define REG_METADATA_FILE "metadata.json"
 #define REG_READERS 4
+#define REGI_BUCKETS 64 /* actors whose refusal rate is tracked at once */
 
 /*
  * Every statement the registry runs, prepared once per connection:
@@ -35,7 +36,7 @@
 	X(MODEL_POLICY_SET, "UPDATE models SET policy = ?2 WHERE id = ?1") \
 	/* git.* and integrity.* events change nothing materialised: metadata.json's event_id skips them. */ \
 	X(MODEL_LAST_EVENT, "SELECT coalesce((SELECT id FROM events WHERE model = ?1 " \
-		"AND kind NOT LIKE 'git.%' AND kind NOT LIKE 'integrity.%' ORDER BY id DESC LIMIT 1), 0)") \
+		"AND kind NOT LIKE 'git.%' AND kind NOT LIKE 'integrity.%' AND kind <> 'refused' ORDER BY id DESC LIMIT 1), 0)") \
 	X(VERSION_INSERT, "INSERT INTO versions(model_id, name, seq, state, created_at, metadata, " \
 		"git_commit, training_data_hash, validation_status, parent_version) " \
 		"VALUES (?1, ?2, ?3, 'draft', ?4, ?5, ?6, ?7, ?8, ?9)") \
@@ -109,6 +110,17 @@
 		"FROM events WHERE (?1 IS NULL OR model = ?1) " \
 		"AND (?2 IS NULL OR kind = ?2 OR (substr(?2, length(?2), 1) = '.' AND substr(kind, 1, length(?2)) = ?2)) " \
 		"AND (?3 = 0 OR ts >= ?3) AND (?4 = 0 OR ts <= ?4) AND id > ?5 ORDER BY id LIMIT ?6") \
+	X(REFUSAL_INSERT, "INSERT INTO refusals(ts, model, version, alias, channel, actor, uid, " \
+		"token, op, rule, errno, status, code, message, failed_gates, event_id) VALUES (?1, ?2, " \
+		"?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)") \
+	X(REFUSAL_TRIM, "DELETE FROM refusals WHERE id <= ?1") \
+	X(REFUSAL_STATUS_SET, "UPDATE refusals SET status = ?2, code = ?3 WHERE id = ?1") \
+	X(REFUSAL_LIST, "SELECT id, ts, model, version, alias, channel, actor, uid, token, op, rule, " \
+		"errno, status, code, message, failed_gates, event_id FROM refusals " \
+		"WHERE (?1 IS NULL OR model = ?1) " \
+		"AND ((?2 IS NULL AND ?3 IS NULL) OR uid = ?2 OR token = ?3) " \
+		"AND (?4 IS NULL OR token = ?4 OR channel = 'fs') " \
+		"AND (?5 = 0 OR id < ?5) ORDER BY id DESC LIMIT ?6") \
 	X(LINEAGE_COMMIT, "SELECT m.name, v.name, v.git_commit, v.training_data_hash, v.state " \
 		"FROM versions v JOIN models m ON m.id = v.model_id " \
 		"WHERE v.git_commit >= ?1 AND v.git_commit < ?2 ORDER BY m.name, v.seq") \
@@ -214,7 +226,25 @@ struct reg_store {
 	size_t integ_n, integ_cap;
 	int64_t integ_refused;
 	char integ_last[256];
+	/* Refusal records: a token bucket per recent actor (refusal.c, under refusal_mu). */
+	pthread_mutex_t refusal_mu;
+	struct regi_bucket {
+		char key[80];       /* "uid=1000", "token=ci", ... ("" when free) */
+		double tokens;
+		int64_t at_us;
+	} refusal_buckets[REGI_BUCKETS];
+	int64_t refusals_dropped;
 };
+
+/* ---- refusal.c ---- */
+/*
+ * Records a refusal the registry itself decided and knows more of (a gate's
+ * before and after). Like reg_refusal_record(); also remembers the record on
+ * this thread so that the adapter's own call for the same failure only adds
+ * its status and code (one record per refusal).
+ */
+int regi_refusal_add(struct reg_store *st, const struct reg_actor *who,
+		     const struct reg_refusal *r);
 
 /* ---- db.c: the metadata backend boundary (db_sqlite.c, db_pg.c behind it) ---- */
 /*

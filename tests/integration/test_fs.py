@@ -224,7 +224,7 @@ class FsTest(unittest.TestCase):
         self.assertEqual(errno_of(os.readlink, f"{m}/current"), errno.ENOENT)
         self.assertEqual(errno_of(os.symlink, "v1", f"{m}/canary"), errno.EPERM)
         self.assertEqual(self.d.state(name, "v1"), "draft")  # refused drafts stay drafts
-        refused = self.d.events(name, "alias.refused")
+        refused = self.d.events(name, "refused")
         self.assertEqual(len(refused), 2)
         self.assertIn('validation_status == "passed"', self.d.read_log())
         # Free-form aliases are not gated.

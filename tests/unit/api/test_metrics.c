@@ -57,7 +57,7 @@ static void store(void **state)
 		"[{\"id\":1,\"kind\":\"alias.set\",\"model\":\"m\",\"alias\":\"current\",\"detail\":{}},"
 		" {\"id\":2,\"kind\":\"alias.set\",\"model\":\"m\",\"alias\":\"current\",\"detail\":{\"via\":\"rollback\"}},"
 		" {\"id\":3,\"kind\":\"alias.set\",\"model\":\"m\",\"alias\":\"staging\",\"detail\":null},"
-		" {\"id\":4,\"kind\":\"alias.refused\",\"model\":\"n\",\"alias\":\"canary\",\"detail\":{}},"
+		" {\"id\":4,\"kind\":\"refused\",\"model\":\"n\",\"alias\":\"canary\",\"detail\":{\"rule\":\"gate\"}},"
 		" {\"id\":5,\"kind\":\"alias.set\",\"model\":\"m\",\"alias\":\"current\",\"detail\":{\"via\":\"canary.promote\"}}]",
 		0, NULL);
 	json_t *sum = json_loads(

@@ -46,7 +46,7 @@ static void gate_refusal_named_and_recorded(void **state)
 	assert_int_equal(reg_version_get(f->st, "m", "v1", &v), 0);
 	assert_int_equal(v.state, REG_DRAFT);
 	assert_null(fx_readlink(f->dir, "m/current"));
-	struct reg_event_filter flt = { .kind = "alias.refused" };
+	struct reg_event_filter flt = { .kind = "refused" };
 	assert_int_equal(reg_event_list(f->st, "m", &flt, &ev), 0);
 	assert_int_equal(json_array_size(ev), 1);
 	json_decref(ev);

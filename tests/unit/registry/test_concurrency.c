@@ -617,7 +617,7 @@ static void check_events(struct shared *sh)
 	if (total != atomic_load(&sh->count[K_VERSION_CREATE]))
 		fail_msg("%ld versions, %ld created", total,
 			 atomic_load(&sh->count[K_VERSION_CREATE]));
-	assert_int_equal(events_of(st, "alias.refused", NULL), 0);
+	assert_int_equal(events_of(st, "refused", NULL), 0);
 	sum += sealed;
 	assert_int_equal(reg_event_count(st, &count), 0);
 	if (count != sum)
