@@ -27,8 +27,9 @@ export async function render() {
 	const ctx = { stale: () => seq !== renderSeq, rerender: render };
 	clear(main).append(h('p', { class: 'loading', role: 'status' }, 'Loading…'));
 	try {
-		const features = await loadFeatures();
-		ctx.features = features;
+		// The route table is asked alongside the page's own data, not before it.
+		ctx.featuresP = loadFeatures();
+		ctx.featuresP.catch(() => {}); // pages that need it see the failure where they wait
 		if (r.page === 'overview') {
 			document.title = 'Models — modelfs';
 			await renderOverview(view, ctx);
@@ -54,6 +55,8 @@ export async function render() {
 		focus.focus({ preventScroll: true });
 	}
 	document.body.dataset.ready = String(seq);
+	// For bench/ui.mjs: when the page became usable (the table drawn, the filter live).
+	performance.mark('modelfs:ready');
 }
 
 export function navigate(href) {

@@ -71,13 +71,12 @@ export function actions(model, aliases, ctx, prevCurrent) {
 }
 
 export async function renderModel(view, model, ctx) {
-	const f = ctx.features;
+	const detailP = api('/v1/models/' + enc(model));
+	const policyP = api('/v1/models/' + enc(model) + '/policy').catch(() => ({}));
+	const f = await ctx.featuresP;
 	const listParams = f.param('GET', M + '/versions', 'archived') ? { archived: 'include' } : {};
-	const [detail, policy, versions] = await Promise.all([
-		api('/v1/models/' + enc(model)),
-		api('/v1/models/' + enc(model) + '/policy').catch(() => ({})),
-		getAll('/v1/models/' + enc(model) + '/versions', 'versions', listParams),
-	]);
+	const [detail, policy, versions] = await Promise.all([detailP, policyP,
+		getAll('/v1/models/' + enc(model) + '/versions', 'versions', listParams)]);
 	if (ctx.stale()) return;
 	const aliases = detail.aliases || {};
 	const details = detailCache(model);
@@ -206,14 +205,15 @@ function versionsTable(model, versions, aliases, details, chosen, onChoose) {
 	const pageInfo = h('span', { id: 'page-info', class: 'muted' });
 
 	for (const c of cols) {
-		if (!c.sort) { headRow.append(h('th', { scope: 'col' }, c.label)); continue; }
+		const cls = 'c-' + (c.metric ? 'metric' : c.key);
+		if (!c.sort) { headRow.append(h('th', { scope: 'col', class: cls }, c.label)); continue; }
 		const b = h('button', { type: 'button', class: 'sort', dataset: { key: c.key } }, c.label);
 		b.addEventListener('click', () => {
 			if (sortKey === c.key) sortDir = -sortDir;
 			else { sortKey = c.key; sortDir = c.key === 'name' || c.key === 'created' ? -1 : 1; }
 			apply();
 		});
-		c.th = h('th', { scope: 'col', 'aria-sort': 'none' }, b);
+		c.th = h('th', { scope: 'col', 'aria-sort': 'none', class: cls }, b);
 		headRow.append(c.th);
 	}
 
@@ -361,6 +361,7 @@ async function loadTimeline(model, f, el, out, ctx) {
 	if (events.length > shown.length) el.append(h('p', { class: 'muted small' }, `${events.length - shown.length} older changes not shown.`));
 	el.setAttribute('aria-busy', 'false');
 	el.dataset.loaded = 'true';
+	performance.mark('modelfs:timeline');
 }
 
 function timelineItem(model, e) {

@@ -8,7 +8,6 @@ import { sparkline } from './chart.js';
 import { actions } from './model.js';
 
 export async function renderVersion(view, model, version, ctx) {
-	const f = ctx.features;
 	const base = '/v1/models/' + enc(model);
 	const vbase = base + '/versions/' + enc(version);
 	const [v, detail, lineage, obs] = await Promise.all([
@@ -17,6 +16,7 @@ export async function renderVersion(view, model, version, ctx) {
 		api(vbase + '/lineage').catch(() => null),
 		api(vbase + '/observations' + qs({ limit: 1000 })).catch(() => ({ observations: [] })),
 	]);
+	const f = await ctx.featuresP;
 	if (ctx.stale()) return;
 	const meta = v.metadata || {};
 	const archived = v.archived || v.state === 'archived';
