@@ -74,8 +74,8 @@ async function timelineLoaded() {
 	await page.waitForSelector('#timeline[data-loaded="true"]');
 }
 
-async function shot(name) {
-	await page.screenshot({ path: `${opt.out}/${name}.png`, fullPage: true });
+async function shot(name, viewportOnly) {
+	await page.screenshot({ path: `${opt.out}/${name}.png`, fullPage: !viewportOnly });
 }
 
 /** Opens the confirmation for button `id` on a model page and confirms; returns the dialog's text. */
@@ -184,6 +184,8 @@ await step('model page: alias timeline with the refused attempt and its gates', 
 	assert(text.includes('performance_metrics.accuracy >= 0.85 (is 0.8)'), 'gate text: ' + text);
 	assert(text.includes('via API'), 'channel');
 	await shot('model');
+	await page.evaluate(() => window.scrollTo(0, 0));
+	await shot('readme-model', true);
 });
 
 await step('model page: what was serving at a picked time', async () => {
@@ -243,6 +245,7 @@ await step('action: a refused promotion shows the failed gates', async () => {
 	assert(gates.some((g) => g.includes('performance_metrics.accuracy >= 0.85 (is 0.8)')), 'accuracy gate: ' + gates);
 	assert(gates.some((g) => g.includes('validation_status')), 'validation gate: ' + gates);
 	await shot('refused');
+	await shot('readme-refused', true);
 	expectedStatus = null;
 	await page.click('#cancel-button');
 	await page.waitForSelector('#confirm-dialog', { state: 'detached' });
