@@ -29,8 +29,11 @@ export function askToken() {
 					h('button', { type: 'submit', value: 'clear', class: 'secondary' }, 'Forget'),
 					h('button', { type: 'submit', value: 'cancel', class: 'secondary' }, 'Cancel'))));
 		dlg.addEventListener('close', () => {
+			const before = token.get();
 			if (dlg.returnValue === 'save') token.set(input.value.trim());
 			else if (dlg.returnValue === 'clear') token.set('');
+			// A page refused for want of a token reads again with it (app.js listens).
+			if (token.get() !== before) window.dispatchEvent(new Event('modelfs:token'));
 			dlg.remove();
 			const b = document.getElementById('token-button');
 			if (b) b.textContent = token.get() ? 'Token set' : 'Set token';
@@ -68,7 +71,6 @@ export function confirmAction({ title, changes, fields = [], perform, onDone }) 
 			confirm.disabled = true;
 			clear(result);
 			try {
-				if (!token.get() && document.body.dataset.auth === 'tokens') await askToken();
 				await perform();
 				done = true;
 				result.append(h('p', { class: 'ok', role: 'status' }, 'Done.'));

@@ -43,7 +43,8 @@ export async function render() {
 			view.append(h('h1', {}, 'Not found'), h('p', {}, 'No page at ' + location.pathname));
 		}
 	} catch (e) {
-		view.append(h('div', { class: 'error', role: 'alert' },
+		const auth = e instanceof ApiError && (e.status === 401 || e.status === 403);
+		view.append(h('div', { class: 'error', role: 'alert', 'data-auth': auth ? '' : null },
 			h('strong', {}, e instanceof ApiError ? `${e.status} ${e.code}: ` : 'Error: '), e.message,
 			e instanceof ApiError && (e.status === 401 || e.status === 403) ? ' — set a token (top right).' : ''));
 	}
@@ -74,6 +75,9 @@ document.addEventListener('click', (ev) => {
 	navigate(a.getAttribute('href'));
 });
 window.addEventListener('popstate', render);
+window.addEventListener('modelfs:token', () => {
+	if (main.querySelector('.error[data-auth]')) render();
+});
 
 document.getElementById('token-slot').append(tokenButton());
 render();

@@ -345,7 +345,10 @@ async function loadTimeline(model, f, el, out, ctx) {
 			]);
 			events = a.events.concat(r.events);
 		} else {
-			events = await getAll(path, 'events', { kind: 'alias.' });
+			// Oldest first only: every page is read, then the newest shown first.
+			const [a, r] = await Promise.all([getAll(path, 'events', { kind: 'alias.' }),
+				f.has('GET', '/v1/refusals') ? getAll(path, 'events', { kind: 'refused' }) : []]);
+			events = a.concat(r);
 		}
 	} catch (e) {
 		clear(el).append(h('p', { class: 'error', role: 'alert' }, 'History: ' + e.message));

@@ -141,6 +141,31 @@ class UITest(unittest.TestCase):
             d.cleanup()
             self.assertEqual(rc, 0, log[-2000:])
 
+    def test_ui_auth_reads(self):
+        # With --auth-reads the API wants a token for reads: the page says so,
+        # takes one, and reads with it for the rest of the tab's session.
+        if not os.access(CHROMIUM, os.X_OK) or not os.path.isdir(
+                os.path.join(UI_TESTS, "node_modules", "playwright-core")):
+            self.skipTest("chromium or tests/ui/node_modules is missing: ./dev setup")
+        out = os.environ.get("MODELFS_UI_SCREENSHOTS") or os.path.join(
+            os.environ.get("MODELFS_TEST_TMP", "/tmp"), "ui-screenshots")
+        d = Daemon(MODELFS, extra=["--auth-reads"], tokens=TOKENS).start()
+        try:
+            Seed(d.url).call("POST", "/v1/models", {"name": MODEL})
+            self.assertEqual(requests.get(d.url + "/v1/models", timeout=10).status_code, 401)
+            self.assertEqual(requests.get(d.url + "/ui/", timeout=10).status_code, 200)
+            p = subprocess.run(["node", os.path.join(UI_TESTS, "e2e.mjs"), "--mode", "auth",
+                                "--url", d.url, "--token", READER, "--out", out],
+                               cwd=UI_TESTS, capture_output=True, text=True, timeout=120,
+                               env=dict(os.environ, TZ="UTC"))
+            print(p.stdout, p.stderr, sep="\n")
+            self.assertEqual(p.returncode, 0, "the browser test failed (above)")
+        finally:
+            rc = d.stop()
+            log = d.read_log()
+            d.cleanup()
+            self.assertEqual(rc, 0, log[-2000:])
+
 
 if __name__ == "__main__":
     MODELFS = os.path.abspath(sys.argv.pop(1))

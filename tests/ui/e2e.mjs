@@ -6,6 +6,7 @@
 // this daemon's /openapi.json lacks). Exit status 1 when a step failed.
 //
 //   node e2e.mjs --url URL --token ADMIN_SECRET --out DIR --t0 ISO --t1 ISO
+//   node e2e.mjs --mode auth --url URL --token READER_SECRET --out DIR   (a daemon with --auth-reads)
 import { chromium } from 'playwright-core';
 import { mkdirSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -13,6 +14,7 @@ import { parseArgs } from 'node:util';
 const { values: opt } = parseArgs({ options: {
 	url: { type: 'string' }, token: { type: 'string' }, out: { type: 'string' },
 	t0: { type: 'string' }, t1: { type: 'string' }, chromium: { type: 'string', default: '/usr/bin/chromium' },
+	mode: { type: 'string', default: 'full' },
 } });
 mkdirSync(opt.out, { recursive: true });
 const MODEL = 'anomaly-detector';
@@ -97,6 +99,29 @@ async function closeDialogAndWait() {
 
 async function aliasesShown() {
 	return page.$$eval('#aliases dt', (dts) => Object.fromEntries(dts.map((dt) => [dt.textContent, dt.nextElementSibling.textContent])));
+}
+
+if (opt.mode === 'auth') {
+	await step('auth-reads: the page asks for a token, then reads with it', async () => {
+		expectedStatus = 401;
+		await goto('/ui/');
+		const err = await page.textContent('main .error[data-auth]');
+		assert(err.includes('401'), 'a 401 shown: ' + err);
+		expectedStatus = null;
+		await page.click('#token-button');
+		await page.fill('#token-input', opt.token);
+		await page.click('#token-save');
+		await page.waitForSelector('#models-table');
+		assert(await page.locator(`#models-table tr[data-model="${MODEL}"]`).count() === 1, 'models listed');
+		await page.reload();
+		await ready();
+		assert(await page.locator('#models-table').count() === 1, 'the token lasts the session');
+	});
+	await step('no console errors', async () => {
+		assert(consoleErrors.length === 0, 'console errors:\n' + consoleErrors.join('\n'));
+	});
+	await browser.close();
+	process.exit(failed ? 1 : 0);
 }
 
 await step('redirect: / leads to the overview', async () => {
