@@ -99,6 +99,10 @@ def seed(url):
     for v in (0.93, 0.92, 0.925, 0.91, 0.90):
         s.call("POST", f"/v1/models/{MODEL}/versions/v2/observations",
                {"metric": "accuracy", "value": v})
+    if "/v1/search" in doc["paths"]:
+        # Version tags live in the metadata record and change after sealing (the search work).
+        s.call("PATCH", f"/v1/models/{MODEL}/versions/v2/metadata",
+               {"tags": {"stage": "prod-candidate"}})
     if "patch" in doc["paths"].get("/v1/models/{model}", {}):
         s.call("PATCH", f"/v1/models/{MODEL}",
                {"description": "Isolation Forest over the payment stream", "owner": "alice",
