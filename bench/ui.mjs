@@ -3,8 +3,9 @@
 // events in headless Chromium (Debian's /usr/bin/chromium via playwright-core
 // from tests/ui). Measures when the model page is interactive (the app's
 // 'modelfs:ready' mark: the versions table drawn and its filter live, counted
-// from the navigation's start) and how long filtering the table takes (from
-// the input event to the next frame). Targets: 1 s and 100 ms.
+// from the navigation's start; the first 1,000 versions are in, the rest
+// arrive behind), when every version is in, and how long filtering all of
+// them takes (from the input event to the next frame). Targets: 1 s and 100 ms.
 //
 //   node bench/ui.mjs --url URL [--model M] [--loads N]
 import { parseArgs } from 'node:util';
@@ -27,18 +28,22 @@ const page = await browser.newPage({ viewport: { width: 1366, height: 860 } });
 const errors = [];
 page.on('pageerror', (e) => errors.push(e.message));
 
-const ready = [], timeline = [];
+const ready = [], all = [], timeline = [];
 let rows = 0;
 for (let i = 0; i < Number(opt.loads); i++) {
 	await page.goto(`${opt.url}/ui/models/${opt.model}`);
 	await page.waitForFunction(() => performance.getEntriesByName('modelfs:ready').length > 0, null, { timeout: 60000 });
 	await page.waitForSelector('#timeline[data-loaded="true"]', { timeout: 120000 });
+	await page.waitForSelector('#versions[data-complete="true"]', { timeout: 120000 });
+	await page.waitForFunction(() => performance.getEntriesByName('modelfs:versions').length > 0);
 	const m = await page.evaluate(() => ({
 		ready: performance.getEntriesByName('modelfs:ready')[0].startTime,
+		all: performance.getEntriesByName('modelfs:versions')[0].startTime,
 		timeline: performance.getEntriesByName('modelfs:timeline')[0].startTime,
 		rows: document.querySelector('#version-count').textContent,
 	}));
 	ready.push(m.ready);
+	all.push(m.all);
 	timeline.push(m.timeline);
 	rows = m.rows;
 }
@@ -80,6 +85,7 @@ await browser.close();
 const verdict = (v, t) => (v <= t ? 'PASS' : 'MISS');
 console.log(`model ${opt.model}: ${rows}`);
 console.log(`model page interactive (ms, ${ready.length} loads): median ${fmt(pct(ready, 0.5))}, max ${fmt(Math.max(...ready))}  target <= ${TARGET_READY_MS}: ${verdict(pct(ready, 0.5), TARGET_READY_MS)}`);
+console.log(`every version in the table (ms): median ${fmt(pct(all, 0.5))}, max ${fmt(Math.max(...all))}  (the first page draws the table; the rest arrive behind it)`);
 console.log(`alias timeline loaded (ms): median ${fmt(pct(timeline, 0.5))}, max ${fmt(Math.max(...timeline))}  (after interactive; informational)`);
 console.log(`table filter to next frame (ms, ${filter.length} inputs): median ${fmt(pct(filter, 0.5))}, p90 ${fmt(pct(filter, 0.9))}, max ${fmt(Math.max(...filter))}  target <= ${TARGET_FILTER_MS}: ${verdict(pct(filter, 0.9), TARGET_FILTER_MS)}`);
 console.log(`table filter, the input handler alone (ms): median ${fmt(pct(handler, 0.5))}, max ${fmt(Math.max(...handler))}  (filter, sort, one page of rows built)`);

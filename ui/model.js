@@ -75,8 +75,13 @@ export async function renderModel(view, model, ctx) {
 	const policyP = api('/v1/models/' + enc(model) + '/policy').catch(() => ({}));
 	const f = await ctx.featuresP;
 	const listParams = f.param('GET', M + '/versions', 'archived') ? { archived: 'include' } : {};
-	const [detail, policy, versions] = await Promise.all([detailP, policyP,
-		getAll('/v1/models/' + enc(model) + '/versions', 'versions', listParams)]);
+	// The first page draws the table; the rest arrive behind it (filtering and
+	// sorting cover what has arrived, and say so until all has).
+	const listPath = '/v1/models/' + enc(model) + '/versions';
+	const [detail, policy, first] = await Promise.all([detailP, policyP,
+		api(listPath + qs({ ...listParams, limit: 1000 }))]);
+	const versions = first.versions.slice();
+	const known = new Map(versions.map((v) => [v.name, v]));
 	if (ctx.stale()) return;
 	const aliases = detail.aliases || {};
 	const details = detailCache(model);
@@ -104,7 +109,7 @@ export async function renderModel(view, model, ctx) {
 			h('span', { class: 'muted small' }, ' since ' + fmtTime(a.updated_at))));
 	if (!Object.keys(aliases).length) aliasList.append(h('dt', {}, 'aliases'), h('dd', { class: 'muted' }, 'none yet'));
 
-	const newest = versions.length ? versions[versions.length - 1].name : '';
+	const newest = (detail.versions && detail.versions.latest) || (versions.length ? versions[versions.length - 1].name : '');
 	const vInput = h('input', { type: 'text', id: 'action-version', list: 'version-names', value: newest, size: 12, 'aria-label': 'Version for the action' });
 	const pInput = h('input', { type: 'number', id: 'action-percent', min: 0, max: 100, value: 10, size: 4, 'aria-label': 'Canary traffic percent' });
 	const names = h('datalist', { id: 'version-names' }, versions.slice(-200).reverse().map((v) => h('option', { value: v.name })));
@@ -129,7 +134,20 @@ export async function renderModel(view, model, ctx) {
 	const chosen = new Set([aliases.current && aliases.current.version, aliases.canary && aliases.canary.version, newest].filter(Boolean));
 	const compareSection = section('Compare versions');
 	const table = versionsTable(model, versions, aliases, details, chosen, () => drawCompare());
-	add(view, section(`Versions (${versions.length})`, table.el));
+	const total = (detail.versions && detail.versions.count) || versions.length;
+	add(view, section(`Versions (${total})`, table.el));
+	(async () => {
+		let cursor = first.next_cursor;
+		while (cursor && !ctx.stale()) {
+			const page = await api(listPath + qs({ ...listParams, limit: 1000, cursor }));
+			for (const v of page.versions) { versions.push(v); known.set(v.name, v); }
+			cursor = page.next_cursor;
+			table.add(page.versions, !cursor);
+		}
+		if (!first.next_cursor) table.add([], true);
+		names.replaceChildren(...versions.slice(-200).reverse().map((v) => h('option', { value: v.name })));
+		performance.mark('modelfs:versions');
+	})().catch((e) => table.el.append(h('p', { class: 'error', role: 'alert' }, 'Versions: ' + e.message)));
 
 	// ---- comparison ----
 	const bounds = {};
@@ -141,7 +159,8 @@ export async function renderModel(view, model, ctx) {
 	let compareSeq = 0;
 	async function drawCompare() {
 		const seq = ++compareSeq;
-		const list = versions.filter((v) => chosen.has(v.name)).slice(-8);
+		const list = [...chosen].map((n) => known.get(n) || { name: n, seq: Infinity })
+			.sort((a, b) => a.seq - b.seq).slice(-8);
 		const rows = await Promise.all(list.map(async (v) => {
 			if (v.metrics) return { name: v.name, metrics: v.metrics };
 			const d = await details(v.name);
@@ -176,13 +195,15 @@ function versionsTable(model, versions, aliases, details, chosen, onChoose) {
 	let metricCols = Object.keys(freq).sort((a, b) => (PREFERRED.indexOf(a) + 1 || 99) - (PREFERRED.indexOf(b) + 1 || 99) || freq[b] - freq[a]).slice(0, 4);
 	if (!hasMetrics) metricCols = ['accuracy'];
 	// Precomputed per row: what filtering and sorting read.
-	const rows = versions.map((v) => {
+	const rowOf = (v) => {
 		const al = (v.aliases || byVersion[v.name] || []).slice();
 		const tags = Object.entries(v.tags || {}).map(([k, x]) => k + '=' + x);
 		const r = { v, aliases: al, tags, metrics: v.metrics || null, git: v.git_commit || null };
 		r.hay = [v.name, v.state, v.archived ? 'archived' : '', v.validation_status || '', r.git || '', v.owner || '', v.description || '', ...al, ...tags].join(' ').toLowerCase();
 		return r;
-	});
+	};
+	const rows = versions.map(rowOf);
+	let complete = false, drawnKey = '';
 	const cols = [
 		{ key: 'pick', label: 'compare', sort: null },
 		{ key: 'name', label: 'version', sort: (r) => r.v.seq },
@@ -217,7 +238,8 @@ function versionsTable(model, versions, aliases, details, chosen, onChoose) {
 		headRow.append(c.th);
 	}
 
-	function apply() {
+	/** keep: more rows arrived; the page stays, and is not redrawn when its rows are the same. */
+	function apply(keep) {
 		const terms = filter.value.toLowerCase().split(/\s+/).filter(Boolean);
 		shown = terms.length ? rows.filter((r) => terms.every((t) => r.hay.includes(t))) : rows.slice();
 		const c = cols.find((x) => x.key === sortKey);
@@ -227,8 +249,8 @@ function versionsTable(model, versions, aliases, details, chosen, onChoose) {
 			return (x < y ? -1 : x > y ? 1 : a.v.seq - b.v.seq) * sortDir;
 		});
 		for (const k of cols) if (k.th) k.th.setAttribute('aria-sort', k.key === sortKey ? (sortDir > 0 ? 'ascending' : 'descending') : 'none');
-		page = 0;
-		draw();
+		if (!keep) page = 0;
+		draw(keep);
 	}
 
 	function cell(r, c) {
@@ -277,23 +299,26 @@ function versionsTable(model, versions, aliases, details, chosen, onChoose) {
 		}
 	}
 
-	function draw() {
+	function draw(keep) {
 		const pages = Math.max(1, Math.ceil(shown.length / PAGE));
 		if (page >= pages) page = pages - 1;
 		const slice = shown.slice(page * PAGE, page * PAGE + PAGE);
-		tbody.replaceChildren(...slice.map(rowEl));
-		if (!slice.length) tbody.append(h('tr', {}, h('td', { colspan: cols.length, class: 'muted' }, 'No version matches.')));
-		status.textContent = `${shown.length} of ${rows.length} versions`;
+		const key = slice.map((r) => r.v.name).join('\n');
+		status.textContent = `${shown.length} of ${rows.length} versions` + (complete ? '' : ' (more loading…)');
 		pageInfo.textContent = `page ${page + 1} of ${pages}`;
 		prev.disabled = page === 0;
 		next.disabled = page >= pages - 1;
+		if (keep && key === drawnKey) return; // the rows in view (and the focus) stay
+		drawnKey = key;
+		tbody.replaceChildren(...slice.map(rowEl));
+		if (!slice.length) tbody.append(h('tr', {}, h('td', { colspan: cols.length, class: 'muted' }, 'No version matches.')));
 		tbody.dataset.page = String(page);
 		if (slice.some((r) => !r.metrics || (r.git === null && !hasMetrics))) fillPage(slice);
 	}
 
 	prev.addEventListener('click', () => { page--; draw(); });
 	next.addEventListener('click', () => { page++; draw(); });
-	filter.addEventListener('input', apply);
+	filter.addEventListener('input', () => apply());
 
 	// Keyboard: one tab stop in the body; arrows move, Enter opens, Space ticks for comparison.
 	tbody.addEventListener('keydown', (ev) => {
@@ -326,12 +351,20 @@ function versionsTable(model, versions, aliases, details, chosen, onChoose) {
 	});
 
 	apply();
-	const el = h('div', {},
+	const el = h('div', { id: 'versions' },
 		h('div', { class: 'toolbar' }, h('label', { for: 'version-filter' }, 'Filter'), filter, status),
 		h('p', { class: 'muted small' }, 'Keyboard: Tab into the table, ↑/↓ move, Enter opens a version, Space ticks it for comparison, PgUp/PgDn turn pages.'),
 		h('div', { class: 'scroll' }, h('table', { class: 'grid', id: 'versions-table' }, h('thead', {}, headRow), tbody)),
 		h('div', { class: 'pager' }, prev, pageInfo, next));
-	return { el };
+	return {
+		el,
+		add(list, done) {
+			for (const v of list) rows.push(rowOf(v));
+			complete = complete || done;
+			if (complete) el.dataset.complete = 'true';
+			apply(true);
+		},
+	};
 }
 
 async function loadTimeline(model, f, el, out, ctx) {
