@@ -354,7 +354,8 @@ struct api_server {
 	X(aliases_list) X(alias_get) X(alias_put) X(alias_delete) X(promote) X(rollback) \
 	X(canary_put) X(canary_promote) X(canary_delete) X(policy_get) X(policy_put) \
 	X(history) X(diff) X(inferenceservice) X(lineage_find) X(git_get) X(refusals) \
-	X(version_archive) X(version_unarchive) X(version_delete) X(gc)
+	X(version_archive) X(version_unarchive) X(version_delete) X(gc) \
+	X(ui_root) X(ui_page) X(ui_asset)
 
 #define X(name) int api_h_##name(struct api_req *q, struct api_resp *r);
 API_HANDLERS(X)
@@ -379,5 +380,12 @@ json_t *api_time(int64_t us);
 /* The embedded OpenAPI document (schema/openapi.json). */
 extern const unsigned char api_openapi[];
 extern const size_t api_openapi_len;
+
+/* The embedded web UI (ui/, tools/embed.py --assets): parallel arrays. */
+extern const unsigned char *const api_ui_data[];
+extern const size_t api_ui_len[];
+extern const char *const api_ui_names[];
+extern const char *const api_ui_etags[];
+extern const unsigned api_ui_count;
 
 #endif

@@ -87,6 +87,15 @@ const struct api_route api_routes[] = {
 	  "git-tag sync: configuration and queue" },
 	{ API_POST, "/v1/gc", api_h_gc, API_ROLE_ADMIN, 0,
 	  "apply the models' retention policies (dry_run lists what would go)" },
+	/* The web UI (ui.c): static files, no data; the pages ask the API above. */
+	{ R_GET, "/", api_h_ui_root, API_ROLE_NONE, API_R_OPEN | API_R_RAW, "redirects to /ui/" },
+	{ R_GET, "/ui/", api_h_ui_page, API_ROLE_NONE, API_R_OPEN | API_R_RAW, "the web UI" },
+	{ R_GET, "/ui/models/{model}", api_h_ui_page, API_ROLE_NONE, API_R_OPEN | API_R_RAW,
+	  "the web UI: a model's page" },
+	{ R_GET, "/ui/models/{model}/versions/{version}", api_h_ui_page, API_ROLE_NONE,
+	  API_R_OPEN | API_R_RAW, "the web UI: a version's page" },
+	{ R_GET, "/ui/assets/{path*}", api_h_ui_asset, API_ROLE_NONE, API_R_OPEN | API_R_RAW,
+	  "the web UI's scripts, styles and images" },
 };
 
 const size_t api_routes_count = sizeof(api_routes) / sizeof(api_routes[0]);

@@ -89,9 +89,6 @@ PLANNED_ROUTES = {
     ("GET", "/v1/webhooks/{id}"),
     ("DELETE", "/v1/webhooks/{id}"),
     ("GET", "/v1/outbox"),
-    ("GET", "/ui/"),
-    ("GET", "/ui/models/{model}"),
-    ("GET", "/ui/models/{model}/versions/{version}"),
 }
 
 
@@ -122,6 +119,37 @@ class OpenDaemonTest(unittest.TestCase):
         self.assertEqual((git["configured"], git["config"], git["items"]), (False, None, []))
         assert_metric(text, "modelfs_git_sync_configured 0")
         c.get("/v1/git?state=bogus", expect=400)
+
+    def test_web_ui_routes(self):
+        # The web UI (api/ui.c): / redirects, every page route answers the
+        # app's index.html, assets have ETags; only UI answers carry the
+        # browser security headers (tests/integration/test_ui.py drives it).
+        c = self.c
+        r = c.get("/", expect=302, allow_redirects=False)
+        self.assertEqual(r.headers["Location"], "/ui/")
+        pages = [c.get(p, expect=200) for p in ("/ui/", "/ui/models/m1",
+                                                "/ui/models/m1/versions/v1")]
+        for r in pages:
+            self.assertEqual(r.text, pages[0].text)
+            self.assertIn('<script type="module" src="/ui/assets/app.js">', r.text)
+            csp = r.headers["Content-Security-Policy"]
+            self.assertIn("default-src 'self'", csp)
+            self.assertIn("frame-ancestors 'none'", csp)
+            self.assertNotIn("unsafe-inline", csp)
+            self.assertEqual(r.headers["X-Content-Type-Options"], "nosniff")
+            self.assertEqual(r.headers["Referrer-Policy"], "no-referrer")
+        js = c.get("/ui/assets/app.js", expect=200)
+        self.assertTrue(js.headers["Content-Type"].startswith("text/javascript"))
+        etag = js.headers["ETag"]
+        self.assertEqual(c.get("/ui/assets/app.js", expect=304,
+                               headers={"If-None-Match": etag}).content, b"")
+        self.assertEqual(error_code(c.get("/ui/assets/nope.js", expect=404)), "not_found")
+        self.assertEqual(error_code(c.get("/ui/assets/index.html", expect=404)), "not_found")
+        c.get("/ui/?x=1", expect=400)
+        # Nothing of it on API answers.
+        api = c.get("/v1/models", expect=200)
+        for h in ("Content-Security-Policy", "X-Content-Type-Options", "Referrer-Policy"):
+            self.assertNotIn(h, api.headers)
 
     def test_openapi_matches_routes_and_design(self):
         doc = API.doc
