@@ -25,7 +25,8 @@ int api_h_readyz(struct api_req *q, struct api_resp *r)
 	char msg[256] = "";
 	int64_t errors = reg_store_disk_errors(q->st, msg, sizeof(msg));
 	struct reg_model *m = NULL;
-	int64_t refused, files = 0;
+	int64_t refused, files = 0, pending = 0, failing = 0, oldest = 0;
+	json_t *outbox;
 	size_t n = 0;
 	int rc;
 
@@ -46,11 +47,23 @@ int api_h_readyz(struct api_req *q, struct api_resp *r)
 	 * file. The warning here, the event and the metric are the alarm.
 	 */
 	refused = reg_store_integrity(q->st, &files, msg, sizeof(msg));
+	/*
+	 * The outbox's backlog and failing subscribers are shown, not failed on:
+	 * an unreachable receiver must not take the registry out of service.
+	 */
+	rc = reg_outbox_totals(q->st, &pending, &failing, &oldest);
+	if (rc < 0)
+		return cm_err_wrap(-EAGAIN, "the registry database does not answer");
+	outbox = json_pack("{s:I s:I s:o}", "pending", (json_int_t)pending, "failing",
+			   (json_int_t)failing, "oldest_pending_seconds",
+			   oldest ? json_real((double)(cm_time_now_us() - oldest) / 1e6) : json_null());
 	if (refused > 0)
-		return api_resp_json(r, 200, json_pack("{s:s s:i s:I s:s}", "status", "ready",
+		return api_resp_json(r, 200, json_pack("{s:s s:i s:I s:s s:o}", "status", "ready",
 						       "disk_errors", 0, "integrity_mismatches",
-						       (json_int_t)files, "warning", msg));
-	return api_resp_json(r, 200, json_pack("{s:s s:i}", "status", "ready", "disk_errors", 0));
+						       (json_int_t)files, "warning", msg, "outbox",
+						       outbox));
+	return api_resp_json(r, 200, json_pack("{s:s s:i s:o}", "status", "ready", "disk_errors", 0,
+					       "outbox", outbox));
 }
 
 /* Rebuilds the store's share of /metrics if a change happened since the last build. */
@@ -141,6 +154,55 @@ static int metrics_git(struct api_server *s, struct cm_buf *b)
 		(double)g.last_error_us / 1e6);
 }
 
+/* The outbox per subscriber, read fresh: deliveries change it without registry events. */
+static int metrics_outbox(struct api_server *s, struct cm_buf *b)
+{
+	static const char *const states[] = { "pending", "done", "dropped" };
+	json_t *o = NULL, *sub;
+	size_t i;
+	int rc = reg_outbox_state(s->st, 0, NULL, 0, &o);
+
+	if (rc < 0)
+		return rc;
+	rc = cm_buf_printf(b, "# HELP modelfs_outbox_items Outbox items by subscriber and state.\n"
+			      "# TYPE modelfs_outbox_items gauge\n");
+	json_array_foreach(json_object_get(o, "subscribers"), i, sub) {
+		long long id = (long long)json_integer_value(json_object_get(sub, "id"));
+		const char *ad = json_string_value(json_object_get(sub, "adapter"));
+
+		for (size_t k = 0; rc == 0 && k < sizeof(states) / sizeof(states[0]); k++)
+			rc = cm_buf_printf(b, "modelfs_outbox_items{subscriber=\"%lld\",adapter=\"%s\","
+					   "state=\"%s\"} %lld\n", id, ad, states[k],
+					   (long long)json_integer_value(json_object_get(sub,
+											  states[k])));
+	}
+	if (rc == 0)
+		rc = cm_buf_printf(b, "# HELP modelfs_outbox_attempts Failed attempts of the "
+				      "subscriber's oldest open item (0: delivering fine).\n"
+				      "# TYPE modelfs_outbox_attempts gauge\n");
+	json_array_foreach(json_object_get(o, "subscribers"), i, sub) {
+		if (rc < 0)
+			break;
+		rc = cm_buf_printf(b, "modelfs_outbox_attempts{subscriber=\"%lld\",adapter=\"%s\"} "
+				   "%lld\n", (long long)json_integer_value(json_object_get(sub, "id")),
+				   json_string_value(json_object_get(sub, "adapter")),
+				   (long long)json_integer_value(json_object_get(sub, "attempts")));
+	}
+	if (rc == 0)
+		rc = cm_buf_printf(b, "# HELP modelfs_outbox_pending Open outbox items, all "
+				      "subscribers.\n"
+				      "# TYPE modelfs_outbox_pending gauge\n"
+				      "modelfs_outbox_pending %lld\n"
+				      "# HELP modelfs_outbox_failing_subscribers Subscribers whose oldest "
+				      "open item has failed at least once.\n"
+				      "# TYPE modelfs_outbox_failing_subscribers gauge\n"
+				      "modelfs_outbox_failing_subscribers %lld\n",
+				   (long long)json_integer_value(json_object_get(o, "pending")),
+				   (long long)json_integer_value(json_object_get(o, "failing")));
+	json_decref(o);
+	return rc;
+}
+
 static int metrics_process(struct api_server *s, struct cm_buf *b)
 {
 	int64_t files = 0;
@@ -171,6 +233,8 @@ static int metrics_process(struct api_server *s, struct cm_buf *b)
 			   (long long)refused, (long long)files);
 	if (rc == 0)
 		rc = metrics_git(s, b);
+	if (rc == 0)
+		rc = metrics_outbox(s, b);
 	if (rc == 0 && s->cfg.fs_stats) {
 		struct api_fs_stats fs = { 0 };
 

@@ -77,6 +77,15 @@ const struct api_route api_routes[] = {
 	  "versions by git commit or training data hash" },
 	{ R_GET, "/v1/git", api_h_git_get, API_ROLE_READER, 0,
 	  "git-tag sync: configuration and queue" },
+	{ R_GET, "/v1/outbox", api_h_outbox_get, API_ROLE_READER, 0,
+	  "delivery state per subscriber (git tags, GitOps, webhooks)" },
+	{ R_GET, "/v1/webhooks", api_h_webhooks_list, API_ROLE_ADMIN, 0, "webhook subscriptions" },
+	{ API_POST, "/v1/webhooks", api_h_webhook_create, API_ROLE_ADMIN, 0,
+	  "subscribe a URL to events" },
+	{ R_GET, "/v1/webhooks/{id}", api_h_webhook_get, API_ROLE_ADMIN, 0,
+	  "a webhook subscription, its state and delivery log" },
+	{ API_DELETE, "/v1/webhooks/{id}", api_h_webhook_delete, API_ROLE_ADMIN, 0,
+	  "delete a webhook subscription" },
 };
 
 const size_t api_routes_count = sizeof(api_routes) / sizeof(api_routes[0]);
@@ -103,6 +112,8 @@ static const struct {
 	{ api_h_inferenceservice, "pvc namespace runtime model_format" },
 	{ api_h_lineage_find, "git_commit training_data_hash" },
 	{ api_h_git_get, "state limit" },
+	{ api_h_outbox_get, "subscriber state limit" },
+	{ api_h_webhook_get, "state limit" },
 };
 
 const char *api_route_query(const struct api_route *rt)
@@ -152,6 +163,7 @@ static const char **param_slot(struct api_match *m, const char *name, size_t len
 		{ "version", offsetof(struct api_match, version) },
 		{ "alias", offsetof(struct api_match, alias) },
 		{ "path", offsetof(struct api_match, path) },
+		{ "id", offsetof(struct api_match, id) },
 	};
 
 	for (size_t i = 0; i < sizeof(slots) / sizeof(slots[0]); i++)

@@ -34,6 +34,7 @@
 #include "fs.h"
 #include "modelfs_config.h"
 #include "reg.h"
+#include "sync.h"
 
 struct serve_cfg {
 	const char *store;
@@ -57,6 +58,9 @@ struct serve_cfg {
 	long long request_timeout;
 	long long http_threads;
 	long long cache_bytes;
+	long long webhook_timeout;
+	long long backoff_max;
+	const char *webhooks_file;
 	int auth_reads;
 	int insecure;
 	int log_json;
@@ -129,6 +133,13 @@ static const struct cm_opt serve_opts[] = {
 	    "FORMAT", "version tag format (default " REG_GIT_TAG_FORMAT_DEFAULT ")"),
 	OPT("git-token-file", "MODELFS_GIT_TOKEN_FILE", CM_OPT_STRING, git.token_file, NULL, 0, 0,
 	    "FILE", "HTTPS token for --git-remote, 'TOKEN' or 'USER:TOKEN' (ssh uses ssh-agent)"),
+	OPT("webhooks-file", "MODELFS_WEBHOOKS_FILE", CM_OPT_STRING, webhooks_file, NULL, 0, 0,
+	    "FILE", "webhook subscriptions to add at start: a JSON array of {\"url\", \"events\", "
+	    "\"models\"?, \"secret\"} (those already there are kept)"),
+	OPT("webhook-timeout", "MODELFS_WEBHOOK_TIMEOUT", CM_OPT_INT, webhook_timeout, "10000", 100,
+	    600000, "MS", "one webhook delivery, connecting included"),
+	OPT("outbox-backoff-max", "MODELFS_OUTBOX_BACKOFF_MAX", CM_OPT_INT, backoff_max, "60000", 100,
+	    86400000, "MS", "the longest wait before a failed delivery is tried again"),
 	OPT("log-level", "MODELFS_LOG_LEVEL", CM_OPT_STRING, log_level, "info", 0, 0, "LEVEL",
 	    "debug, info, warn or error"),
 	OPT("log-json", "MODELFS_LOG_JSON", CM_OPT_BOOL, log_json, "false", 0, 0, NULL,
@@ -291,6 +302,7 @@ struct serve_run {
 	struct fs_mount *m;
 	struct api_server *api;
 	struct reg_git_worker *git;
+	struct sync_webhooks *webhooks;
 	char notify[256];    /* $NOTIFY_SOCKET, taken out of the environment; "" without */
 	int notify_failed;   /* a failure is logged once */
 	int ended_fd;        /* eventfd: the mount's loop ended */
@@ -532,6 +544,26 @@ int cli_serve(int argc, char **argv)
 	rc = cli_git_serve_start(r.st, &c.git, &r.git);
 	if (rc < 0)
 		goto done;
+	/* The outbox's webhook deliveries (the registry queues them whether or not this runs). */
+	reg_outbox_backoff_set(r.st, c.backoff_max * 1000);
+	if (c.webhooks_file && c.webhooks_file[0]) {
+		rc = sync_webhooks_load(r.st, c.webhooks_file);
+		if (rc < 0) {
+			cm_log(CM_LOG_ERROR, "webhook", "%s", cm_err_msg());
+			goto done;
+		}
+		cm_log(CM_LOG_INFO, "webhook", "%d subscription%s added from %s", rc,
+		       rc == 1 ? "" : "s", c.webhooks_file);
+	}
+	{
+		struct sync_webhook_opts wo = { .timeout_ms = c.webhook_timeout };
+
+		rc = sync_webhooks_start(r.st, &wo, &r.webhooks);
+		if (rc < 0) {
+			cm_log(CM_LOG_ERROR, "webhook", "%s", cm_err_msg());
+			goto done;
+		}
+	}
 	rc = api_server_start(r.api);
 	if (rc < 0) {
 		cm_log(CM_LOG_ERROR, "serve", "cannot serve the API: %s", cm_err_msg());
@@ -591,6 +623,7 @@ done:
 	 */
 	api_server_stop(r.api);
 	reg_git_worker_stop(r.git);
+	sync_webhooks_stop(r.webhooks);
 	if (r.m) {
 		int lrc = fs_mount_end(r.m);
 

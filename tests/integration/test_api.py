@@ -88,11 +88,6 @@ PLANNED_ROUTES = {
     ("GET", "/v1/refusals"),
     ("GET", "/v1/models/{model}/triggers"),
     ("PUT", "/v1/models/{model}/triggers"),
-    ("GET", "/v1/webhooks"),
-    ("POST", "/v1/webhooks"),
-    ("GET", "/v1/webhooks/{id}"),
-    ("DELETE", "/v1/webhooks/{id}"),
-    ("GET", "/v1/outbox"),
     ("GET", "/ui/"),
     ("GET", "/ui/models/{model}"),
     ("GET", "/ui/models/{model}/versions/{version}"),
@@ -608,6 +603,20 @@ class OpenDaemonTest(unittest.TestCase):
                 self.assertIn("no-such-model", r.json()["error"]["message"], f"{method} {template}")
                 seen += 1
         self.assertGreater(seen, 25)
+
+    def test_outbox_and_webhooks(self):
+        # The routes' shapes (test_webhooks delivers to a real receiver).
+        c = self.c
+        w = c.post("/v1/webhooks", {"url": "http://127.0.0.1:9/hook", "events": ["alias.*"],
+                                    "models": ["nobody"], "secret": "s"}, expect=201).json()
+        self.assertNotIn("secret", w)
+        self.assertIn(w["id"], [x["id"] for x in c.get("/v1/webhooks").json()["webhooks"]])
+        self.assertEqual(c.get(f"/v1/webhooks/{w['id']}").json()["deliveries"], [])
+        o = c.get(f"/v1/outbox?subscriber={w['id']}&limit=5").json()
+        self.assertEqual([s["id"] for s in o["subscribers"]], [w["id"]])
+        c.get("/v1/outbox?state=bogus", expect=400)
+        c.delete(f"/v1/webhooks/{w['id']}", expect=200)
+        c.get(f"/v1/webhooks/{w['id']}", expect=404)
 
     def test_routing_errors(self):
         c = self.c
