@@ -99,6 +99,9 @@ int ob_event_enqueue(struct reg_conn *c, int64_t event_id, const char *kind, con
 	size_t n = 0;
 	int rc = 0, src;
 
+	/* A subscriber's own lifecycle is no delivery (its subscribe event would be its first). */
+	if (kind && !strncmp(kind, "outbox.", 7))
+		return 0;
 	DB_STMT(c, OUTBOX_SUB_ACTIVE, s);
 	while ((src = db_step(c, s, "reading outbox subscribers")) > 0) {
 		const char *kinds = db_col_str(s, 1), *models = db_col_str(s, 2);

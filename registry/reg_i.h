@@ -146,6 +146,7 @@
 	X(OUTBOX_COMPLETE, "UPDATE outbox SET state = 'done', done_at = ?3, lease_until = 0, " \
 		"last_status = ?4 WHERE id = ?1 AND lease_token = ?2 AND state = 'pending'") \
 	X(OUTBOX_FAIL, "UPDATE outbox SET attempts = attempts + 1, next_at = ?3, lease_until = 0, " \
+		"lease_token = 0, " \
 		"last_error = ?4, error_at = ?5, last_status = ?6 " \
 		"WHERE id = ?1 AND lease_token = ?2 AND state = 'pending'") \
 	X(OUTBOX_STATES, "SELECT subscriber_id, state, count(*), min(created_at), max(attempts) " \
