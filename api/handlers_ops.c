@@ -302,32 +302,6 @@ int api_h_openapi(struct api_req *q, struct api_resp *r)
 	return 0;
 }
 
-/* KServe model formats by file extension (the predictor's modelFormat.name). */
-static const struct {
-	const char *ext;
-	const char *format;
-} formats[] = {
-	{ ".pkl", "sklearn" },  { ".pickle", "sklearn" }, { ".joblib", "sklearn" },
-	{ ".pt", "pytorch" },   { ".pth", "pytorch" },    { ".mar", "pytorch" },
-	{ ".onnx", "onnx" },    { ".bst", "xgboost" },    { ".ubj", "xgboost" },
-	{ ".h5", "tensorflow" }, { ".keras", "tensorflow" }, { ".pb", "tensorflow" },
-};
-
-/* The format of the version's top-level model file; NULL when none is recognised. */
-static const char *format_of(const struct reg_file *files, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		const char *dot = strrchr(files[i].path, '.');
-
-		if (strchr(files[i].path, '/') || !dot)
-			continue;
-		for (size_t k = 0; k < sizeof(formats) / sizeof(formats[0]); k++)
-			if (!strcmp(dot, formats[k].ext))
-				return formats[k].format;
-	}
-	return NULL;
-}
-
 /* A Kubernetes name: lowercase letters, digits, '-' and '.', 1-253 characters. */
 static int k8s_name_check(const char *what, const char *s)
 {
@@ -412,88 +386,31 @@ static const char *arg_or(const struct api_req *q, const char *key, const char *
 
 int api_h_inferenceservice(struct api_req *q, struct api_resp *r)
 {
-	const char *pvc = arg_or(q, "pvc", q->cfg ? q->cfg->pvc : NULL);
-	const char *ns = arg_or(q, "namespace", q->cfg ? q->cfg->namespace_ : NULL);
-	const char *runtime = arg_or(q, "runtime", q->cfg ? q->cfg->runtime : NULL);
-	const char *format = arg_or(q, "model_format", NULL);
-	struct reg_alias *a = NULL, *cur = NULL, *canary = NULL;
-	struct reg_file *files = NULL;
-	const char *served;
-	size_t na = 0, nf = 0;
-	json_t *isvc = NULL, *meta, *model;
-	char uri[512];
+	struct reg_isvc_opts o = {
+		.pvc = arg_or(q, "pvc", q->cfg ? q->cfg->pvc : NULL),
+		.namespace_ = arg_or(q, "namespace", q->cfg ? q->cfg->namespace_ : NULL),
+		.runtime = arg_or(q, "runtime", q->cfg ? q->cfg->runtime : NULL),
+		.model_format = arg_or(q, "model_format", NULL),
+	};
+	size_t len = 0;
+	char *text = NULL;
 	int rc;
 
-	if (!pvc)
-		pvc = "model-storage-pvc";
-	rc = k8s_name_check("pvc", pvc);
-	if (rc == 0 && ns)
-		rc = k8s_name_check("namespace", ns);
-	if (rc == 0 && runtime)
-		rc = k8s_name_check("runtime", runtime);
-	if (rc == 0 && format)
-		rc = k8s_name_check("model_format", format);
+	rc = k8s_name_check("pvc", o.pvc ? o.pvc : REG_ISVC_PVC_DEFAULT);
+	if (rc == 0 && o.namespace_)
+		rc = k8s_name_check("namespace", o.namespace_);
+	if (rc == 0 && o.runtime)
+		rc = k8s_name_check("runtime", o.runtime);
+	if (rc == 0 && o.model_format)
+		rc = k8s_name_check("model_format", o.model_format);
+	/* The same bytes the GitOps adapter commits. */
 	if (rc == 0)
-		rc = reg_alias_list(q->st, q->model, &a, &na);
+		rc = reg_isvc_text(q->st, q->model, &o, &text, &len);
 	if (rc < 0)
-		goto done;
-	for (size_t i = 0; i < na; i++) {
-		if (!strcmp(a[i].name, "current"))
-			cur = &a[i];
-		else if (!strcmp(a[i].name, "canary"))
-			canary = &a[i];
-	}
-	if (!cur) {
-		rc = cm_err_set(-ENOENT, "model '%s' has no current version to serve", q->model);
-		goto done;
-	}
-	/*
-	 * KServe's canary: the spec names the new model and canaryTrafficPercent
-	 * sends that share to it, while the last revision rolled out in full (the
-	 * current version) keeps the rest. Versions are pinned, never `current`:
-	 * a pvc:// mount resolves a symlink once, at container start.
-	 */
-	served = canary ? canary->version : cur->version;
-	if (!format) {
-		rc = reg_version_files(q->st, q->model, served, &files, &nf);
-		if (rc < 0)
-			goto done;
-		format = format_of(files, nf);
-		if (!format) {
-			rc = cm_err_set(-EINVAL, "cannot tell the model format of %s/%s from its files; "
-					"pass ?model_format=", q->model, served);
-			goto done;
-		}
-	}
-	snprintf(uri, sizeof(uri), "pvc://%s/%s/%s", pvc, q->model, served);
-	meta = json_pack("{s:s s:{s:s} s:{s:s}}", "name", q->model, "labels",
-			 "app.kubernetes.io/managed-by", "modelfs", "annotations",
-			 "modelfs.io/current", cur->version);
-	model = json_pack("{s:{s:s} s:s}", "modelFormat", "name", format, "storageUri", uri);
-	isvc = json_pack("{s:s s:s s:o s:{s:{s:o}}}", "apiVersion", "serving.kserve.io/v1beta1",
-			 "kind", "InferenceService", "metadata", meta, "spec", "predictor", "model",
-			 model);
-	if (!isvc) {
-		rc = cm_err_set(-ENOMEM, "out of memory");
-		goto done;
-	}
-	if (ns)
-		json_object_set_new(meta, "namespace", json_string(ns));
-	if (runtime)
-		json_object_set_new(model, "runtime", json_string(runtime));
-	if (canary) {
-		json_t *pred = json_object_get(json_object_get(isvc, "spec"), "predictor");
-
-		json_object_set_new(json_object_get(meta, "annotations"), "modelfs.io/canary",
-				    json_string(canary->version));
-		json_object_set_new(pred, "canaryTrafficPercent",
-				    json_integer(canary->percent >= 0 ? canary->percent : 0));
-	}
-	rc = api_resp_json(r, 200, isvc);
-	isvc = NULL;
-done:
-	json_decref(isvc);
-	reg_files_free(files, nf);
-	free(a);
-	return rc;
+		return rc;
+	r->status = 200;
+	r->text = text;
+	r->text_len = len;
+	r->ctype = "application/json";
+	return 0;
 }

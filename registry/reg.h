@@ -144,6 +144,26 @@ typedef void (*reg_change_cb)(void *ctx, const struct reg_change *c);
  */
 void reg_store_set_hook(struct reg_store *st, reg_change_cb cb, void *ctx);
 
+/* ---- the KServe InferenceService of a model (isvc.c) ---- */
+
+#define REG_ISVC_PVC_DEFAULT "model-storage-pvc"
+struct reg_isvc_opts {
+	const char *pvc;          /* NULL: REG_ISVC_PVC_DEFAULT */
+	const char *namespace_;   /* NULL: none */
+	const char *runtime;      /* NULL: none */
+	const char *model_format; /* NULL: from the served version's model file */
+};
+/*
+ * The InferenceService for the model's current (and canary) alias, versions
+ * pinned (pvc://<pvc>/<model>/<version>). -ENOENT without a current version;
+ * -EINVAL when the format cannot be told. *out caller owns.
+ */
+int reg_isvc_render(struct reg_store *st, const char *model, const struct reg_isvc_opts *o,
+		    json_t **out);
+/* The same as the exact bytes served and committed: compact JSON and "\n". free(*text). */
+int reg_isvc_text(struct reg_store *st, const char *model, const struct reg_isvc_opts *o,
+		  char **text, size_t *len);
+
 /* ---- the outbox (outbox.c): durable deliveries of events to subscribers ---- */
 
 /*
