@@ -61,6 +61,10 @@ struct serve_cfg {
 	long long webhook_timeout;
 	long long backoff_max;
 	const char *webhooks_file;
+	const char *gitops_repo;
+	const char *gitops_branch;
+	const char *gitops_path;
+	const char *gitops_remote;
 	int auth_reads;
 	int insecure;
 	int log_json;
@@ -133,6 +137,16 @@ static const struct cm_opt serve_opts[] = {
 	    "FORMAT", "version tag format (default " REG_GIT_TAG_FORMAT_DEFAULT ")"),
 	OPT("git-token-file", "MODELFS_GIT_TOKEN_FILE", CM_OPT_STRING, git.token_file, NULL, 0, 0,
 	    "FILE", "HTTPS token for --git-remote, 'TOKEN' or 'USER:TOKEN' (ssh uses ssh-agent)"),
+	OPT("gitops-repo", "MODELFS_GITOPS_REPO", CM_OPT_STRING, gitops_repo, NULL, 0, 0, "DIR",
+	    "commit each model's rendered InferenceService to this git repository when its "
+	    "current or canary changes (modelfs's own clone; its working tree is not touched)"),
+	OPT("gitops-branch", "MODELFS_GITOPS_BRANCH", CM_OPT_STRING, gitops_branch, "main", 0, 0,
+	    "BRANCH", "the branch the manifests are committed to"),
+	OPT("gitops-path", "MODELFS_GITOPS_PATH", CM_OPT_STRING, gitops_path,
+	    "deploy/isvc/{model}.yaml", 0, 0, "PATH", "where each model's manifest goes"),
+	OPT("gitops-remote", "MODELFS_GITOPS_REMOTE", CM_OPT_STRING, gitops_remote, NULL, 0, 0,
+	    "NAME", "push the branch to this remote of --gitops-repo (fetched and rebuilt on "
+	    "when it moved)"),
 	OPT("webhooks-file", "MODELFS_WEBHOOKS_FILE", CM_OPT_STRING, webhooks_file, NULL, 0, 0,
 	    "FILE", "webhook subscriptions to add at start: a JSON array of {\"url\", \"events\", "
 	    "\"models\"?, \"secret\"} (those already there are kept)"),
@@ -295,6 +309,11 @@ static void api_config_from(const struct serve_cfg *c, struct fs_mount *m, struc
 	ac->fs_stats_ctx = m;
 }
 
+static const char *nonempty(const char *s)
+{
+	return s && s[0] ? s : NULL;
+}
+
 /* What the main loop, reload and stop need. */
 struct serve_run {
 	const struct serve_cfg *c;
@@ -303,6 +322,7 @@ struct serve_run {
 	struct api_server *api;
 	struct reg_git_worker *git;
 	struct sync_webhooks *webhooks;
+	struct sync_gitops *gitops;
 	char notify[256];    /* $NOTIFY_SOCKET, taken out of the environment; "" without */
 	int notify_failed;   /* a failure is logged once */
 	int ended_fd;        /* eventfd: the mount's loop ended */
@@ -564,6 +584,23 @@ int cli_serve(int argc, char **argv)
 			goto done;
 		}
 	}
+	if (c.gitops_repo && c.gitops_repo[0]) {
+		struct sync_gitops_opts go = {
+			.repo = c.gitops_repo, .branch = c.gitops_branch, .path = c.gitops_path,
+			.remote = c.gitops_remote && c.gitops_remote[0] ? c.gitops_remote : NULL,
+			/* As GET .../inferenceservice renders without query parameters. */
+			.isvc = { .pvc = nonempty(c.pvc), .namespace_ = nonempty(c.namespace_),
+				  .runtime = nonempty(c.runtime) },
+		};
+
+		rc = sync_gitops_start(r.st, &go, &r.gitops);
+		if (rc < 0) {
+			cm_log(CM_LOG_ERROR, "gitops", "%s", cm_err_msg());
+			goto done;
+		}
+		cm_log(CM_LOG_INFO, "gitops", "manifests: repo=%s branch=%s path=%s remote=%s",
+		       go.repo, go.branch, go.path, go.remote ? go.remote : "-");
+	}
 	rc = api_server_start(r.api);
 	if (rc < 0) {
 		cm_log(CM_LOG_ERROR, "serve", "cannot serve the API: %s", cm_err_msg());
@@ -624,6 +661,7 @@ done:
 	api_server_stop(r.api);
 	reg_git_worker_stop(r.git);
 	sync_webhooks_stop(r.webhooks);
+	sync_gitops_stop(r.gitops);
 	if (r.m) {
 		int lrc = fs_mount_end(r.m);
 

@@ -13,6 +13,8 @@
 
 #include <jansson.h>
 
+#include "reg.h"
+
 struct reg_store;
 
 /* ---- webhooks (webhook.c) ---- */
@@ -54,5 +56,29 @@ int sync_signature(const char *secret, const char *ts, const char *body, size_t 
  * Returns the number added or -errno (detail set).
  */
 int sync_webhooks_load(struct reg_store *st, const char *path);
+
+/* ---- GitOps manifests (gitops.c) ---- */
+
+struct sync_gitops_opts {
+	const char *repo;     /* modelfs's clone (bare or not; its working tree is not touched) */
+	const char *branch;   /* "main" */
+	const char *path;     /* "deploy/isvc/{model}.yaml" */
+	const char *remote;   /* NULL: commit locally only */
+	struct reg_isvc_opts isvc; /* as the API renders by default */
+};
+
+struct sync_gitops;
+
+/* Checks a --gitops-path: relative, inside the repository, with {model}. */
+int sync_gitops_path_check(const char *fmt);
+/*
+ * Starts the GitOps worker: finds or adds the store's "gitops" subscriber
+ * for o->repo (alias.set, alias.delete), then commits the rendered
+ * InferenceService of each model whose current or canary changes. The
+ * strings in o must outlive the worker. *out caller stops.
+ */
+int sync_gitops_start(struct reg_store *st, const struct sync_gitops_opts *o,
+		      struct sync_gitops **out);
+void sync_gitops_stop(struct sync_gitops *g);
 
 #endif
