@@ -2,7 +2,8 @@
 /*
  * The outbox over HTTP: GET /v1/outbox (delivery state per subscriber, and
  * the git-tag queue's counts) and the webhook subscriptions (/v1/webhooks).
- * A subscription's secret is taken, never answered.
+ * A subscription's secret is taken, never answered. And the retraining
+ * triggers whose firings the outbox delivers (/v1/models/{model}/triggers).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -185,4 +186,28 @@ int api_h_webhook_delete(struct api_req *q, struct api_resp *r)
 	if (rc < 0)
 		return rc;
 	return api_resp_json(r, 200, json_pack("{s:I s:b}", "id", (json_int_t)id, "deleted", 1));
+}
+
+int api_h_triggers_get(struct api_req *q, struct api_resp *r)
+{
+	json_t *out = NULL;
+	int rc = reg_trigger_get(q->st, q->model, &out);
+
+	if (rc < 0)
+		return rc;
+	return api_resp_json(r, 200, out);
+}
+
+int api_h_triggers_put(struct api_req *q, struct api_resp *r)
+{
+	json_t *out = NULL;
+	int rc;
+
+	if (!json_is_object(q->body))
+		return cm_err_set(-EBADMSG, "the request body must be a JSON object of triggers "
+				  "(accuracy, drift, schedule)");
+	rc = reg_trigger_set(q->st, &q->who, q->model, q->body, &out);
+	if (rc < 0)
+		return rc;
+	return api_resp_json(r, 200, out);
 }

@@ -442,10 +442,18 @@ static int serve_wait(struct serve_run *r, int sfd)
 		struct signalfd_siginfo si;
 		ssize_t n;
 
-		if (poll(p, 2, -1) < 0) {
+		int pr = poll(p, 2, 30000);
+
+		if (pr < 0) {
 			if (errno == EINTR)
 				continue;
 			return cm_err_set(-errno, "poll: %s", strerror(errno));
+		}
+		if (pr == 0) {
+			/* Every 30 s: the retraining triggers' weekly schedules. */
+			if (reg_trigger_tick(r->st, cm_time_now_us()) < 0)
+				cm_log(CM_LOG_ERROR, "serve", "retraining schedule: %s", cm_err_msg());
+			continue;
 		}
 		if (p[1].revents) {
 			cm_log(CM_LOG_WARN, "serve", "the mount at %s went away: stopping", r->c->mount);

@@ -61,6 +61,8 @@ int reg_event_add(struct reg_conn *c, const struct reg_actor *who, const char *k
 				      detail);
 		if (rc == 0)
 			rc = ob_event_enqueue(c, id, kind, model);
+		if (rc == 0)
+			rc = trig_event(c, kind, model, alias);
 	}
 	if (rc == 0)
 		db_note(c, kind, who && who->channel ? who->channel : "internal", model, version, alias);

@@ -164,6 +164,27 @@ int reg_isvc_render(struct reg_store *st, const char *model, const struct reg_is
 int reg_isvc_text(struct reg_store *st, const char *model, const struct reg_isvc_opts *o,
 		  char **text, size_t *len);
 
+/* ---- retraining triggers (trigger.c) ---- */
+
+/*
+ * A model's retraining rules: {"accuracy": {"metric"?: "accuracy", "below":
+ * 0.85, "window_seconds": 3600}, "drift": {"metric"?: "drift_p_value",
+ * "below": 0.05}, "schedule": {"weekday": 1 (Monday; 0-6 from Sunday),
+ * "hour": 3 (UTC)}}, each optional. The accuracy rule fires when every
+ * observation of the metric for the serving (current) version stayed below
+ * the threshold for the window; the drift rule on one observation below its
+ * threshold; the schedule once a week. A firing records retrain.requested
+ * (detail: rule, metric, value, threshold) once per episode; sealing or
+ * promoting a version ends the episode. Replacing the rules records
+ * triggers.set. -EINVAL for a bad spec; -ENOENT for no model.
+ */
+int reg_trigger_set(struct reg_store *st, const struct reg_actor *who, const char *model,
+		    json_t *spec, json_t **out);
+/* {"model","triggers": spec ({} when none),"episode_open","below_since","fired_at"}. */
+int reg_trigger_get(struct reg_store *st, const char *model, json_t **out);
+/* Runs the weekly schedules that are due at `now_us`; returns how many fired. */
+int reg_trigger_tick(struct reg_store *st, int64_t now_us);
+
 /* ---- the outbox (outbox.c): durable deliveries of events to subscribers ---- */
 
 /*

@@ -158,7 +158,18 @@
 		"o.attempts, o.next_at, o.last_error, o.error_at, o.last_status, o.created_at, " \
 		"o.done_at FROM outbox o JOIN events e ON e.id = o.event_id " \
 		"WHERE o.subscriber_id = ?1 AND (?2 IS NULL OR o.state = ?2) " \
-		"ORDER BY o.id DESC LIMIT ?3")
+		"ORDER BY o.id DESC LIMIT ?3") \
+	X(TRIG_GET, "SELECT spec, updated_at, episode_open, below_since, fired_at, schedule_at " \
+		"FROM triggers WHERE model_id = ?1") \
+	X(TRIG_SET, "INSERT INTO triggers(model_id, spec, updated_at, episode_open, below_since, " \
+		"fired_at, schedule_at) VALUES (?1, ?2, ?3, 0, 0, 0, ?3) ON CONFLICT(model_id) DO UPDATE " \
+		"SET spec = excluded.spec, updated_at = excluded.updated_at") \
+	X(TRIG_STATE, "UPDATE triggers SET episode_open = ?2, below_since = ?3, fired_at = ?4, " \
+		"schedule_at = ?5 WHERE model_id = ?1") \
+	X(TRIG_CLEAR, "UPDATE triggers SET episode_open = 0, below_since = 0 " \
+		"WHERE model_id = (SELECT id FROM models WHERE name = ?1)") \
+	X(TRIG_ALL, "SELECT t.model_id, m.name FROM triggers t JOIN models m ON m.id = t.model_id " \
+		"ORDER BY m.name")
 
 enum reg_sql {
 #define X(id, ...) REG_SQL_##id,
@@ -357,6 +368,15 @@ int reg_adopt_pending(struct reg_store *st);
  * c->kick when it queued any. Returns 0 or -errno.
  */
 int ob_event_enqueue(struct reg_conn *c, int64_t event_id, const char *kind, const char *model);
+/*
+ * trigger.c: evaluates the model's retraining rules on an observation of
+ * `version` (inside the observation's transaction); records retrain.requested
+ * once per episode. And closes the episode on a seal or a promotion
+ * (reg_event_add calls it for every event).
+ */
+int trig_observe(struct reg_conn *c, int64_t mid, const char *model, const char *version,
+		 const char *metric, double value, int64_t ts);
+int trig_event(struct reg_conn *c, const char *kind, const char *model, const char *alias);
 /* Tells the store's observers (db_write_end, after a commit that set c->kick). */
 void ob_observers_tell(struct reg_store *st);
 

@@ -38,3 +38,17 @@ CREATE TABLE outbox (
 );
 CREATE INDEX outbox_subscriber ON outbox(subscriber_id, state, id);
 CREATE INDEX outbox_state ON outbox(state, subscriber_id);
+
+-- Retraining triggers (registry/trigger.c): one rule set per model (JSON:
+-- accuracy window, drift p-value, weekly schedule) and its episode state. An
+-- episode opens when a rule fires (one retrain.requested event) and closes
+-- when a version is sealed or promoted.
+CREATE TABLE triggers (
+	model_id      INTEGER PRIMARY KEY,
+	spec          TEXT NOT NULL,
+	updated_at    INTEGER NOT NULL,
+	episode_open  INTEGER NOT NULL,
+	below_since   INTEGER NOT NULL,
+	fired_at      INTEGER NOT NULL,
+	schedule_at   INTEGER NOT NULL
+);

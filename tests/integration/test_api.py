@@ -86,8 +86,6 @@ PLANNED_ROUTES = {
     ("DELETE", "/v1/models/{model}/versions/{version}"),
     ("GET", "/v1/search"),
     ("GET", "/v1/refusals"),
-    ("GET", "/v1/models/{model}/triggers"),
-    ("PUT", "/v1/models/{model}/triggers"),
     ("GET", "/ui/"),
     ("GET", "/ui/models/{model}"),
     ("GET", "/ui/models/{model}/versions/{version}"),
@@ -584,6 +582,7 @@ class OpenDaemonTest(unittest.TestCase):
             ("POST", "/v1/models/{model}/promote"): {"version": "v1"},
             ("PUT", "/v1/models/{model}/canary"): {"version": "v1"},
             ("PUT", "/v1/models/{model}/policy"): {"validation_status": "passed"},
+            ("PUT", "/v1/models/{model}/triggers"): {"drift": {"below": 0.05}},
         }
         queries = {"/v1/models/{model}/diff": "?from=v1&to=v2"}
         seen = 0
@@ -617,6 +616,12 @@ class OpenDaemonTest(unittest.TestCase):
         c.get("/v1/outbox?state=bogus", expect=400)
         c.delete(f"/v1/webhooks/{w['id']}", expect=200)
         c.get(f"/v1/webhooks/{w['id']}", expect=404)
+        c.post("/v1/models", {"name": "trig"}, expect=201)
+        self.assertEqual(c.get("/v1/models/trig/triggers").json()["triggers"], {})
+        t = {"accuracy": {"below": 0.85, "window_seconds": 3600}, "schedule": {"weekday": 1, "hour": 3}}
+        self.assertEqual(c.put("/v1/models/trig/triggers", t).json()["triggers"], t)
+        c.put("/v1/models/trig/triggers", {"bogus": {}}, expect=422)
+        c.get("/v1/models/nope/triggers", expect=404)
 
     def test_routing_errors(self):
         c = self.c

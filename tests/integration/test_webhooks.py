@@ -288,6 +288,41 @@ class WebhookTest(unittest.TestCase):
         self.assertEqual(first, want)
         wait_for(lambda: c.get(f"/v1/webhooks/{wid}").json()["pending"] == 0, 10, "no backlog")
 
+    def test_retrain_trigger_delivered(self):
+        self.rx.start()
+        self.start_daemon()
+        c = self.c
+        self.subscribe(["retrain.requested"])
+        v1 = self.version("churn")
+        c.post("/v1/models/churn/promote", {"version": v1})
+        c.put("/v1/models/churn/triggers", {"accuracy": {"below": 0.85, "window_seconds": 1},
+                                            "drift": {"below": 0.05}})
+        obs = f"/v1/models/churn/versions/{v1}/observations"
+        c.post(obs, {"metric": "accuracy", "value": 0.8}, expect=201)
+        self.assertTrue(c.get("/v1/models/churn/triggers").json()["below_since"])
+        time.sleep(1.2)
+        c.post(obs, {"metric": "accuracy", "value": 0.8}, expect=201)   # a whole window below
+        c.post(obs, {"metric": "accuracy", "value": 0.7}, expect=201)   # same episode
+        c.post(obs, {"metric": "drift_p_value", "value": 0.01}, expect=201)  # same episode
+        self.assertTrue(c.get("/v1/models/churn/triggers").json()["episode_open"])
+        wait_for(lambda: len(self.rx.records()) >= 1, 20, "the retrain event")
+        time.sleep(0.5)
+        got = self.rx.records()
+        self.assertEqual(len(got), 1)
+        ce = got[0]["ce"]
+        self.assertEqual(ce["type"], "io.modelfs.retrain.requested")
+        self.assertEqual(ce["data"]["detail"]["rule"], "accuracy")
+        self.assertEqual(ce["data"]["version"], v1)
+        # A new version sealed closes the episode; drift on the serving version opens the next.
+        self.version("churn")
+        self.assertFalse(c.get("/v1/models/churn/triggers").json()["episode_open"])
+        c.post(obs, {"metric": "drift_p_value", "value": 0.01}, expect=201)
+        wait_for(lambda: len(self.rx.records()) >= 2, 20, "the second retrain event")
+        self.assertEqual(self.rx.records()[1]["ce"]["data"]["detail"]["rule"], "drift")
+        hist = c.get("/v1/models/churn/history?kind=retrain.requested").json()
+        events = hist["events"] if isinstance(hist, dict) else hist
+        self.assertEqual(len(events), 2)
+
     def test_webhooks_file(self):
         self.rx.start()
         path = os.path.join(self.rx.dir, "hooks.json")

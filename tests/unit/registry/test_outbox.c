@@ -144,12 +144,37 @@ static void rollback_queues_nothing(void **state)
 	assert_int_equal(reg_outbox_claim(f->st, sub, 1000000, &a, &next), 0);
 }
 
+/* The weekly schedule fires once per slot, never for a slot before the rules were set. */
+static void trigger_schedule(void **state)
+{
+	struct fx *f = *state;
+	json_t *spec = json_pack("{s:{s:i s:i}}", "schedule", "weekday", 1, "hour", 3), *out = NULL;
+	json_t *bad = json_pack("{s:{s:i s:i}}", "schedule", "weekday", 9, "hour", 3);
+	int64_t now = cm_time_now_us(), before, after;
+
+	assert_int_equal(reg_model_create(f->st, &fx_actor, "m", NULL), 0);
+	assert_int_equal(reg_trigger_set(f->st, &fx_actor, "m", bad, &out), -EINVAL);
+	assert_int_equal(reg_trigger_set(f->st, &fx_actor, "nope", spec, &out), -ENOENT);
+	assert_int_equal(reg_trigger_set(f->st, &fx_actor, "m", spec, &out), 0);
+	json_decref(out);
+	assert_int_equal(reg_event_count(f->st, &before), 0);
+	assert_int_equal(reg_trigger_tick(f->st, now), 0);
+	assert_int_equal(reg_trigger_tick(f->st, now + 8LL * 86400 * 1000000), 1);
+	assert_int_equal(reg_trigger_tick(f->st, now + 8LL * 86400 * 1000000 + 60000000), 0);
+	assert_int_equal(reg_trigger_tick(f->st, now + 15LL * 86400 * 1000000), 1);
+	assert_int_equal(reg_event_count(f->st, &after), 0);
+	assert_int_equal(after - before, 2);
+	json_decref(spec);
+	json_decref(bad);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(spec_refused, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(claim_order_lease_backoff, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(rollback_queues_nothing, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(trigger_schedule, fx_setup, fx_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
