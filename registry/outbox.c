@@ -95,7 +95,7 @@ static int list_match(const char *list, const char *word, int patterns)
 int ob_event_enqueue(struct reg_conn *c, int64_t event_id, const char *kind, const char *model)
 {
 	struct db_stmt *s, *ins;
-	int64_t ids[64];
+	int64_t ids[REG_OUTBOX_SUBSCRIBERS_MAX];
 	size_t n = 0;
 	int rc = 0, src;
 
@@ -284,6 +284,18 @@ int reg_outbox_sub_add(struct reg_store *st, const struct reg_actor *who, const 
 	rc = db_write_begin(st, &c);
 	if (rc < 0)
 		goto done;
+	/* Every event reads the subscribers in its transaction: their number is capped. */
+	DB_STMT(c, OUTBOX_SUB_COUNT, s);
+	rc = db_step(c, s, "counting outbox subscribers");
+	id = rc > 0 ? db_col_int64(s, 0) : 0;
+	db_reset(s);
+	if (rc < 0)
+		goto done;
+	if (id >= REG_OUTBOX_SUBSCRIBERS_MAX) {
+		rc = cm_err_set(-EINVAL, "there are %d outbox subscribers already (the most there "
+				"can be)", REG_OUTBOX_SUBSCRIBERS_MAX);
+		goto done;
+	}
 	DB_STMT(c, OUTBOX_SUB_INSERT, s);
 	db_bind_text(s, 1, adapter);
 	db_bind_text(s, 2, target);

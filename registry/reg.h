@@ -204,6 +204,7 @@ void reg_store_observer_remove(struct reg_store *st, reg_outbox_observer_cb fn, 
 #define REG_OUTBOX_TARGET_MAX 2048
 #define REG_OUTBOX_SECRET_MAX 256
 #define REG_OUTBOX_LIST_MAX 64      /* kinds or models of one subscriber */
+#define REG_OUTBOX_SUBSCRIBERS_MAX 64 /* at once (-EINVAL past it) */
 
 /*
  * Adds a subscriber. `adapter` names who delivers ("webhook", "gitops"),

@@ -124,6 +124,7 @@
 		"JOIN models m ON m.id = v.model_id ORDER BY m.name, v.seq, l.metric") \
 	X(OUTBOX_SUB_ACTIVE, "SELECT id, kinds, models FROM outbox_subscribers " \
 		"WHERE deleted_at IS NULL ORDER BY id") \
+	X(OUTBOX_SUB_COUNT, "SELECT count(*) FROM outbox_subscribers WHERE deleted_at IS NULL") \
 	X(OUTBOX_SUB_INSERT, "INSERT INTO outbox_subscribers(adapter, target, secret, kinds, models, " \
 		"created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)") \
 	X(OUTBOX_SUB_LIST, "SELECT id, adapter, target, secret, kinds, models, created_at " \

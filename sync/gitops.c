@@ -91,6 +91,21 @@ static int push_update_cb(const char *refname, const char *status, void *payload
 	return 0;
 }
 
+/*
+ * An in-memory remote for a URL, without insteadOf rewriting or a default
+ * fetchspec: libgit2 1.5 leaks PCRE2 match data for every config entry its
+ * glob iterator skips, which git_remote_create_anonymous() runs each time.
+ */
+static int remote_new(git_repository *repo, const char *url, git_remote **out)
+{
+	git_remote_create_options o;
+
+	git_remote_create_options_init(&o, GIT_REMOTE_CREATE_OPTIONS_VERSION);
+	o.repository = repo;
+	o.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF | GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;
+	return git_remote_create_with_opts(out, url, &o);
+}
+
 /* remote.<name>.url of the repository (no insteadOf rewriting). */
 static int remote_url(git_repository *repo, const char *name, git_buf *out)
 {
@@ -122,7 +137,7 @@ static int fetch(git_repository *repo, const char *url, const struct sync_gitops
 	fo.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
 	snprintf(spec, sizeof(spec), "+refs/heads/%s:refs/remotes/%s/%s", o->branch, o->remote,
 		 o->branch);
-	grc = git_remote_create_anonymous(&r, repo, url);
+	grc = remote_new(repo, url, &r);
 	if (grc == 0)
 		grc = git_remote_fetch(r, &arr, &fo, "modelfs gitops: fetch");
 	if (grc < 0)
@@ -147,7 +162,7 @@ static int push(git_repository *repo, const char *url, const struct sync_gitops_
 	po.callbacks.payload = &ps;
 	/* Never forced: a remote that moved refuses, and the retry rebuilds on its tip. */
 	snprintf(spec, sizeof(spec), "refs/heads/%s:refs/heads/%s", o->branch, o->branch);
-	grc = git_remote_create_anonymous(&r, repo, url);
+	grc = remote_new(repo, url, &r);
 	if (grc == 0)
 		grc = git_remote_push(r, &arr, &po);
 	if (grc < 0)

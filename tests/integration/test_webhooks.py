@@ -124,10 +124,15 @@ class WebhookTest(unittest.TestCase):
 
     def tearDown(self):
         self.rx.stop()
+        rc, log = 0, ""
+        if self.d and self.d.proc:
+            rc = self.d.stop()
+            log = self.d.read_log()
         if self.d:
-            self.d.stop()
             self.d.cleanup()
         subprocess.run(["rm", "-rf", "--one-file-system", self.rx.dir])
+        # A clean stop (and, under ASan, no leak report) after every test.
+        self.assertEqual(rc, 0, log[-3000:])
 
     def start_daemon(self, store=None):
         self.d = Daemon(MODELFS, extra=["--outbox-backoff-max", "1000", "--webhook-timeout", "2000"],
