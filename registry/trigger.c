@@ -248,8 +248,9 @@ static int spec_check(json_t *spec)
 static json_t *state_json(const char *model, const struct trig_row *r)
 {
 	char ts[CM_TIME_RFC3339_LEN];
-	json_t *o = json_pack("{s:s s:O s:b}", "model", model, "triggers",
-			      r->spec ? r->spec : json_object(), "episode_open", r->episode_open);
+	json_t *spec = r->spec ? json_incref(r->spec) : json_object();
+	json_t *o = json_pack("{s:s s:o s:b}", "model", model, "triggers", spec, "episode_open",
+			      r->episode_open);
 
 	if (r->below_since) {
 		cm_time_format(r->below_since, ts);
