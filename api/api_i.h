@@ -59,6 +59,7 @@ struct api_req {
 	const struct api_config *cfg;
 	unsigned method;
 	const char *model, *version, *alias, *path; /* path parameters, decoded; NULL if absent */
+	const char *id;                             /* {id}: a webhook subscription */
 	json_t *body;                               /* parsed JSON body; NULL when empty */
 	enum api_role role;                         /* what the caller's token grants */
 	struct reg_actor who;                       /* channel "api", token name */
@@ -148,6 +149,7 @@ extern const size_t api_routes_count;
 struct api_match {
 	int index;                                  /* into api_routes */
 	const char *model, *version, *alias, *path; /* pointers into the caller's buffer */
+	const char *id;
 };
 
 /*
@@ -355,7 +357,9 @@ struct api_server {
 	X(canary_put) X(canary_promote) X(canary_delete) X(policy_get) X(policy_put) \
 	X(history) X(diff) X(inferenceservice) X(lineage_find) X(git_get) X(refusals) \
 	X(version_archive) X(version_unarchive) X(version_delete) X(gc) \
-	X(ui_root) X(ui_page) X(ui_asset)
+	X(ui_root) X(ui_page) X(ui_asset) \
+	X(outbox_get) X(webhooks_list) X(webhook_create) X(webhook_get) X(webhook_delete) \
+	X(triggers_get) X(triggers_put)
 
 #define X(name) int api_h_##name(struct api_req *q, struct api_resp *r);
 API_HANDLERS(X)

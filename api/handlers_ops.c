@@ -25,7 +25,8 @@ int api_h_readyz(struct api_req *q, struct api_resp *r)
 	char msg[256] = "";
 	int64_t errors = reg_store_disk_errors(q->st, msg, sizeof(msg));
 	struct reg_model *m = NULL;
-	int64_t refused, files = 0;
+	int64_t refused, files = 0, pending = 0, failing = 0, oldest = 0;
+	json_t *outbox;
 	size_t n = 0;
 	int rc;
 
@@ -46,11 +47,23 @@ int api_h_readyz(struct api_req *q, struct api_resp *r)
 	 * file. The warning here, the event and the metric are the alarm.
 	 */
 	refused = reg_store_integrity(q->st, &files, msg, sizeof(msg));
+	/*
+	 * The outbox's backlog and failing subscribers are shown, not failed on:
+	 * an unreachable receiver must not take the registry out of service.
+	 */
+	rc = reg_outbox_totals(q->st, &pending, &failing, &oldest);
+	if (rc < 0)
+		return cm_err_wrap(-EAGAIN, "the registry database does not answer");
+	outbox = json_pack("{s:I s:I s:o}", "pending", (json_int_t)pending, "failing",
+			   (json_int_t)failing, "oldest_pending_seconds",
+			   oldest ? json_real((double)(cm_time_now_us() - oldest) / 1e6) : json_null());
 	if (refused > 0)
-		return api_resp_json(r, 200, json_pack("{s:s s:i s:I s:s}", "status", "ready",
+		return api_resp_json(r, 200, json_pack("{s:s s:i s:I s:s s:o}", "status", "ready",
 						       "disk_errors", 0, "integrity_mismatches",
-						       (json_int_t)files, "warning", msg));
-	return api_resp_json(r, 200, json_pack("{s:s s:i}", "status", "ready", "disk_errors", 0));
+						       (json_int_t)files, "warning", msg, "outbox",
+						       outbox));
+	return api_resp_json(r, 200, json_pack("{s:s s:i s:o}", "status", "ready", "disk_errors", 0,
+					       "outbox", outbox));
 }
 
 /* Rebuilds the store's share of /metrics if a change happened since the last build. */
@@ -141,6 +154,55 @@ static int metrics_git(struct api_server *s, struct cm_buf *b)
 		(double)g.last_error_us / 1e6);
 }
 
+/* The outbox per subscriber, read fresh: deliveries change it without registry events. */
+static int metrics_outbox(struct api_server *s, struct cm_buf *b)
+{
+	static const char *const states[] = { "pending", "done", "dropped" };
+	json_t *o = NULL, *sub;
+	size_t i;
+	int rc = reg_outbox_state(s->st, 0, NULL, 0, &o);
+
+	if (rc < 0)
+		return rc;
+	rc = cm_buf_printf(b, "# HELP modelfs_outbox_items Outbox items by subscriber and state.\n"
+			      "# TYPE modelfs_outbox_items gauge\n");
+	json_array_foreach(json_object_get(o, "subscribers"), i, sub) {
+		long long id = (long long)json_integer_value(json_object_get(sub, "id"));
+		const char *ad = json_string_value(json_object_get(sub, "adapter"));
+
+		for (size_t k = 0; rc == 0 && k < sizeof(states) / sizeof(states[0]); k++)
+			rc = cm_buf_printf(b, "modelfs_outbox_items{subscriber=\"%lld\",adapter=\"%s\","
+					   "state=\"%s\"} %lld\n", id, ad, states[k],
+					   (long long)json_integer_value(json_object_get(sub,
+											  states[k])));
+	}
+	if (rc == 0)
+		rc = cm_buf_printf(b, "# HELP modelfs_outbox_attempts Failed attempts of the "
+				      "subscriber's oldest open item (0: delivering fine).\n"
+				      "# TYPE modelfs_outbox_attempts gauge\n");
+	json_array_foreach(json_object_get(o, "subscribers"), i, sub) {
+		if (rc < 0)
+			break;
+		rc = cm_buf_printf(b, "modelfs_outbox_attempts{subscriber=\"%lld\",adapter=\"%s\"} "
+				   "%lld\n", (long long)json_integer_value(json_object_get(sub, "id")),
+				   json_string_value(json_object_get(sub, "adapter")),
+				   (long long)json_integer_value(json_object_get(sub, "attempts")));
+	}
+	if (rc == 0)
+		rc = cm_buf_printf(b, "# HELP modelfs_outbox_pending Open outbox items, all "
+				      "subscribers.\n"
+				      "# TYPE modelfs_outbox_pending gauge\n"
+				      "modelfs_outbox_pending %lld\n"
+				      "# HELP modelfs_outbox_failing_subscribers Subscribers whose oldest "
+				      "open item has failed at least once.\n"
+				      "# TYPE modelfs_outbox_failing_subscribers gauge\n"
+				      "modelfs_outbox_failing_subscribers %lld\n",
+				   (long long)json_integer_value(json_object_get(o, "pending")),
+				   (long long)json_integer_value(json_object_get(o, "failing")));
+	json_decref(o);
+	return rc;
+}
+
 static int metrics_process(struct api_server *s, struct cm_buf *b)
 {
 	int64_t files = 0;
@@ -171,6 +233,8 @@ static int metrics_process(struct api_server *s, struct cm_buf *b)
 			   (long long)refused, (long long)files);
 	if (rc == 0)
 		rc = metrics_git(s, b);
+	if (rc == 0)
+		rc = metrics_outbox(s, b);
 	if (rc == 0 && s->cfg.fs_stats) {
 		struct api_fs_stats fs = { 0 };
 
@@ -236,32 +300,6 @@ int api_h_openapi(struct api_req *q, struct api_resp *r)
 	r->ctype = "application/json";
 	r->cacheable = 1;
 	return 0;
-}
-
-/* KServe model formats by file extension (the predictor's modelFormat.name). */
-static const struct {
-	const char *ext;
-	const char *format;
-} formats[] = {
-	{ ".pkl", "sklearn" },  { ".pickle", "sklearn" }, { ".joblib", "sklearn" },
-	{ ".pt", "pytorch" },   { ".pth", "pytorch" },    { ".mar", "pytorch" },
-	{ ".onnx", "onnx" },    { ".bst", "xgboost" },    { ".ubj", "xgboost" },
-	{ ".h5", "tensorflow" }, { ".keras", "tensorflow" }, { ".pb", "tensorflow" },
-};
-
-/* The format of the version's top-level model file; NULL when none is recognised. */
-static const char *format_of(const struct reg_file *files, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		const char *dot = strrchr(files[i].path, '.');
-
-		if (strchr(files[i].path, '/') || !dot)
-			continue;
-		for (size_t k = 0; k < sizeof(formats) / sizeof(formats[0]); k++)
-			if (!strcmp(dot, formats[k].ext))
-				return formats[k].format;
-	}
-	return NULL;
 }
 
 /* A Kubernetes name: lowercase letters, digits, '-' and '.', 1-253 characters. */
@@ -348,88 +386,31 @@ static const char *arg_or(const struct api_req *q, const char *key, const char *
 
 int api_h_inferenceservice(struct api_req *q, struct api_resp *r)
 {
-	const char *pvc = arg_or(q, "pvc", q->cfg ? q->cfg->pvc : NULL);
-	const char *ns = arg_or(q, "namespace", q->cfg ? q->cfg->namespace_ : NULL);
-	const char *runtime = arg_or(q, "runtime", q->cfg ? q->cfg->runtime : NULL);
-	const char *format = arg_or(q, "model_format", NULL);
-	struct reg_alias *a = NULL, *cur = NULL, *canary = NULL;
-	struct reg_file *files = NULL;
-	const char *served;
-	size_t na = 0, nf = 0;
-	json_t *isvc = NULL, *meta, *model;
-	char uri[512];
+	struct reg_isvc_opts o = {
+		.pvc = arg_or(q, "pvc", q->cfg ? q->cfg->pvc : NULL),
+		.namespace_ = arg_or(q, "namespace", q->cfg ? q->cfg->namespace_ : NULL),
+		.runtime = arg_or(q, "runtime", q->cfg ? q->cfg->runtime : NULL),
+		.model_format = arg_or(q, "model_format", NULL),
+	};
+	size_t len = 0;
+	char *text = NULL;
 	int rc;
 
-	if (!pvc)
-		pvc = "model-storage-pvc";
-	rc = k8s_name_check("pvc", pvc);
-	if (rc == 0 && ns)
-		rc = k8s_name_check("namespace", ns);
-	if (rc == 0 && runtime)
-		rc = k8s_name_check("runtime", runtime);
-	if (rc == 0 && format)
-		rc = k8s_name_check("model_format", format);
+	rc = k8s_name_check("pvc", o.pvc ? o.pvc : REG_ISVC_PVC_DEFAULT);
+	if (rc == 0 && o.namespace_)
+		rc = k8s_name_check("namespace", o.namespace_);
+	if (rc == 0 && o.runtime)
+		rc = k8s_name_check("runtime", o.runtime);
+	if (rc == 0 && o.model_format)
+		rc = k8s_name_check("model_format", o.model_format);
+	/* The same bytes the GitOps adapter commits. */
 	if (rc == 0)
-		rc = reg_alias_list(q->st, q->model, &a, &na);
+		rc = reg_isvc_text(q->st, q->model, &o, &text, &len);
 	if (rc < 0)
-		goto done;
-	for (size_t i = 0; i < na; i++) {
-		if (!strcmp(a[i].name, "current"))
-			cur = &a[i];
-		else if (!strcmp(a[i].name, "canary"))
-			canary = &a[i];
-	}
-	if (!cur) {
-		rc = cm_err_set(-ENOENT, "model '%s' has no current version to serve", q->model);
-		goto done;
-	}
-	/*
-	 * KServe's canary: the spec names the new model and canaryTrafficPercent
-	 * sends that share to it, while the last revision rolled out in full (the
-	 * current version) keeps the rest. Versions are pinned, never `current`:
-	 * a pvc:// mount resolves a symlink once, at container start.
-	 */
-	served = canary ? canary->version : cur->version;
-	if (!format) {
-		rc = reg_version_files(q->st, q->model, served, &files, &nf);
-		if (rc < 0)
-			goto done;
-		format = format_of(files, nf);
-		if (!format) {
-			rc = cm_err_set(-EINVAL, "cannot tell the model format of %s/%s from its files; "
-					"pass ?model_format=", q->model, served);
-			goto done;
-		}
-	}
-	snprintf(uri, sizeof(uri), "pvc://%s/%s/%s", pvc, q->model, served);
-	meta = json_pack("{s:s s:{s:s} s:{s:s}}", "name", q->model, "labels",
-			 "app.kubernetes.io/managed-by", "modelfs", "annotations",
-			 "modelfs.io/current", cur->version);
-	model = json_pack("{s:{s:s} s:s}", "modelFormat", "name", format, "storageUri", uri);
-	isvc = json_pack("{s:s s:s s:o s:{s:{s:o}}}", "apiVersion", "serving.kserve.io/v1beta1",
-			 "kind", "InferenceService", "metadata", meta, "spec", "predictor", "model",
-			 model);
-	if (!isvc) {
-		rc = cm_err_set(-ENOMEM, "out of memory");
-		goto done;
-	}
-	if (ns)
-		json_object_set_new(meta, "namespace", json_string(ns));
-	if (runtime)
-		json_object_set_new(model, "runtime", json_string(runtime));
-	if (canary) {
-		json_t *pred = json_object_get(json_object_get(isvc, "spec"), "predictor");
-
-		json_object_set_new(json_object_get(meta, "annotations"), "modelfs.io/canary",
-				    json_string(canary->version));
-		json_object_set_new(pred, "canaryTrafficPercent",
-				    json_integer(canary->percent >= 0 ? canary->percent : 0));
-	}
-	rc = api_resp_json(r, 200, isvc);
-	isvc = NULL;
-done:
-	json_decref(isvc);
-	reg_files_free(files, nf);
-	free(a);
-	return rc;
+		return rc;
+	r->status = 200;
+	r->text = text;
+	r->text_len = len;
+	r->ctype = "application/json";
+	return 0;
 }

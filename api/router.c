@@ -96,6 +96,19 @@ const struct api_route api_routes[] = {
 	  API_R_OPEN | API_R_RAW, "the web UI: a version's page" },
 	{ R_GET, "/ui/assets/{path*}", api_h_ui_asset, API_ROLE_NONE, API_R_OPEN | API_R_RAW,
 	  "the web UI's scripts, styles and images" },
+	{ R_GET, "/v1/models/{model}/triggers", api_h_triggers_get, API_ROLE_READER, 0,
+	  "the model's retraining triggers and their episode" },
+	{ API_PUT, "/v1/models/{model}/triggers", api_h_triggers_put, API_ROLE_ADMIN, 0,
+	  "replace the model's retraining triggers" },
+	{ R_GET, "/v1/outbox", api_h_outbox_get, API_ROLE_READER, 0,
+	  "delivery state per subscriber (git tags, GitOps, webhooks)" },
+	{ R_GET, "/v1/webhooks", api_h_webhooks_list, API_ROLE_ADMIN, 0, "webhook subscriptions" },
+	{ API_POST, "/v1/webhooks", api_h_webhook_create, API_ROLE_ADMIN, 0,
+	  "subscribe a URL to events" },
+	{ R_GET, "/v1/webhooks/{id}", api_h_webhook_get, API_ROLE_ADMIN, 0,
+	  "a webhook subscription, its state and delivery log" },
+	{ API_DELETE, "/v1/webhooks/{id}", api_h_webhook_delete, API_ROLE_ADMIN, 0,
+	  "delete a webhook subscription" },
 };
 
 const size_t api_routes_count = sizeof(api_routes) / sizeof(api_routes[0]);
@@ -123,6 +136,8 @@ static const struct {
 	{ api_h_lineage_find, "git_commit training_data_hash" },
 	{ api_h_git_get, "state limit" },
 	{ api_h_refusals, "model uid token limit cursor" },
+	{ api_h_outbox_get, "subscriber state limit" },
+	{ api_h_webhook_get, "state limit" },
 };
 
 const char *api_route_query(const struct api_route *rt)
@@ -172,6 +187,7 @@ static const char **param_slot(struct api_match *m, const char *name, size_t len
 		{ "version", offsetof(struct api_match, version) },
 		{ "alias", offsetof(struct api_match, alias) },
 		{ "path", offsetof(struct api_match, path) },
+		{ "id", offsetof(struct api_match, id) },
 	};
 
 	for (size_t i = 0; i < sizeof(slots) / sizeof(slots[0]); i++)

@@ -431,6 +431,7 @@ static enum MHD_Result begin(struct conn_req *cr, const char *url, const char *m
 	cr->q.model = cr->m.model;
 	cr->q.version = cr->m.version;
 	cr->q.alias = cr->m.alias;
+	cr->q.id = cr->m.id;
 	cr->q.path = cr->m.path;
 	cr->q.lookup = io_lookup;
 	cr->q.io = cr;

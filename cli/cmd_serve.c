@@ -34,6 +34,7 @@
 #include "fs.h"
 #include "modelfs_config.h"
 #include "reg.h"
+#include "sync.h"
 
 struct serve_cfg {
 	const char *store;
@@ -58,6 +59,13 @@ struct serve_cfg {
 	long long request_timeout;
 	long long http_threads;
 	long long cache_bytes;
+	long long webhook_timeout;
+	long long backoff_max;
+	const char *webhooks_file;
+	const char *gitops_repo;
+	const char *gitops_branch;
+	const char *gitops_path;
+	const char *gitops_remote;
 	int auth_reads;
 	int insecure;
 	int log_json;
@@ -134,6 +142,23 @@ static const struct cm_opt serve_opts[] = {
 	    "FORMAT", "version tag format (default " REG_GIT_TAG_FORMAT_DEFAULT ")"),
 	OPT("git-token-file", "MODELFS_GIT_TOKEN_FILE", CM_OPT_STRING, git.token_file, NULL, 0, 0,
 	    "FILE", "HTTPS token for --git-remote, 'TOKEN' or 'USER:TOKEN' (ssh uses ssh-agent)"),
+	OPT("gitops-repo", "MODELFS_GITOPS_REPO", CM_OPT_STRING, gitops_repo, NULL, 0, 0, "DIR",
+	    "commit each model's rendered InferenceService to this git repository when its "
+	    "current or canary changes (modelfs's own clone; its working tree is not touched)"),
+	OPT("gitops-branch", "MODELFS_GITOPS_BRANCH", CM_OPT_STRING, gitops_branch, "main", 0, 0,
+	    "BRANCH", "the branch the manifests are committed to"),
+	OPT("gitops-path", "MODELFS_GITOPS_PATH", CM_OPT_STRING, gitops_path,
+	    "deploy/isvc/{model}.yaml", 0, 0, "PATH", "where each model's manifest goes"),
+	OPT("gitops-remote", "MODELFS_GITOPS_REMOTE", CM_OPT_STRING, gitops_remote, NULL, 0, 0,
+	    "NAME", "push the branch to this remote of --gitops-repo (fetched and rebuilt on "
+	    "when it moved)"),
+	OPT("webhooks-file", "MODELFS_WEBHOOKS_FILE", CM_OPT_STRING, webhooks_file, NULL, 0, 0,
+	    "FILE", "webhook subscriptions to add at start: a JSON array of {\"url\", \"events\", "
+	    "\"models\"?, \"secret\"} (those already there are kept)"),
+	OPT("webhook-timeout", "MODELFS_WEBHOOK_TIMEOUT", CM_OPT_INT, webhook_timeout, "10000", 100,
+	    600000, "MS", "one webhook delivery, connecting included"),
+	OPT("outbox-backoff-max", "MODELFS_OUTBOX_BACKOFF_MAX", CM_OPT_INT, backoff_max, "60000", 100,
+	    86400000, "MS", "the longest wait before a failed delivery is tried again"),
 	OPT("log-level", "MODELFS_LOG_LEVEL", CM_OPT_STRING, log_level, "info", 0, 0, "LEVEL",
 	    "debug, info, warn or error"),
 	OPT("log-json", "MODELFS_LOG_JSON", CM_OPT_BOOL, log_json, "false", 0, 0, NULL,
@@ -293,6 +318,11 @@ static void api_config_from(const struct serve_cfg *c, struct fs_mount *m, struc
 	ac->fs_stats_ctx = m;
 }
 
+static const char *nonempty(const char *s)
+{
+	return s && s[0] ? s : NULL;
+}
+
 /* What the main loop, reload and stop need. */
 struct serve_run {
 	const struct serve_cfg *c;
@@ -301,6 +331,8 @@ struct serve_run {
 	struct api_server *api;
 	struct reg_git_worker *git;
 	struct cli_gc_worker *gc;
+	struct sync_webhooks *webhooks;
+	struct sync_gitops *gitops;
 	char notify[256];    /* $NOTIFY_SOCKET, taken out of the environment; "" without */
 	int notify_failed;   /* a failure is logged once */
 	int ended_fd;        /* eventfd: the mount's loop ended */
@@ -420,10 +452,18 @@ static int serve_wait(struct serve_run *r, int sfd)
 		struct signalfd_siginfo si;
 		ssize_t n;
 
-		if (poll(p, 2, -1) < 0) {
+		int pr = poll(p, 2, 30000);
+
+		if (pr < 0) {
 			if (errno == EINTR)
 				continue;
 			return cm_err_set(-errno, "poll: %s", strerror(errno));
+		}
+		if (pr == 0) {
+			/* Every 30 s: the retraining triggers' weekly schedules. */
+			if (reg_trigger_tick(r->st, cm_time_now_us()) < 0)
+				cm_log(CM_LOG_ERROR, "serve", "retraining schedule: %s", cm_err_msg());
+			continue;
 		}
 		if (p[1].revents) {
 			cm_log(CM_LOG_WARN, "serve", "the mount at %s went away: stopping", r->c->mount);
@@ -546,6 +586,43 @@ int cli_serve(int argc, char **argv)
 	rc = cli_git_serve_start(r.st, &c.git, &r.git);
 	if (rc < 0)
 		goto done;
+	/* The outbox's webhook deliveries (the registry queues them whether or not this runs). */
+	reg_outbox_backoff_set(r.st, c.backoff_max * 1000);
+	if (c.webhooks_file && c.webhooks_file[0]) {
+		rc = sync_webhooks_load(r.st, c.webhooks_file);
+		if (rc < 0) {
+			cm_log(CM_LOG_ERROR, "webhook", "%s", cm_err_msg());
+			goto done;
+		}
+		cm_log(CM_LOG_INFO, "webhook", "%d subscription%s added from %s", rc,
+		       rc == 1 ? "" : "s", c.webhooks_file);
+	}
+	{
+		struct sync_webhook_opts wo = { .timeout_ms = c.webhook_timeout };
+
+		rc = sync_webhooks_start(r.st, &wo, &r.webhooks);
+		if (rc < 0) {
+			cm_log(CM_LOG_ERROR, "webhook", "%s", cm_err_msg());
+			goto done;
+		}
+	}
+	if (c.gitops_repo && c.gitops_repo[0]) {
+		struct sync_gitops_opts go = {
+			.repo = c.gitops_repo, .branch = c.gitops_branch, .path = c.gitops_path,
+			.remote = c.gitops_remote && c.gitops_remote[0] ? c.gitops_remote : NULL,
+			/* As GET .../inferenceservice renders without query parameters. */
+			.isvc = { .pvc = nonempty(c.pvc), .namespace_ = nonempty(c.namespace_),
+				  .runtime = nonempty(c.runtime) },
+		};
+
+		rc = sync_gitops_start(r.st, &go, &r.gitops);
+		if (rc < 0) {
+			cm_log(CM_LOG_ERROR, "gitops", "%s", cm_err_msg());
+			goto done;
+		}
+		cm_log(CM_LOG_INFO, "gitops", "manifests: repo=%s branch=%s path=%s remote=%s",
+		       go.repo, go.branch, go.path, go.remote ? go.remote : "-");
+	}
 	rc = api_server_start(r.api);
 	if (rc < 0) {
 		cm_log(CM_LOG_ERROR, "serve", "cannot serve the API: %s", cm_err_msg());
@@ -613,6 +690,8 @@ done:
 	api_server_stop(r.api);
 	cli_gc_worker_stop(r.gc);
 	reg_git_worker_stop(r.git);
+	sync_webhooks_stop(r.webhooks);
+	sync_gitops_stop(r.gitops);
 	if (r.m) {
 		int lrc = fs_mount_end(r.m);
 

@@ -232,7 +232,7 @@ void db_write_abort(struct reg_conn *c)
 	notes_free(c->notes);
 	c->notes = NULL;
 	c->notes_tail = NULL;
-	c->git_kick = 0;
+	c->kick = 0;
 	pthread_mutex_unlock(&c->mu);
 }
 
@@ -248,13 +248,13 @@ void db_write_end(struct reg_conn *c)
 	notes = c->notes;
 	c->notes = NULL;
 	c->notes_tail = NULL;
-	kick = c->git_kick;
-	c->git_kick = 0;
+	kick = c->kick;
+	c->kick = 0;
 	hook = c->st ? c->st->hook : NULL;
 	ctx = c->st ? c->st->hook_ctx : NULL;
 	pthread_mutex_unlock(&c->mu);
 	if (kick && c->st)
-		gs_kick(c->st);
+		ob_observers_tell(c->st);
 	for (struct reg_note *n = notes; n && hook; n = n->next) {
 		struct reg_change ch = { .kind = n->kind, .channel = n->channel, .model = n->model,
 					 .version = n->version, .alias = n->alias };

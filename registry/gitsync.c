@@ -18,7 +18,7 @@
  * failures are recorded on the item and as events and the run goes on. Git
  * work runs with no registry lock held; each outcome is one short write
  * transaction. The worker thread waits on its condition variable, woken by
- * db_write_end() after a commit that queued tags (gs_kick), or by its timer.
+ * db_write_end() after a commit that queued tags (an outbox observer), or by its timer.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -579,7 +579,7 @@ static int enqueue_row(struct reg_conn *c, int64_t event_id, const char *kind, c
 	db_bind_text(s, 9, tag);
 	rc = db_exec_stmt(c, s, "queueing a git tag");
 	if (rc == 0)
-		c->git_kick = 1;
+		c->kick = 1;
 done:
 	return rc;
 }
@@ -728,19 +728,15 @@ struct reg_git_worker {
 	void *ctx;
 };
 
-void gs_kick(struct reg_store *st)
+/* The store's observer: a commit queued deliveries, maybe tags. */
+static void gs_observe(void *ctx)
 {
-	struct reg_git_worker *w;
+	struct reg_git_worker *w = ctx;
 
-	pthread_mutex_lock(&gs_worker_mu);
-	w = st->git_worker;
-	if (w) {
-		pthread_mutex_lock(&w->mu);
-		w->kicked = 1;
-		pthread_cond_signal(&w->cv);
-		pthread_mutex_unlock(&w->mu);
-	}
-	pthread_mutex_unlock(&gs_worker_mu);
+	pthread_mutex_lock(&w->mu);
+	w->kicked = 1;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
 }
 
 /* ---- git operations (no registry lock held) ---- */
@@ -1906,6 +1902,10 @@ int reg_git_worker_start(struct reg_store *st, reg_git_report_cb cb, void *ctx,
 	if (err == 0)
 		st->git_worker = w;
 	pthread_mutex_unlock(&gs_worker_mu);
+	if (err == 0 && reg_store_observer_add(st, gs_observe, w) < 0) {
+		reg_git_worker_stop(w);
+		return cm_err_set(-ENOSPC, "cannot start the git worker: too many observers");
+	}
 	if (err) {
 		err = cm_err_set(-err, "cannot start the git worker: %s", strerror(err));
 		goto fail;
@@ -1935,6 +1935,7 @@ void reg_git_worker_stop(struct reg_git_worker *w)
 {
 	if (!w)
 		return;
+	reg_store_observer_remove(w->st, gs_observe, w);
 	pthread_mutex_lock(&gs_worker_mu);
 	if (w->st->git_worker == w)
 		w->st->git_worker = NULL;
@@ -2134,7 +2135,7 @@ int reg_git_retry(struct reg_store *st, const struct reg_actor *who, int64_t id,
 	if (changed) {
 		detail = json_pack("{s:I, s:I}", "items", (json_int_t)changed, "id", (json_int_t)id);
 		rc = reg_event_add(c, who, "git.retry", NULL, NULL, NULL, NULL, NULL, detail);
-		c->git_kick = 1;
+		c->kick = 1;
 	}
 	if (rc == 0)
 		rc = db_write_commit(c);

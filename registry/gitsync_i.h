@@ -78,11 +78,6 @@ int gs_event_enqueue(struct reg_conn *c, int64_t event_id, const struct reg_acto
 		     const char *kind, const char *model, const char *version, const char *alias,
 		     const char *before, const char *after, json_t *detail);
 /*
- * Wakes the store's git worker, if one runs (called by db_write_end() after
- * a transaction that queued tags has committed and the writer is unlocked).
- */
-void gs_kick(struct reg_store *st);
-/*
  * Versions found through tags at a commit (reverse lineage): appends
  * {model, version, git_commit, training_data_hash, state, git_tag} for each
  * tag in git_tags whose commit lies in [lo, hi) and whose version is not

@@ -54,9 +54,16 @@ int reg_event_add(struct reg_conn *c, const struct reg_actor *who, const char *k
 	db_bind_text(s, 10, d);
 	rc = db_exec_stmt(c, s, "recording an event");
 	/* Git tags the change calls for commit (or roll back) with it. */
-	if (rc == 0)
-		rc = gs_event_enqueue(c, db_last_id(c), who, kind, model, version,
-				      alias, before, after, detail);
+	if (rc == 0) {
+		int64_t id = db_last_id(c);
+
+		rc = gs_event_enqueue(c, id, who, kind, model, version, alias, before, after,
+				      detail);
+		if (rc == 0)
+			rc = ob_event_enqueue(c, id, kind, model);
+		if (rc == 0)
+			rc = trig_event(c, kind, model, alias);
+	}
 	if (rc == 0)
 		db_note(c, kind, who && who->channel ? who->channel : "internal", model, version, alias);
 done:

@@ -72,6 +72,8 @@ int reg_observation_add(struct reg_store *st, const struct reg_actor *who, const
 	db_bind_int64(s, 4, ts);
 	rc = db_exec_stmt(c, s, "recording an observation");
 	if (rc == 0)
+		rc = trig_observe(c, mid, model, version, metric, value, ts);
+	if (rc == 0)
 		rc = db_write_commit(c);
 	if (rc < 0)
 		goto done;

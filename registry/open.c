@@ -112,6 +112,7 @@ int reg_store_open(const char *path, unsigned flags, struct reg_store **out)
 	pthread_mutex_init(&st->live_mu, NULL);
 	pthread_mutex_init(&st->integ_mu, NULL);
 	pthread_mutex_init(&st->refusal_mu, NULL);
+	pthread_mutex_init(&st->obs_mu, NULL);
 	pthread_cond_init(&st->live_cv, NULL);
 	st->path = strdup(path);
 	if (!st->path) {
@@ -214,6 +215,7 @@ void reg_store_close(struct reg_store *st)
 	integ_free(st);
 	pthread_mutex_destroy(&st->integ_mu);
 	pthread_mutex_destroy(&st->refusal_mu);
+	pthread_mutex_destroy(&st->obs_mu);
 	pthread_cond_destroy(&st->live_cv);
 	free(st->live);
 	free(st->db_url);

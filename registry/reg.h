@@ -164,6 +164,143 @@ typedef void (*reg_change_cb)(void *ctx, const struct reg_change *c);
  */
 void reg_store_set_hook(struct reg_store *st, reg_change_cb cb, void *ctx);
 
+/* ---- the KServe InferenceService of a model (isvc.c) ---- */
+
+#define REG_ISVC_PVC_DEFAULT "model-storage-pvc"
+struct reg_isvc_opts {
+	const char *pvc;          /* NULL: REG_ISVC_PVC_DEFAULT */
+	const char *namespace_;   /* NULL: none */
+	const char *runtime;      /* NULL: none */
+	const char *model_format; /* NULL: from the served version's model file */
+};
+/*
+ * The InferenceService for the model's current (and canary) alias, versions
+ * pinned (pvc://<pvc>/<model>/<version>). -ENOENT without a current version;
+ * -EINVAL when the format cannot be told. *out caller owns.
+ */
+int reg_isvc_render(struct reg_store *st, const char *model, const struct reg_isvc_opts *o,
+		    json_t **out);
+/* The same as the exact bytes served and committed: compact JSON and "\n". free(*text). */
+int reg_isvc_text(struct reg_store *st, const char *model, const struct reg_isvc_opts *o,
+		  char **text, size_t *len);
+
+/* ---- retraining triggers (trigger.c) ---- */
+
+/*
+ * A model's retraining rules: {"accuracy": {"metric"?: "accuracy", "below":
+ * 0.85, "window_seconds": 3600}, "drift": {"metric"?: "drift_p_value",
+ * "below": 0.05}, "schedule": {"weekday": 1 (Monday; 0-6 from Sunday),
+ * "hour": 3 (UTC)}}, each optional. The accuracy rule fires when every
+ * observation of the metric for the serving (current) version stayed below
+ * the threshold for the window; the drift rule on one observation below its
+ * threshold; the schedule once a week. A firing records retrain.requested
+ * (detail: rule, metric, value, threshold) once per episode; sealing or
+ * promoting a version ends the episode. Replacing the rules records
+ * triggers.set. -EINVAL for a bad spec; -ENOENT for no model.
+ */
+int reg_trigger_set(struct reg_store *st, const struct reg_actor *who, const char *model,
+		    json_t *spec, json_t **out);
+/* {"model","triggers": spec ({} when none),"episode_open","below_since","fired_at"}. */
+int reg_trigger_get(struct reg_store *st, const char *model, json_t **out);
+/* Runs the weekly schedules that are due at `now_us`; returns how many fired. */
+int reg_trigger_tick(struct reg_store *st, int64_t now_us);
+
+/* ---- the outbox (outbox.c): durable deliveries of events to subscribers ---- */
+
+/*
+ * Called after a transaction that queued deliveries has committed, from the
+ * committing thread, with no registry lock held: a delivery worker's wake-up.
+ * It must not block.
+ */
+typedef void (*reg_outbox_observer_cb)(void *ctx);
+/*
+ * Adds (or, for reg_store_observer_remove, removes) an observer; at most
+ * eight at once (-ENOSPC). Thread-safe; after remove returns, fn is not
+ * running and will not be called.
+ */
+int reg_store_observer_add(struct reg_store *st, reg_outbox_observer_cb fn, void *ctx);
+void reg_store_observer_remove(struct reg_store *st, reg_outbox_observer_cb fn, void *ctx);
+
+#define REG_OUTBOX_TARGET_MAX 2048
+#define REG_OUTBOX_SECRET_MAX 256
+#define REG_OUTBOX_LIST_MAX 64      /* kinds or models of one subscriber */
+#define REG_OUTBOX_SUBSCRIBERS_MAX 64 /* at once (-EINVAL past it) */
+
+/*
+ * Adds a subscriber. `adapter` names who delivers ("webhook", "gitops"),
+ * `target` and `secret` are that adapter's (a URL and an HMAC key); the
+ * registry checks only their size. `kinds` is an array of event kinds
+ * ("alias.set", "alias.*" for a prefix, "*" for all), `models` an array of
+ * model names or NULL/empty for every model. Records an outbox.subscribe
+ * event (without the secret). *out: the subscriber as reg_outbox_sub_get
+ * answers it (caller owns). Returns 0 or -errno (-EINVAL for a bad spec).
+ */
+int reg_outbox_sub_add(struct reg_store *st, const struct reg_actor *who, const char *adapter,
+		       const char *target, const char *secret, json_t *kinds, json_t *models,
+		       json_t **out);
+/*
+ * Subscribers, oldest first: {"id","adapter","target","events":[…],
+ * "models":[…],"created_at", and when `with_secret` "secret"}, of one adapter
+ * (NULL for all) or one id (0 for all). *out caller owns.
+ */
+int reg_outbox_sub_list(struct reg_store *st, const char *adapter, int64_t id, int with_secret,
+			json_t **out);
+/* One subscriber (as in the list) or -ENOENT. */
+int reg_outbox_sub_get(struct reg_store *st, int64_t id, int with_secret, json_t **out);
+/*
+ * Deletes a subscriber; its open items are dropped (state "dropped").
+ * Records an outbox.unsubscribe event. -ENOENT when there is none.
+ */
+int reg_outbox_sub_delete(struct reg_store *st, const struct reg_actor *who, int64_t id);
+
+/* An item claimed for delivery. */
+struct reg_outbox_item {
+	int64_t id;
+	int64_t subscriber_id;
+	int64_t event_id;
+	int64_t attempts;   /* failed attempts before this one */
+	int64_t token;      /* the lease: complete/fail only with it */
+	json_t *event;      /* the event, as history shows it (owned by the item) */
+};
+void reg_outbox_item_free(struct reg_outbox_item *it);
+/*
+ * Claims the oldest open item of the subscriber when it is due, leasing it
+ * for `lease_us` (another claim gets it again after the lease ends). Items
+ * of one subscriber are claimed in order: a later one only after the
+ * earlier is complete. Returns 1 with *out (caller frees), 0 when nothing is
+ * due (*next_us: when the head is due, 0 when the queue is empty), -errno.
+ */
+int reg_outbox_claim(struct reg_store *st, int64_t subscriber_id, int64_t lease_us,
+		     struct reg_outbox_item **out, int64_t *next_us);
+/* The item was delivered (`status` the receiver's answer, 0 if none). -ESTALE: lease lost. */
+int reg_outbox_complete(struct reg_store *st, const struct reg_outbox_item *it, int status);
+/*
+ * The delivery failed: the item stays first in its subscriber's queue, due
+ * again after an exponential backoff (attempts × 2 from 250 ms, at most
+ * the store's maximum, 60 s by default). -ESTALE: lease lost.
+ */
+int reg_outbox_fail(struct reg_store *st, const struct reg_outbox_item *it, int status,
+		    const char *error);
+/* The longest backoff after failures (set before workers start). */
+void reg_outbox_backoff_set(struct reg_store *st, int64_t max_us);
+/*
+ * Releases every lease: called by the one delivery process at start, when
+ * no other can hold one (the store lock). Returns the number released.
+ */
+int reg_outbox_leases_release(struct reg_store *st);
+/*
+ * Per-subscriber state: {"subscribers": [{"id","adapter","target","events",
+ * "models","pending","done","dropped","failing" (open items that failed at
+ * least once),"attempts" (most failures of an open item),"oldest_pending_at",
+ * "last_error","last_error_at","last_status"}], "pending","failing"} (totals).
+ * `items` > 0 adds each subscriber's newest items (its delivery log), of
+ * `state` when not NULL. *out caller owns.
+ */
+int reg_outbox_state(struct reg_store *st, int64_t subscriber_id, const char *state,
+		     size_t items, json_t **out);
+/* Totals only, for /metrics and /readyz: open items, those that failed, oldest open (µs, 0). */
+int reg_outbox_totals(struct reg_store *st, int64_t *pending, int64_t *failing, int64_t *oldest_us);
+
 /* Whether `path` already holds a store (.modelfs/registry.db): 1, 0, -errno. */
 int reg_store_exists(const char *path);
 

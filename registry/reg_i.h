@@ -20,6 +20,7 @@
 #define REG_METADATA_FILE "metadata.json"
 #define REG_READERS 4
 #define REGI_BUCKETS 64 /* actors whose refusal rate is tracked at once */
+#define REG_OBSERVERS 8
 
 /*
  * Every statement the registry runs, prepared once per connection:
@@ -151,7 +152,56 @@
 		"ORDER BY m.name, a.name") \
 	X(SUMMARY_OBSERVATIONS, "SELECT m.name, v.name, l.metric, l.value, l.ts " \
 		"FROM observations_latest l JOIN versions v ON v.id = l.version_id " \
-		"JOIN models m ON m.id = v.model_id ORDER BY m.name, v.seq, l.metric")
+		"JOIN models m ON m.id = v.model_id ORDER BY m.name, v.seq, l.metric") \
+	X(OUTBOX_SUB_ACTIVE, "SELECT id, kinds, models FROM outbox_subscribers " \
+		"WHERE deleted_at IS NULL ORDER BY id") \
+	X(OUTBOX_SUB_COUNT, "SELECT count(*) FROM outbox_subscribers WHERE deleted_at IS NULL") \
+	X(OUTBOX_SUB_INSERT, "INSERT INTO outbox_subscribers(adapter, target, secret, kinds, models, " \
+		"created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)") \
+	X(OUTBOX_SUB_LIST, "SELECT id, adapter, target, secret, kinds, models, created_at " \
+		"FROM outbox_subscribers WHERE deleted_at IS NULL AND (?1 IS NULL OR adapter = ?1) " \
+		"AND (?2 = 0 OR id = ?2) ORDER BY id") \
+	X(OUTBOX_SUB_DELETE, "UPDATE outbox_subscribers SET deleted_at = ?2 " \
+		"WHERE id = ?1 AND deleted_at IS NULL") \
+	X(OUTBOX_SUB_DROP, "UPDATE outbox SET state = 'dropped', done_at = ?2 " \
+		"WHERE subscriber_id = ?1 AND state = 'pending'") \
+	X(OUTBOX_ENQUEUE, "INSERT INTO outbox(subscriber_id, event_id, state, attempts, next_at, " \
+		"lease_until, lease_token, created_at) VALUES (?1, ?2, 'pending', 0, 0, 0, 0, ?3)") \
+	X(OUTBOX_HEAD, "SELECT o.id, o.attempts, o.next_at, o.lease_until, e.id, e.ts, e.model, " \
+		"e.version, e.alias, e.kind, e.channel, e.actor, e.before, e.after, e.detail " \
+		"FROM outbox o JOIN events e ON e.id = o.event_id " \
+		"WHERE o.subscriber_id = ?1 AND o.state = 'pending' ORDER BY o.id LIMIT 1") \
+	X(OUTBOX_LEASE, "UPDATE outbox SET lease_until = ?2, lease_token = ?3 " \
+		"WHERE id = ?1 AND state = 'pending' AND lease_until <= ?4") \
+	X(OUTBOX_LEASES_RELEASE, "UPDATE outbox SET lease_until = 0 " \
+		"WHERE state = 'pending' AND lease_until > 0") \
+	X(OUTBOX_COMPLETE, "UPDATE outbox SET state = 'done', done_at = ?3, lease_until = 0, " \
+		"last_status = ?4 WHERE id = ?1 AND lease_token = ?2 AND state = 'pending'") \
+	X(OUTBOX_FAIL, "UPDATE outbox SET attempts = attempts + 1, next_at = ?3, lease_until = 0, " \
+		"lease_token = 0, " \
+		"last_error = ?4, error_at = ?5, last_status = ?6 " \
+		"WHERE id = ?1 AND lease_token = ?2 AND state = 'pending'") \
+	X(OUTBOX_STATES, "SELECT subscriber_id, state, count(*), min(created_at), max(attempts) " \
+		"FROM outbox GROUP BY subscriber_id, state") \
+	X(OUTBOX_LAST_ERROR, "SELECT last_error, error_at, last_status FROM outbox " \
+		"WHERE subscriber_id = ?1 AND last_error IS NOT NULL " \
+		"ORDER BY error_at DESC, id DESC LIMIT 1") \
+	X(OUTBOX_ITEMS, "SELECT o.id, o.event_id, e.kind, e.model, e.version, e.alias, o.state, " \
+		"o.attempts, o.next_at, o.last_error, o.error_at, o.last_status, o.created_at, " \
+		"o.done_at FROM outbox o JOIN events e ON e.id = o.event_id " \
+		"WHERE o.subscriber_id = ?1 AND (?2 IS NULL OR o.state = ?2) " \
+		"ORDER BY o.id DESC LIMIT ?3") \
+	X(TRIG_GET, "SELECT spec, updated_at, episode_open, below_since, fired_at, schedule_at " \
+		"FROM triggers WHERE model_id = ?1") \
+	X(TRIG_SET, "INSERT INTO triggers(model_id, spec, updated_at, episode_open, below_since, " \
+		"fired_at, schedule_at) VALUES (?1, ?2, ?3, 0, 0, 0, ?3) ON CONFLICT(model_id) DO UPDATE " \
+		"SET spec = excluded.spec, updated_at = excluded.updated_at") \
+	X(TRIG_STATE, "UPDATE triggers SET episode_open = ?2, below_since = ?3, fired_at = ?4, " \
+		"schedule_at = ?5 WHERE model_id = ?1") \
+	X(TRIG_CLEAR, "UPDATE triggers SET episode_open = 0, below_since = 0 " \
+		"WHERE model_id = (SELECT id FROM models WHERE name = ?1)") \
+	X(TRIG_ALL, "SELECT t.model_id, m.name FROM triggers t JOIN models m ON m.id = t.model_id " \
+		"ORDER BY m.name")
 
 enum reg_sql {
 #define X(id, ...) REG_SQL_##id,
@@ -179,7 +229,7 @@ struct reg_conn {
 	struct db_stmt *stmt[REG_SQL_COUNT];
 	struct reg_store *st;
 	struct reg_note *notes, **notes_tail; /* writer only: this transaction's changes */
-	int git_kick;                         /* writer only: this transaction queued git tags */
+	int kick;                             /* writer only: this transaction queued deliveries */
 	void *be;                  /* the backend's per-connection state */
 };
 
@@ -213,8 +263,15 @@ struct reg_store {
 	size_t live_n, live_cap;
 	reg_change_cb hook;
 	void *hook_ctx;
-	/* The git worker to wake after commits that queue tags (gitsync.c's mutex guards it). */
+	/* The git worker (gitsync.c's mutex guards it). */
 	struct reg_git_worker *git_worker;
+	/*
+	 * Told after a commit that queued deliveries (outbox items, git tags),
+	 * once the writer is unlocked: the delivery workers' wake-ups (obs_mu).
+	 */
+	pthread_mutex_t obs_mu;
+	struct { reg_outbox_observer_cb fn; void *ctx; } obs[REG_OBSERVERS];
+	int64_t outbox_backoff_max_us; /* set before workers start */
 	/* --admin-group: -1 for none (set before threads start, read-only after). */
 	long long admin_gid;
 	/* Disk updates that failed after their commit (guarded by writer.mu). */
@@ -365,6 +422,25 @@ int reg_reconcile(struct reg_store *st);
 int reg_adopt(struct reg_store *st);
 /* 1 while the first-open adoption has not finished. */
 int reg_adopt_pending(struct reg_store *st);
+
+/* ---- outbox.c ---- */
+/*
+ * Called by reg_event_add() for every event, inside its transaction: one
+ * outbox item per subscriber whose kinds and models match the event. Sets
+ * c->kick when it queued any. Returns 0 or -errno.
+ */
+int ob_event_enqueue(struct reg_conn *c, int64_t event_id, const char *kind, const char *model);
+/*
+ * trigger.c: evaluates the model's retraining rules on an observation of
+ * `version` (inside the observation's transaction); records retrain.requested
+ * once per episode. And closes the episode on a seal or a promotion
+ * (reg_event_add calls it for every event).
+ */
+int trig_observe(struct reg_conn *c, int64_t mid, const char *model, const char *version,
+		 const char *metric, double value, int64_t ts);
+int trig_event(struct reg_conn *c, const char *kind, const char *model, const char *alias);
+/* Tells the store's observers (db_write_end, after a commit that set c->kick). */
+void ob_observers_tell(struct reg_store *st);
 
 /* ---- meta.c ---- */
 /* Validates a record against the version metadata schema. */

@@ -82,13 +82,6 @@ def version(c, model, files=None, metadata=None, name=None, seal=False):
 # fails when one of these is built and still listed here.
 PLANNED_ROUTES = {
     ("GET", "/v1/search"),
-    ("GET", "/v1/models/{model}/triggers"),
-    ("PUT", "/v1/models/{model}/triggers"),
-    ("GET", "/v1/webhooks"),
-    ("POST", "/v1/webhooks"),
-    ("GET", "/v1/webhooks/{id}"),
-    ("DELETE", "/v1/webhooks/{id}"),
-    ("GET", "/v1/outbox"),
 }
 
 
@@ -636,6 +629,7 @@ class OpenDaemonTest(unittest.TestCase):
             ("POST", "/v1/models/{model}/promote"): {"version": "v1"},
             ("PUT", "/v1/models/{model}/canary"): {"version": "v1"},
             ("PUT", "/v1/models/{model}/policy"): {"validation_status": "passed"},
+            ("PUT", "/v1/models/{model}/triggers"): {"drift": {"below": 0.05}},
         }
         queries = {"/v1/models/{model}/diff": "?from=v1&to=v2"}
         seen = 0
@@ -655,6 +649,26 @@ class OpenDaemonTest(unittest.TestCase):
                 self.assertIn("no-such-model", r.json()["error"]["message"], f"{method} {template}")
                 seen += 1
         self.assertGreater(seen, 25)
+
+    def test_outbox_and_webhooks(self):
+        # The routes' shapes (test_webhooks delivers to a real receiver).
+        c = self.c
+        w = c.post("/v1/webhooks", {"url": "http://127.0.0.1:9/hook", "events": ["alias.*"],
+                                    "models": ["nobody"], "secret": "s"}, expect=201).json()
+        self.assertNotIn("secret", w)
+        self.assertIn(w["id"], [x["id"] for x in c.get("/v1/webhooks").json()["webhooks"]])
+        self.assertEqual(c.get(f"/v1/webhooks/{w['id']}").json()["deliveries"], [])
+        o = c.get(f"/v1/outbox?subscriber={w['id']}&limit=5").json()
+        self.assertEqual([s["id"] for s in o["subscribers"]], [w["id"]])
+        c.get("/v1/outbox?state=bogus", expect=400)
+        c.delete(f"/v1/webhooks/{w['id']}", expect=200)
+        c.get(f"/v1/webhooks/{w['id']}", expect=404)
+        c.post("/v1/models", {"name": "trig"}, expect=201)
+        self.assertEqual(c.get("/v1/models/trig/triggers").json()["triggers"], {})
+        t = {"accuracy": {"below": 0.85, "window_seconds": 3600}, "schedule": {"weekday": 1, "hour": 3}}
+        self.assertEqual(c.put("/v1/models/trig/triggers", t).json()["triggers"], t)
+        c.put("/v1/models/trig/triggers", {"bogus": {}}, expect=422)
+        c.get("/v1/models/nope/triggers", expect=404)
 
     def test_routing_errors(self):
         c = self.c
