@@ -351,7 +351,8 @@ struct api_server {
 	X(file_get) X(file_put) \
 	X(aliases_list) X(alias_get) X(alias_put) X(alias_delete) X(promote) X(rollback) \
 	X(canary_put) X(canary_promote) X(canary_delete) X(policy_get) X(policy_put) \
-	X(history) X(diff) X(inferenceservice) X(lineage_find) X(git_get)
+	X(history) X(diff) X(inferenceservice) X(lineage_find) X(git_get) \
+	X(search) X(model_patch)
 
 #define X(name) int api_h_##name(struct api_req *q, struct api_resp *r);
 API_HANDLERS(X)

@@ -511,3 +511,14 @@ int db_bind_text(sqlite3_stmt *s, int i, const char *v)
 		bind_failed = src;
 	return src;
 }
+
+int db_prepare_dynamic(struct reg_conn *c, const char *sql, sqlite3_stmt **out)
+{
+	sqlite3_stmt *s = NULL;
+	int src = sqlite3_prepare_v2(c->db, sql, -1, &s, NULL);
+
+	if (src != SQLITE_OK)
+		return db_err(c, src, "preparing a search");
+	*out = s;
+	return 0;
+}

@@ -84,7 +84,6 @@ PLANNED_ROUTES = {
     ("POST", "/v1/models/{model}/versions/{version}/archive"),
     ("POST", "/v1/models/{model}/versions/{version}/unarchive"),
     ("DELETE", "/v1/models/{model}/versions/{version}"),
-    ("GET", "/v1/search"),
     ("GET", "/v1/refusals"),
     ("GET", "/v1/models/{model}/triggers"),
     ("PUT", "/v1/models/{model}/triggers"),
@@ -194,6 +193,11 @@ class OpenDaemonTest(unittest.TestCase):
         self.assertIn("duplicate", c.post("/v1/models", data='{"name":"a","name":"b"}', expect=400).text)
         m = c.get("/v1/models/anomaly-detector").json()
         self.assertEqual(m["versions"]["count"], 0)
+        # Description, owner, tags and search (the rest is in test_search.py).
+        about = c.patch("/v1/models/anomaly-detector", {"owner": "sre", "tags": {"team": "sre"}}).json()
+        self.assertEqual((about["owner"], about["tags"]), ("sre", {"team": "sre"}))
+        found = c.get("/v1/search", params={"filter": 'model = "anomaly-detector"'}).json()
+        self.assertEqual(found, {"versions": [], "next_cursor": None})
         self.assertEqual(error_code(c.get("/v1/models/nope", expect=404)), "not_found")
         # Pagination.
         for n in ("pg-a", "pg-b", "pg-c"):
@@ -589,6 +593,7 @@ class OpenDaemonTest(unittest.TestCase):
             ("POST", "/v1/models/{model}/promote"): {"version": "v1"},
             ("PUT", "/v1/models/{model}/canary"): {"version": "v1"},
             ("PUT", "/v1/models/{model}/policy"): {"validation_status": "passed"},
+            ("PATCH", "/v1/models/{model}"): {"owner": "x"},
         }
         queries = {"/v1/models/{model}/diff": "?from=v1&to=v2"}
         seen = 0
