@@ -153,9 +153,9 @@ int api_h_model_get(struct api_req *q, struct api_resp *r)
 {
 	struct reg_model m;
 	struct reg_alias *a = NULL;
-	struct reg_version *v = NULL;
-	size_t na = 0, nv = 0;
-	json_int_t count[3] = { 0, 0, 0 };
+	size_t na = 0;
+	int64_t count[3] = { 0, 0, 0 };
+	char latest[REG_NAME_MAX] = "";
 	json_t *aliases = NULL, *about = NULL;
 	int rc;
 
@@ -163,33 +163,32 @@ int api_h_model_get(struct api_req *q, struct api_resp *r)
 	if (rc == 0)
 		rc = reg_alias_list(q->st, q->model, &a, &na);
 	if (rc == 0)
-		rc = reg_version_list(q->st, q->model, NULL, &v, &nv);
+		rc = reg_version_counts(q->st, q->model, count, latest);
+	if (rc == 0)
+		rc = reg_model_about(q->st, q->model, &about);
 	if (rc < 0)
 		goto done;
 	aliases = json_object();
 	for (size_t i = 0; aliases && i < na; i++)
 		json_object_set_new(aliases, a[i].name, api_alias_view(q->model, &a[i]));
-	for (size_t i = 0; i < nv; i++)
-		count[v[i].state]++;
-	if (rc == 0)
-		rc = reg_model_about(q->st, q->model, &about);
-	if (rc < 0)
-		goto done;
 	rc = api_resp_json(r, 200,
 			   json_pack("{s:s s:o s:O s:O s:O s:o* s:{s:I s:I s:I s:I s:o}}", "name", m.name,
 				     "created_at", api_time(m.created_us), "description",
 				     json_object_get(about, "description"), "owner",
 				     json_object_get(about, "owner"), "tags",
 				     json_object_get(about, "tags"), "aliases", aliases,
-				     "versions", "count", (json_int_t)nv, "draft", count[REG_DRAFT],
-				     "sealed", count[REG_SEALED], "archived", count[REG_ARCHIVED],
-				     "latest", nv ? json_string(v[nv - 1].name) : json_null()));
+				     "versions", "count",
+				     (json_int_t)(count[REG_DRAFT] + count[REG_SEALED] +
+						  count[REG_ARCHIVED]),
+				     "draft", (json_int_t)count[REG_DRAFT], "sealed",
+				     (json_int_t)count[REG_SEALED], "archived",
+				     (json_int_t)count[REG_ARCHIVED], "latest",
+				     latest[0] ? json_string(latest) : json_null()));
 	aliases = NULL;
 	r->cacheable = 1;
 done:
 	json_decref(about);
 	free(a);
-	free(v);
 	return rc;
 }
 

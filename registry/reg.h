@@ -493,6 +493,12 @@ int reg_model_describe(struct reg_store *st, const struct reg_actor *who, const 
  * "next_cursor"}, in a fixed number of queries per page.
  */
 int reg_model_overview(struct reg_store *st, const char *after, size_t limit, json_t **out);
+/*
+ * A model's version count per state (indexed by enum reg_state) and the
+ * newest version's name ("" when none), from two indexed queries.
+ */
+int reg_version_counts(struct reg_store *st, const char *model, int64_t counts[3],
+		       char latest[REG_NAME_MAX]);
 /* 0 when `key` may be a tag key, else -EINVAL with why. */
 int reg_tag_key_check(const char *key);
 

@@ -726,6 +726,49 @@ done:
 
 /* ---- models: description, owner, tags, overview ---- */
 
+int reg_version_counts(struct reg_store *st, const char *model, int64_t counts[3],
+		       char latest[REG_NAME_MAX])
+{
+	struct reg_conn *c = db_read_begin(st);
+	int64_t n[3] = { 0, 0, 0 };
+	sqlite3_stmt *s;
+	int64_t mid;
+	int rc, src;
+
+	latest[0] = '\0';
+	rc = reg_model_id(c, model, &mid);
+	if (rc < 0)
+		goto done;
+	DB_STMT(c, VERSION_STATES, s);
+	sqlite3_bind_int64(s, 1, mid);
+	while ((src = db_step(c, s, "counting versions")) > 0) {
+		const char *state = (const char *)sqlite3_column_text(s, 0);
+
+		for (int i = 0; state && i < 3; i++)
+			if (!strcmp(state, reg_state_name((enum reg_state)i)))
+				n[i] = sqlite3_column_int64(s, 1);
+	}
+	sqlite3_reset(s);
+	if (src < 0) {
+		rc = src;
+		goto done;
+	}
+	DB_STMT(c, VERSION_LATEST, s);
+	sqlite3_bind_int64(s, 1, mid);
+	src = db_step(c, s, "reading the latest version");
+	if (src > 0)
+		db_col_text(s, 0, latest, REG_NAME_MAX);
+	sqlite3_reset(s);
+	if (src < 0) {
+		rc = src;
+		goto done;
+	}
+	memcpy(counts, n, sizeof(n));
+done:
+	db_read_end(c);
+	return rc;
+}
+
 static int model_about(struct reg_conn *c, int64_t mid, json_t **out)
 {
 	sqlite3_stmt *s;
