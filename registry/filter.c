@@ -141,6 +141,10 @@ struct lexer {
 	enum op op;
 	int depth;
 	struct flt_sql *q;
+	int drive;            /* conjunct to compile as IN, or -1 */
+	size_t nconj;         /* top-level leaf conjuncts seen so far */
+	int in_top_term;      /* parsing a factor of the top-level term */
+	struct flt_plan *plan;
 };
 
 static int lex_err(const struct lexer *l, size_t at, const char *fmt, ...)
@@ -405,7 +409,36 @@ static int comparison(struct lexer *l, char *path, size_t path_at)
 	if (l->t == T_NUM && (!strncmp(path, "tags.", 5) || !strcmp(path, "owner") ||
 			      !strcmp(path, "description")))
 		return lex_err(l, vat, "'%s' compares with a \"string\", not a number", path);
-	rc = flt_sql_add(q, "(v.id IN (SELECT version_id FROM version_leaves WHERE path = ");
+	{
+		int drive = 0;
+
+		if (l->depth == 0 && l->in_top_term) {
+			drive = (int)l->nconj == l->drive;
+			if (l->plan) {
+				struct flt_conj *c;
+
+				if (cm_grow(&l->plan->conj, &l->plan->cap, l->plan->n + 1,
+					    sizeof(*c), 4) < 0)
+					return -ENOMEM;
+				c = &l->plan->conj[l->plan->n++];
+				memset(c, 0, sizeof(*c));
+				cm_strlcpy(c->path, path, sizeof(c->path));
+				c->op = (int)op;
+				c->is_num = l->t == T_NUM;
+				c->num = l->num;
+				c->text = l->t == T_NUM ? NULL
+					  : strdup(l->t == T_BOOL ? (l->boolean ? "true" : "false")
+								  : l->text);
+				if (l->t != T_NUM && !c->text)
+					return cm_err_set(-ENOMEM, "out of memory");
+			}
+			l->nconj++;
+		}
+		rc = flt_sql_add(q, drive ? "(v.id IN (SELECT version_id FROM version_leaves WHERE "
+					    "path = "
+					  : "(EXISTS (SELECT 1 FROM version_leaves l WHERE "
+					    "l.version_id = v.id AND l.path = ");
+	}
 	if (rc == 0)
 		rc = flt_param_text(q, path);
 	if (rc == 0)
@@ -479,11 +512,18 @@ static int term(struct lexer *l)
 
 static int expr(struct lexer *l)
 {
+	int top = l->depth == 0;
 	int rc = flt_sql_add(l->q, "(");
 
+	if (top)
+		l->in_top_term = 1;
 	if (rc == 0)
 		rc = term(l);
+	if (top)
+		l->in_top_term = 0;
 	while (rc == 0 && l->t == T_OR) {
+		if (top && l->plan)
+			l->plan->top_or = 1;
 		rc = flt_sql_add(l->q, " OR ");
 		if (rc == 0)
 			rc = lex_next(l);
@@ -493,9 +533,38 @@ static int expr(struct lexer *l)
 	return rc ? rc : flt_sql_add(l->q, ")");
 }
 
-int flt_compile(const char *src, struct flt_sql *q)
+void flt_plan_free(struct flt_plan *p)
 {
-	struct lexer l = { .src = src, .q = q };
+	if (!p)
+		return;
+	for (size_t i = 0; i < p->n; i++)
+		free(p->conj[i].text);
+	free(p->conj);
+	memset(p, 0, sizeof(*p));
+}
+
+int flt_conj_count_sql(const struct flt_conj *c, int64_t cap, struct flt_sql *q)
+{
+	int rc = flt_sql_add(q, "SELECT count(*) FROM (SELECT 1 FROM version_leaves WHERE path = ");
+
+	if (rc == 0)
+		rc = flt_param_text(q, c->path);
+	if (rc == 0)
+		rc = flt_sql_add(q, c->is_num ? " AND num" : " AND text");
+	if (rc == 0)
+		rc = flt_sql_add(q, op_sql[c->op]);
+	if (rc == 0)
+		rc = c->is_num ? flt_param_real(q, c->num) : flt_param_text(q, c->text);
+	if (rc == 0)
+		rc = flt_sql_add(q, " LIMIT ");
+	if (rc == 0)
+		rc = flt_param_int(q, cap);
+	return rc ? rc : flt_sql_add(q, ") x");
+}
+
+int flt_compile(const char *src, struct flt_sql *q, int drive, struct flt_plan *plan)
+{
+	struct lexer l = { .src = src, .q = q, .drive = drive, .plan = plan };
 	int rc;
 
 	if (strlen(src) > FLT_EXPR_MAX)

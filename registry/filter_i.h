@@ -44,13 +44,39 @@ int flt_param_text(struct flt_sql *q, const char *s);
 int flt_param_real(struct flt_sql *q, double d);
 int flt_param_int(struct flt_sql *q, int64_t i);
 
+/* A comparison on a metadata leaf joined by `and` at the top of a filter. */
+struct flt_conj {
+	char path[FLT_PATH_MAX + 1];
+	int op;            /* index into the operator table */
+	int is_num;        /* compares num (else text) */
+	double num;
+	char *text;        /* owned */
+};
+
+/*
+ * What the search planner learns from a compile: the top-level leaf
+ * comparisons, when the filter is a conjunction (no top-level `or`).
+ */
+struct flt_plan {
+	struct flt_conj *conj;
+	size_t n, cap;
+	int top_or;        /* an `or` at the top: the conjuncts do not bound the result */
+};
+void flt_plan_free(struct flt_plan *p);
+
 /*
  * Appends the SQL condition that `expr` means to q, parenthesised. Paths:
  * name, model, state, validation_status, owner, description, archived, seq,
- * created_at, sealed_at, tags.KEY, or any dotted metadata path. 0, or -EINVAL
- * with "filter: at position N: ..." (N counts bytes from 1).
+ * created_at, sealed_at, tags.KEY, or any dotted metadata path. A leaf
+ * comparison is a correlated EXISTS on the leaf index (cheap per row, for
+ * scans in the sort order), except the top-level conjunct number `drive`
+ * (0-based; -1 for none), which becomes `v.id IN (...)` so that the query
+ * is driven from that index. plan (may be NULL) receives the conjuncts.
+ * 0, or -EINVAL with "filter: at position N: ..." (N counts bytes from 1).
  */
-int flt_compile(const char *expr, struct flt_sql *q);
+int flt_compile(const char *expr, struct flt_sql *q, int drive, struct flt_plan *plan);
+/* Appends "SELECT count(*) ... LIMIT cap" for conjunct c: how many leaves match, up to cap. */
+int flt_conj_count_sql(const struct flt_conj *c, int64_t cap, struct flt_sql *q);
 
 /* A parsed sort: a column of v/m, or a metadata leaf (joined as `sk`). */
 struct flt_sort {

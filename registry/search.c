@@ -26,6 +26,7 @@
 #define SRCH_OWNER_MAX 128
 #define SRCH_DESCRIPTION_MAX 4096
 #define SRCH_LEAVES_MAX 1000 /* leaves indexed per record (the rest are not searchable) */
+#define SRCH_DRIVE_CAP 2000  /* below this many matches a comparison drives the query */
 
 /* ---- validation ---- */
 
@@ -455,9 +456,56 @@ static int bind_params(sqlite3_stmt *s, const struct flt_sql *q)
 	return 0;
 }
 
+/*
+ * How to run a filter: driven from the index of its most selective
+ * top-level leaf comparison when that one matches fewer than
+ * SRCH_DRIVE_CAP leaves (then the few rows are sorted), otherwise as a scan
+ * in the sort order with a cheap indexed check per row that stops at the
+ * page's end. *drive gets the conjunct's number, or -1 for a scan. The
+ * counts are capped, so planning costs at most SRCH_DRIVE_CAP index steps
+ * per comparison.
+ */
+static int search_plan(struct reg_conn *c, const char *filter, int *drive)
+{
+	struct flt_plan plan = { 0 };
+	struct flt_sql tmp = { 0 };
+	int64_t best = SRCH_DRIVE_CAP;
+	int rc;
+
+	*drive = -1;
+	rc = flt_compile(filter, &tmp, -1, &plan);
+	flt_sql_free(&tmp);
+	for (size_t i = 0; rc == 0 && !plan.top_or && i < plan.n; i++) {
+		struct flt_sql cq = { 0 };
+		sqlite3_stmt *s = NULL;
+		int64_t n = 0;
+
+		rc = flt_conj_count_sql(&plan.conj[i], SRCH_DRIVE_CAP, &cq);
+		if (rc == 0)
+			rc = db_prepare_dynamic(c, cq.sql.data, &s);
+		if (rc == 0)
+			rc = bind_params(s, &cq);
+		if (rc == 0) {
+			rc = db_step(c, s, "planning a search");
+			if (rc > 0)
+				n = sqlite3_column_int64(s, 0);
+			rc = rc < 0 ? rc : 0;
+		}
+		if (s)
+			sqlite3_finalize(s);
+		flt_sql_free(&cq);
+		if (rc == 0 && n < best) {
+			best = n;
+			*drive = (int)i;
+		}
+	}
+	flt_plan_free(&plan);
+	return rc;
+}
+
 /* Builds the page query for q into sql. */
 static int search_sql(const struct reg_search *q, const struct flt_sort *sort, json_t *cursor,
-		      struct flt_sql *sql)
+		      int drive, struct flt_sql *sql)
 {
 	const char *key = NULL;
 	char keybuf[32];
@@ -475,8 +523,10 @@ static int search_sql(const struct reg_search *q, const struct flt_sort *sort, j
 		}
 	}
 	rc = flt_sql_add(sql, key ? key : "NULL");
+	/* A scan walks models by name, then each one's versions by seq: the default order. */
 	if (rc == 0)
-		rc = flt_sql_add(sql, " FROM versions v JOIN models m ON m.id = v.model_id");
+		rc = flt_sql_add(sql, drive < 0 ? " FROM models m CROSS JOIN versions v ON v.model_id = m.id"
+						: " FROM versions v JOIN models m ON m.id = v.model_id");
 	if (rc == 0 && sort && !sort->column) {
 		rc = flt_sql_add(sql, " LEFT JOIN version_leaves sk ON sk.version_id = v.id AND "
 				 "sk.path = ");
@@ -507,7 +557,7 @@ static int search_sql(const struct reg_search *q, const struct flt_sort *sort, j
 	if (rc == 0 && q->filter && q->filter[0]) {
 		rc = flt_sql_add(sql, " AND ");
 		if (rc == 0)
-			rc = flt_compile(q->filter, sql);
+			rc = flt_compile(q->filter, sql, drive, NULL);
 	}
 	if (rc == 0 && cursor) {
 		size_t nc = json_array_size(cursor);
@@ -599,6 +649,7 @@ int reg_version_search(struct reg_store *st, const struct reg_search *q, json_t 
 	size_t n = 0, cap = 0;
 	char last_model[REG_NAME_MAX] = "";
 	int64_t last_seq = 0;
+	int drive = -1;
 	int more = 0;
 	int rc = 0, src;
 
@@ -622,9 +673,6 @@ int reg_version_search(struct reg_store *st, const struct reg_search *q, json_t 
 				return rc;
 		}
 	}
-	rc = search_sql(q, q->sort && q->sort[0] ? &sort : NULL, cursor, &sql);
-	if (rc < 0)
-		goto done;
 	items = json_array();
 	if (!items) {
 		rc = cm_err_set(-ENOMEM, "out of memory");
@@ -638,7 +686,12 @@ int reg_version_search(struct reg_store *st, const struct reg_search *q, json_t 
 		if (rc < 0)
 			goto done;
 	}
-	rc = db_prepare_dynamic(c, sql.sql.data, &s);
+	if (q->filter && q->filter[0])
+		rc = search_plan(c, q->filter, &drive);
+	if (rc == 0)
+		rc = search_sql(q, q->sort && q->sort[0] ? &sort : NULL, cursor, drive, &sql);
+	if (rc == 0)
+		rc = db_prepare_dynamic(c, sql.sql.data, &s);
 	if (rc == 0)
 		rc = bind_params(s, &sql);
 	if (rc < 0)

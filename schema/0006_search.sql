@@ -15,17 +15,22 @@ CREATE TABLE model_tags (
 	PRIMARY KEY (model_id, key)
 );
 
+-- One row per (version_id, path): the registry deletes a version's rows and
+-- writes them again in one transaction. Every index covers what its queries
+-- read, so that a filter never touches the table itself: by version (the
+-- per-row checks of a scan in sort order, and summaries), by value (a range
+-- or equality that drives a query).
 CREATE TABLE version_leaves (
 	version_id INTEGER NOT NULL REFERENCES versions(id) ON DELETE CASCADE,
 	-- Dotted path of the leaf: performance_metrics.accuracy, tags.team, owner.
 	path       TEXT NOT NULL,
 	-- Numbers here; strings and booleans ('true'/'false') in text.
 	num        REAL,
-	text       TEXT,
-	PRIMARY KEY (version_id, path)
+	text       TEXT
 );
-CREATE INDEX version_leaves_num ON version_leaves(path, num);
-CREATE INDEX version_leaves_text ON version_leaves(path, text);
+CREATE INDEX version_leaves_key ON version_leaves(version_id, path, num, text);
+CREATE INDEX version_leaves_num ON version_leaves(path, num, version_id);
+CREATE INDEX version_leaves_text ON version_leaves(path, text, version_id);
 
 -- Summaries list the aliases of a page of versions by version id.
 CREATE INDEX aliases_version ON aliases(version_id);

@@ -15,7 +15,7 @@
 static void compile_ok(const char *expr, const char *sql, struct flt_sql *q)
 {
 	memset(q, 0, sizeof(*q));
-	if (flt_compile(expr, q) != 0)
+	if (flt_compile(expr, q, -1, NULL) != 0)
 		fail_msg("'%s': %s", expr, cm_err_msg());
 	if (sql && strcmp(q->sql.data, sql))
 		fail_msg("'%s' compiled to\n  %s\nnot\n  %s", expr, q->sql.data, sql);
@@ -26,16 +26,16 @@ static void sql_shapes(void **state)
 	struct flt_sql q;
 
 	(void)state;
-	compile_ok("performance_metrics.accuracy >= 0.9", "(((v.id IN (SELECT version_id FROM "
-		   "version_leaves WHERE path = ?1 AND num >= ?2))))", &q);
+	compile_ok("performance_metrics.accuracy >= 0.9", "(((EXISTS (SELECT 1 FROM version_leaves l "
+		   "WHERE l.version_id = v.id AND l.path = ?1 AND num >= ?2))))", &q);
 	assert_int_equal(q.np, 2);
 	assert_int_equal(q.p[0].type, FLT_P_TEXT);
 	assert_string_equal(q.p[0].text, "performance_metrics.accuracy");
 	assert_int_equal(q.p[1].type, FLT_P_REAL);
 	assert_true(q.p[1].real == 0.9);
 	flt_sql_free(&q);
-	compile_ok("tags.team = \"sre\"", "(((v.id IN (SELECT version_id FROM version_leaves "
-		   "WHERE path = ?1 AND text = ?2))))", &q);
+	compile_ok("tags.team = \"sre\"", "(((EXISTS (SELECT 1 FROM version_leaves l WHERE "
+		   "l.version_id = v.id AND l.path = ?1 AND text = ?2))))", &q);
 	assert_string_equal(q.p[1].text, "sre");
 	flt_sql_free(&q);
 	compile_ok("name != \"v1\"", "(((v.name <> ?1)))", &q);
@@ -73,6 +73,39 @@ static void sql_shapes(void **state)
 	flt_sql_free(&q);
 	compile_ok("  x == 1  ", NULL, &q); /* == reads as = */
 	flt_sql_free(&q);
+}
+
+/* The planner's view: top-level leaf conjuncts, and the one that drives the query. */
+static void conjuncts_and_drive(void **state)
+{
+	struct flt_plan plan = { 0 };
+	struct flt_sql q = { 0 };
+
+	(void)state;
+	assert_int_equal(flt_compile("performance_metrics.accuracy >= 0.9 and name = \"v1\" and "
+				     "(x = 1 or y = 2) and tags.team = \"sre\"", &q, 1, &plan), 0);
+	assert_int_equal(plan.n, 2);
+	assert_false(plan.top_or);
+	assert_string_equal(plan.conj[0].path, "performance_metrics.accuracy");
+	assert_true(plan.conj[0].is_num && plan.conj[0].num == 0.9);
+	assert_string_equal(plan.conj[1].path, "tags.team");
+	assert_string_equal(plan.conj[1].text, "sre");
+	/* Conjunct 1 drives (IN); the others are checked per row (EXISTS). */
+	assert_non_null(strstr(q.sql.data, "(v.id IN (SELECT version_id FROM version_leaves WHERE "
+					   "path = ?8 AND text = ?9))"));
+	assert_non_null(strstr(q.sql.data, "(EXISTS (SELECT 1 FROM version_leaves l WHERE "
+					   "l.version_id = v.id AND l.path = ?1 AND num >= ?2))"));
+	flt_sql_free(&q);
+	assert_int_equal(flt_conj_count_sql(&plan.conj[0], 2000, &q), 0);
+	assert_string_equal(q.sql.data, "SELECT count(*) FROM (SELECT 1 FROM version_leaves WHERE "
+					"path = ?1 AND num >= ?2 LIMIT ?3) x");
+	assert_int_equal(q.p[2].i, 2000);
+	flt_sql_free(&q);
+	flt_plan_free(&plan);
+	assert_int_equal(flt_compile("a = 1 or b = 2", &q, -1, &plan), 0);
+	assert_true(plan.top_or);
+	flt_sql_free(&q);
+	flt_plan_free(&plan);
 }
 
 static void every_operator(void **state)
@@ -140,7 +173,7 @@ static void errors_name_the_position(void **state)
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		memset(&q, 0, sizeof(q));
-		if (flt_compile(cases[i].expr, &q) != -EINVAL)
+		if (flt_compile(cases[i].expr, &q, -1, NULL) != -EINVAL)
 			fail_msg("'%s' compiled", cases[i].expr);
 		if (strcmp(cm_err_msg(), cases[i].msg))
 			fail_msg("'%s':\n  got  %s\n  want %s", cases[i].expr, cm_err_msg(),
@@ -158,21 +191,21 @@ static void limits(void **state)
 	/* Too many values. */
 	for (int i = 0; i <= FLT_PARAMS_MAX; i++)
 		assert_int_equal(cm_buf_printf(&b, "%sseq = %d", i ? " or " : "", i), 0);
-	assert_int_equal(flt_compile(b.data, &q), -E2BIG);
+	assert_int_equal(flt_compile(b.data, &q, -1, NULL), -E2BIG);
 	assert_non_null(strstr(cm_err_msg(), "too many comparisons"));
 	flt_sql_free(&q);
 	cm_buf_reset(&b);
 	/* Nesting. */
 	for (int i = 0; i < 40; i++)
 		cm_buf_append(&b, "(", 1);
-	assert_int_equal(flt_compile(b.data, &q), -EINVAL);
+	assert_int_equal(flt_compile(b.data, &q, -1, NULL), -EINVAL);
 	assert_non_null(strstr(cm_err_msg(), "at position 33: parentheses nest too deep"));
 	flt_sql_free(&q);
 	cm_buf_reset(&b);
 	/* Length. */
 	for (int i = 0; i <= FLT_EXPR_MAX; i++)
 		cm_buf_append(&b, " ", 1);
-	assert_int_equal(flt_compile(b.data, &q), -EINVAL);
+	assert_int_equal(flt_compile(b.data, &q, -1, NULL), -EINVAL);
 	assert_non_null(strstr(cm_err_msg(), "longer than"));
 	flt_sql_free(&q);
 	cm_buf_free(&b);
@@ -283,6 +316,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(sql_shapes),
 		cmocka_unit_test(every_operator),
+		cmocka_unit_test(conjuncts_and_drive),
 		cmocka_unit_test(errors_name_the_position),
 		cmocka_unit_test(limits),
 		cmocka_unit_test(sorts),
