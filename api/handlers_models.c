@@ -129,6 +129,8 @@ int api_h_models_list(struct api_req *q, struct api_resp *r)
 					&page);
 	if (rc < 0)
 		return rc;
+	/* Every registry change clears the cache: last_event and latest never go stale. */
+	r->cacheable = !cursor && !api_arg(q, "limit");
 	return api_resp_json(r, 200, page);
 }
 
