@@ -422,19 +422,23 @@ static int param_json(struct flt_sql *q, json_t *v)
 	return cm_err_set(-EINVAL, "'cursor' is not a cursor this list gave out");
 }
 
-/* (m.name, v.seq) after the cursor's, in ascending order. */
+/*
+ * (m.name, v.seq) after the cursor's, in ascending order. The leading
+ * m.name >= bound lets a scan in name order start at the cursor's model
+ * instead of the first one.
+ */
 static int tie_after(struct flt_sql *q, json_t *model, json_t *seq)
 {
-	int rc = flt_sql_add(q, "(m.name > ");
+	int rc = flt_sql_add(q, "(m.name >= ");
 
 	if (rc == 0)
 		rc = param_json(q, model);
 	if (rc == 0)
-		rc = flt_sql_add(q, " OR (m.name = ");
+		rc = flt_sql_add(q, " AND (m.name > ");
 	if (rc == 0)
 		rc = param_json(q, model);
 	if (rc == 0)
-		rc = flt_sql_add(q, " AND v.seq > ");
+		rc = flt_sql_add(q, " OR v.seq > ");
 	if (rc == 0)
 		rc = param_json(q, seq);
 	return rc ? rc : flt_sql_add(q, "))");
