@@ -133,7 +133,7 @@ static int record_version(struct reg_conn *c, int64_t mid, const char *model, in
 	char *text = reg_json_dumps(a->rec, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	static const char *const cols[] = { "git_commit", "training_data_hash", "validation_status",
 					    "parent_version" };
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int64_t vid;
 	int64_t now = cm_time_now_us();
 	int rc = 0;
@@ -141,10 +141,10 @@ static int record_version(struct reg_conn *c, int64_t mid, const char *model, in
 	if (!text)
 		return cm_err_set(-ENOMEM, "out of memory");
 	DB_STMT(c, VERSION_INSERT, s);
-	sqlite3_bind_int64(s, 1, mid);
+	db_bind_int64(s, 1, mid);
 	db_bind_text(s, 2, a->name);
-	sqlite3_bind_int64(s, 3, seq);
-	sqlite3_bind_int64(s, 4, now);
+	db_bind_int64(s, 3, seq);
+	db_bind_int64(s, 4, now);
 	db_bind_text(s, 5, text);
 	for (int i = 0; i < 4; i++) {
 		json_t *v = json_object_get(a->rec, cols[i]);
@@ -154,26 +154,26 @@ static int record_version(struct reg_conn *c, int64_t mid, const char *model, in
 	rc = db_exec_stmt(c, s, "adopting a version");
 	if (rc < 0)
 		goto done;
-	vid = sqlite3_last_insert_rowid(c->db);
+	vid = db_last_id(c);
 	rc = srch_leaves_set(c, vid, a->rec);
 	if (rc < 0)
 		goto done;
 	for (size_t i = 0; i < a->n; i++) {
 		DB_STMT(c, FILE_INSERT, s);
-		sqlite3_bind_int64(s, 1, vid);
+		db_bind_int64(s, 1, vid);
 		db_bind_text(s, 2, a->files[i].path);
-		sqlite3_bind_int64(s, 3, a->files[i].size);
+		db_bind_int64(s, 3, a->files[i].size);
 		db_bind_text(s, 4, a->files[i].sha256);
-		sqlite3_bind_int(s, 5, (int)a->files[i].mode);
+		db_bind_int(s, 5, (int)a->files[i].mode);
 		integ_stat_bind(s, 6, &a->files[i]);
 		rc = db_exec_stmt(c, s, "adopting a file");
 		if (rc < 0)
 			goto done;
 	}
 	DB_STMT(c, VERSION_SEAL, s);
-	sqlite3_bind_int64(s, 1, vid);
-	sqlite3_bind_int64(s, 2, now);
-	sqlite3_bind_int64(s, 3, a->total);
+	db_bind_int64(s, 1, vid);
+	db_bind_int64(s, 2, now);
+	db_bind_int64(s, 3, a->total);
 	db_bind_text(s, 4, a->digest);
 	rc = db_exec_stmt(c, s, "sealing an adopted version");
 done:
@@ -285,27 +285,27 @@ int adopt_model_dir(struct reg_store *st, const char *name, json_t *report)
 		goto done;
 	rc = reg_model_id(c, name, &mid);
 	if (rc == -ENOENT) {
-		sqlite3_stmt *s;
+		struct db_stmt *s;
 
 		DB_STMT(c, MODEL_INSERT, s);
 		db_bind_text(s, 1, name);
-		sqlite3_bind_int64(s, 2, cm_time_now_us());
+		db_bind_int64(s, 2, cm_time_now_us());
 		rc = db_exec_stmt(c, s, "adopting a model");
-		mid = sqlite3_last_insert_rowid(c->db);
+		mid = db_last_id(c);
 	}
 	if (rc < 0)
 		goto done;
 	jv = json_array();
 	ja = json_object();
 	{
-		sqlite3_stmt *s;
+		struct db_stmt *s;
 
 		DB_STMT(c, VERSION_MAX_SEQ, s);
-		sqlite3_bind_int64(s, 1, mid);
+		db_bind_int64(s, 1, mid);
 		rc = db_step(c, s, "numbering adopted versions");
 		if (rc > 0)
-			seq = sqlite3_column_int64(s, 0) + 1;
-		sqlite3_reset(s);
+			seq = db_col_int64(s, 0) + 1;
+		db_reset(s);
 		if (rc < 0)
 			goto done;
 		rc = 0;
@@ -324,7 +324,7 @@ int adopt_model_dir(struct reg_store *st, const char *name, json_t *report)
 	}
 	for (size_t i = 0; i < links.n; i++) {
 		struct reg_version v;
-		sqlite3_stmt *s;
+		struct db_stmt *s;
 
 		if (reg_version_row(c, mid, name, links.target[i], &v) < 0 || v.state != REG_SEALED) {
 			json_array_append_new(notes, json_sprintf("%s/%s -> %s: no such adopted version; "
@@ -333,12 +333,12 @@ int adopt_model_dir(struct reg_store *st, const char *name, json_t *report)
 			continue;
 		}
 		DB_STMT(c, ALIAS_UPSERT, s);
-		sqlite3_bind_int64(s, 1, mid);
+		db_bind_int64(s, 1, mid);
 		db_bind_text(s, 2, links.v[i]);
-		sqlite3_bind_int64(s, 3, v.id);
+		db_bind_int64(s, 3, v.id);
 		if (!strcmp(links.v[i], "canary"))
-			sqlite3_bind_int(s, 4, 10);
-		sqlite3_bind_int64(s, 5, cm_time_now_us());
+			db_bind_int(s, 4, 10);
+		db_bind_int64(s, 5, cm_time_now_us());
 		rc = db_exec_stmt(c, s, "adopting an alias");
 		if (rc == 0)
 			rc = reg_event_add(c, &import_actor, "alias.set", name, v.name, links.v[i], NULL,
@@ -348,11 +348,11 @@ int adopt_model_dir(struct reg_store *st, const char *name, json_t *report)
 		json_object_set_new(ja, links.v[i], json_string(v.name));
 	}
 	{
-		sqlite3_stmt *s;
+		struct db_stmt *s;
 
 		DB_STMT(c, MODEL_COUNTER_SET, s);
-		sqlite3_bind_int64(s, 1, mid);
-		sqlite3_bind_int64(s, 2, seq - 1);
+		db_bind_int64(s, 1, mid);
+		db_bind_int64(s, 2, seq - 1);
 		rc = db_exec_stmt(c, s, "counting versions");
 		if (rc < 0)
 			goto done;
@@ -413,7 +413,7 @@ int adopt_version_dir(struct reg_store *st, const char *model, const char *name)
 int reg_adopt_pending(struct reg_store *st)
 {
 	struct reg_conn *c = db_read_begin(st);
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc;
 
 	DB_STMT(c, INFO_GET, s);
@@ -421,7 +421,7 @@ int reg_adopt_pending(struct reg_store *st)
 	rc = db_step(c, s, "reading whether the store was adopted");
 	if (rc >= 0)
 		rc = !rc;
-	sqlite3_reset(s);
+	db_reset(s);
 done:
 	db_read_end(c);
 	return rc;
@@ -430,7 +430,7 @@ done:
 static int adopt_mark_done(struct reg_store *st)
 {
 	struct reg_conn *c = NULL;
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc = db_write_begin(st, &c);
 
 	if (rc < 0)

@@ -16,23 +16,23 @@
 static int alias_row(struct reg_conn *c, int64_t mid, const char *model, const char *alias,
 		     struct reg_alias *out)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc = 0;
 
 	DB_STMT(c, ALIAS_GET, s);
-	sqlite3_bind_int64(s, 1, mid);
+	db_bind_int64(s, 1, mid);
 	db_bind_text(s, 2, alias);
 	rc = db_step(c, s, "reading an alias");
 	if (rc > 0) {
 		db_col_text(s, 0, out->name, sizeof(out->name));
 		db_col_text(s, 1, out->version, sizeof(out->version));
-		out->percent = sqlite3_column_type(s, 2) == SQLITE_NULL ? -1 : sqlite3_column_int(s, 2);
-		out->updated_us = sqlite3_column_int64(s, 3);
+		out->percent = db_col_null(s, 2) ? -1 : db_col_int(s, 2);
+		out->updated_us = db_col_int64(s, 3);
 		rc = 0;
 	} else if (rc == 0) {
 		rc = cm_err_set(-ENOENT, "model '%s' has no alias '%s'", model, alias);
 	}
-	sqlite3_reset(s);
+	db_reset(s);
 done:
 	return rc;
 }
@@ -40,16 +40,16 @@ done:
 static int policy_load(struct reg_conn *c, int64_t mid, json_t **out)
 {
 	json_error_t jerr;
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	json_t *p = NULL;
 	int rc = 0;
 
 	DB_STMT(c, MODEL_POLICY_GET, s);
-	sqlite3_bind_int64(s, 1, mid);
+	db_bind_int64(s, 1, mid);
 	rc = db_step(c, s, "reading a model's policy");
-	if (rc > 0 && sqlite3_column_type(s, 0) != SQLITE_NULL)
-		p = reg_json_loads((const char *)sqlite3_column_text(s, 0), &jerr);
-	sqlite3_reset(s);
+	if (rc > 0 && !db_col_null(s, 0))
+		p = reg_json_loads(db_col_str(s, 0), &jerr);
+	db_reset(s);
 	if (rc < 0)
 		goto done;
 	rc = 0;
@@ -165,18 +165,18 @@ static int alias_apply(struct reg_conn *c, const struct reg_actor *who, int64_t 
 		       const char *model, const char *alias, const struct reg_version *v,
 		       int percent, const char *before, json_t *detail)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc = names_claim(c, mid, model, alias, NAMES_ALIAS);
 
 	if (rc < 0)
 		return rc;
 	DB_STMT(c, ALIAS_UPSERT, s);
-	sqlite3_bind_int64(s, 1, mid);
+	db_bind_int64(s, 1, mid);
 	db_bind_text(s, 2, alias);
-	sqlite3_bind_int64(s, 3, v->id);
+	db_bind_int64(s, 3, v->id);
 	if (percent >= 0)
-		sqlite3_bind_int(s, 4, percent);
-	sqlite3_bind_int64(s, 5, cm_time_now_us());
+		db_bind_int(s, 4, percent);
+	db_bind_int64(s, 5, cm_time_now_us());
 	rc = db_exec_stmt(c, s, "setting an alias");
 	if (rc == 0)
 		rc = reg_event_add(c, who, "alias.set", model, v->name, alias, before, v->name, detail);
@@ -188,11 +188,11 @@ static int alias_remove(struct reg_conn *c, const struct reg_actor *who, int64_t
 			const char *model, const char *alias, const struct reg_alias *cur,
 			json_t *detail)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc = 0;
 
 	DB_STMT(c, ALIAS_DELETE, s);
-	sqlite3_bind_int64(s, 1, mid);
+	db_bind_int64(s, 1, mid);
 	db_bind_text(s, 2, alias);
 	rc = db_exec_stmt(c, s, "removing an alias");
 	if (rc == 0)
@@ -458,7 +458,7 @@ int reg_alias_at(struct reg_store *st, const char *model, const char *alias, int
 {
 	struct reg_conn *c = db_read_begin(st);
 	struct reg_alias a = { 0 };
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int64_t mid;
 	int rc = reg_model_id(c, model, &mid);
 
@@ -467,20 +467,20 @@ int reg_alias_at(struct reg_store *st, const char *model, const char *alias, int
 	DB_STMT(c, EVENT_ALIAS_AT, s);
 	db_bind_text(s, 1, model);
 	db_bind_text(s, 2, alias);
-	sqlite3_bind_int64(s, 3, at_us);
+	db_bind_int64(s, 3, at_us);
 	rc = db_step(c, s, "reading an alias's history");
 	if (rc < 0) {
-		sqlite3_reset(s);
+		db_reset(s);
 		goto done;
 	}
-	if (rc > 0 && sqlite3_column_type(s, 0) != SQLITE_NULL) {
+	if (rc > 0 && !db_col_null(s, 0)) {
 		json_t *d = NULL;
-		const unsigned char *dt = sqlite3_column_text(s, 2);
+		const unsigned char *dt = db_col_ustr(s, 2);
 
 		rc = 0;
 		cm_strlcpy(a.name, alias, sizeof(a.name));
 		db_col_text(s, 0, a.version, sizeof(a.version));
-		a.updated_us = sqlite3_column_int64(s, 1);
+		a.updated_us = db_col_int64(s, 1);
 		a.percent = -1;
 		if (dt && (d = json_loads((const char *)dt, 0, NULL)) &&
 		    json_is_integer(json_object_get(d, "percent")))
@@ -493,7 +493,7 @@ int reg_alias_at(struct reg_store *st, const char *model, const char *alias, int
 		cm_time_format(at_us, ts);
 		rc = cm_err_set(-ENOENT, "alias '%s' of '%s' was not set at %s", alias, model, ts);
 	}
-	sqlite3_reset(s);
+	db_reset(s);
 done:
 	db_read_end(c);
 	return rc;
@@ -519,7 +519,7 @@ static void detail_read(const unsigned char *text, int *rollback, int *percent)
 static int rollback_target(struct reg_conn *c, const char *model, const char *alias,
 			   char prev[REG_NAME_MAX], int *percent)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int undone = 0, found = 0;
 	int rc = 0;
 	int src;
@@ -533,7 +533,7 @@ static int rollback_target(struct reg_conn *c, const char *model, const char *al
 		int is_rollback, pct;
 		char after[REG_NAME_MAX];
 
-		detail_read(sqlite3_column_text(s, 2), &is_rollback, &pct);
+		detail_read(db_col_ustr(s, 2), &is_rollback, &pct);
 		db_col_text(s, 1, after, sizeof(after));
 		if (found) {
 			/* The percent prev had: from the latest older change that set it. */
@@ -556,7 +556,7 @@ static int rollback_target(struct reg_conn *c, const char *model, const char *al
 	}
 	if (src < 0)
 		rc = src;
-	sqlite3_reset(s);
+	db_reset(s);
 	if (rc == 0 && !prev[0])
 		rc = cm_err_set(-ENOENT, "alias '%s' of '%s' has no earlier version to roll back to",
 				alias, model);
@@ -634,7 +634,7 @@ int reg_canary_percent_set(struct reg_store *st, const struct reg_actor *who, co
 	struct reg_alias cur;
 	struct reg_version v;
 	json_t *detail = NULL;
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int64_t mid;
 	int rc;
 
@@ -660,13 +660,13 @@ int reg_canary_percent_set(struct reg_store *st, const struct reg_actor *who, co
 	if (rc < 0 || cur.percent == percent)
 		goto unchanged;
 	DB_STMT(c, ALIAS_PERCENT_CAS, s);
-	sqlite3_bind_int64(s, 1, mid);
+	db_bind_int64(s, 1, mid);
 	db_bind_text(s, 2, "canary");
-	sqlite3_bind_int64(s, 3, v.id);
-	sqlite3_bind_int(s, 4, percent);
-	sqlite3_bind_int64(s, 5, cm_time_now_us());
+	db_bind_int64(s, 3, v.id);
+	db_bind_int(s, 4, percent);
+	db_bind_int64(s, 5, cm_time_now_us());
 	rc = db_exec_stmt(c, s, "changing the canary's percent");
-	if (rc == 0 && sqlite3_changes(c->db) != 1)
+	if (rc == 0 && db_changes(c) != 1)
 		rc = cm_err_set(-ESTALE, "the canary of '%s' changed meanwhile", model);
 	detail = change_detail(NULL, percent, NULL);
 	if (rc == 0)
@@ -782,7 +782,7 @@ int reg_policy_set(struct reg_store *st, const struct reg_actor *who, const char
 	struct reg_conn *c = NULL;
 	json_t *old = NULL, *policy = NULL, *loosened = NULL, *detail = NULL;
 	char *text = NULL, *otext = NULL;
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int64_t mid;
 	int rc;
 
@@ -840,7 +840,7 @@ int reg_policy_set(struct reg_store *st, const struct reg_actor *who, const char
 			json_object_set_new(detail, "reason", json_string(o->reason));
 	}
 	DB_STMT(c, MODEL_POLICY_SET, s);
-	sqlite3_bind_int64(s, 1, mid);
+	db_bind_int64(s, 1, mid);
 	db_bind_text(s, 2, text);
 	rc = db_exec_stmt(c, s, "storing a policy");
 	if (rc == 0)

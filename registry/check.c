@@ -219,7 +219,7 @@ static void trash_reconcile(struct reg_store *st, struct reg_conn *c)
 /* 1 when the last event that made or removed the model is its delete. */
 static int model_deleted(struct reg_conn *c, const char *model)
 {
-	sqlite3_stmt *s = db_stmt(c, REG_SQL_EVENT_LAST_MODEL);
+	struct db_stmt *s = db_stmt(c, REG_SQL_EVENT_LAST_MODEL);
 	int deleted = 0;
 
 	if (!s)
@@ -227,8 +227,8 @@ static int model_deleted(struct reg_conn *c, const char *model)
 	db_bind_text(s, 1, model);
 	/* An error reads as "not deleted": nothing is removed on a doubt. */
 	if (db_step(c, s, "reading a model's last event") > 0)
-		deleted = !strcmp((const char *)sqlite3_column_text(s, 0), "model.delete");
-	sqlite3_reset(s);
+		deleted = !strcmp(db_col_str(s, 0), "model.delete");
+	db_reset(s);
 	return deleted;
 }
 
@@ -343,7 +343,7 @@ int reg_reconcile(struct reg_store *st)
 	pthread_mutex_lock(&c->mu);
 	trash_reconcile(st, c);
 	for (size_t i = 0; i < n; i++) {
-		sqlite3_stmt *s = db_stmt(c, REG_SQL_MODEL_LAST_EVENT);
+		struct db_stmt *s = db_stmt(c, REG_SQL_MODEL_LAST_EVENT);
 		int64_t last = 0, disk;
 
 		if (!s) {
@@ -353,8 +353,8 @@ int reg_reconcile(struct reg_store *st)
 		db_bind_text(s, 1, models[i].name);
 		rc = db_step(c, s, "reading a model's last event");
 		if (rc > 0)
-			last = sqlite3_column_int64(s, 0);
-		sqlite3_reset(s);
+			last = db_col_int64(s, 0);
+		db_reset(s);
 		if (rc < 0)
 			break;
 		rc = 0;
@@ -464,21 +464,21 @@ static int check_sealed_files(struct fsck *f, struct reg_conn *c, int vfd, const
 			      const struct reg_version *v)
 {
 	struct reg_file *disk = NULL, *restat = NULL;
-	sqlite3_stmt *s = db_stmt(c, REG_SQL_FILE_LIST);
+	struct db_stmt *s = db_stmt(c, REG_SQL_FILE_LIST);
 	size_t nd = 0, nr = 0, capr = 0;
 	int rc;
 
 	if (!s)
 		return -EIO;
-	sqlite3_bind_int64(s, 1, v->id);
+	db_bind_int64(s, 1, v->id);
 	while ((rc = db_step(c, s, "listing a version's files")) > 0) {
-		const char *path = (const char *)sqlite3_column_text(s, 0);
-		int64_t size = sqlite3_column_int64(s, 1);
-		const char *sha = (const char *)sqlite3_column_text(s, 2);
+		const char *path = db_col_str(s, 0);
+		int64_t size = db_col_int64(s, 1);
+		const char *sha = db_col_str(s, 2);
 		struct reg_file rec = { .path = (char *)path, .size = size,
-					.ino = sqlite3_column_int64(s, 4),
-					.mtime_ns = sqlite3_column_int64(s, 5),
-					.ctime_ns = sqlite3_column_int64(s, 6) };
+					.ino = db_col_int64(s, 4),
+					.mtime_ns = db_col_int64(s, 5),
+					.ctime_ns = db_col_int64(s, 6) };
 		char differs[64];
 		struct stat sb;
 		int fd = -1;
@@ -525,14 +525,14 @@ static int check_sealed_files(struct fsck *f, struct reg_conn *c, int vfd, const
 		}
 		close(fd);
 	}
-	sqlite3_reset(s);
+	db_reset(s);
 	for (size_t i = 0; rc == 0 && i < nr; i++) {
 		s = db_stmt(c, REG_SQL_FILE_STAT_SET);
 		if (!s) {
 			rc = -EIO;
 			break;
 		}
-		sqlite3_bind_int64(s, 1, v->id);
+		db_bind_int64(s, 1, v->id);
 		db_bind_text(s, 2, restat[i].path);
 		integ_stat_bind(s, 3, &restat[i]);
 		rc = db_exec_stmt(c, s, "recording a file's stat");
@@ -543,17 +543,17 @@ static int check_sealed_files(struct fsck *f, struct reg_conn *c, int vfd, const
 	/* Files on disk the seal did not record. */
 	rc = st_list_files(vfd, &disk, &nd);
 	for (size_t i = 0; rc == 0 && i < nd; i++) {
-		sqlite3_stmt *q = db_stmt(c, REG_SQL_FILE_GET);
+		struct db_stmt *q = db_stmt(c, REG_SQL_FILE_GET);
 		int known;
 
 		if (!q) {
 			rc = -EIO;
 			break;
 		}
-		sqlite3_bind_int64(q, 1, v->id);
+		db_bind_int64(q, 1, v->id);
 		db_bind_text(q, 2, disk[i].path);
 		known = db_step(c, q, "looking up a file record");
-		sqlite3_reset(q);
+		db_reset(q);
 		if (known < 0)
 			rc = known;
 		else if (!known)
@@ -731,7 +731,7 @@ static int drop_clashing_aliases(struct reg_store *st, const char *model)
 	for (size_t i = 0; i < na; i++) {
 		struct reg_version v;
 		struct stat sb;
-		sqlite3_stmt *s;
+		struct db_stmt *s;
 		json_t *detail;
 		int clash = reg_version_row(c, mid, model, al[i].name, &v) == 0;
 
@@ -740,7 +740,7 @@ static int drop_clashing_aliases(struct reg_store *st, const char *model)
 		if (!clash)
 			continue;
 		DB_STMT(c, ALIAS_DELETE, s);
-		sqlite3_bind_int64(s, 1, mid);
+		db_bind_int64(s, 1, mid);
 		db_bind_text(s, 2, al[i].name);
 		rc = db_exec_stmt(c, s, "removing a clashing alias");
 		if (rc < 0)

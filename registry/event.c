@@ -5,17 +5,17 @@
 
 #include "reg_i.h"
 
-static json_t *text_or_null(sqlite3_stmt *s, int col)
+static json_t *text_or_null(struct db_stmt *s, int col)
 {
-	const unsigned char *t = sqlite3_column_text(s, col);
+	const unsigned char *t = db_col_ustr(s, col);
 
 	return t ? json_string((const char *)t) : json_null();
 }
 
 /* before/after hold a version name or a JSON document (metadata, policy). */
-static json_t *value_column(sqlite3_stmt *s, int col)
+static json_t *value_column(struct db_stmt *s, int col)
 {
-	const unsigned char *t = sqlite3_column_text(s, col);
+	const unsigned char *t = db_col_ustr(s, col);
 	json_t *j;
 
 	if (!t)
@@ -30,7 +30,7 @@ int reg_event_list(struct reg_store *st, const char *model, const struct reg_eve
 {
 	struct reg_conn *c = db_read_begin(st);
 	json_t *arr = json_array();
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc = 0;
 	int src;
 
@@ -55,18 +55,18 @@ int reg_event_list(struct reg_store *st, const char *model, const struct reg_eve
 		DB_STMT(c, EVENT_LIST, s);
 	db_bind_text(s, 1, model);
 	db_bind_text(s, 2, f && f->kind && f->kind[0] ? f->kind : NULL);
-	sqlite3_bind_int64(s, 3, f ? f->since_us : 0);
-	sqlite3_bind_int64(s, 4, f ? f->until_us : 0);
-	sqlite3_bind_int64(s, 5, f ? f->after_id : 0);
-	sqlite3_bind_int64(s, 6, f && f->limit ? (int64_t)f->limit : -1);
+	db_bind_int64(s, 3, f ? f->since_us : 0);
+	db_bind_int64(s, 4, f ? f->until_us : 0);
+	db_bind_int64(s, 5, f ? f->after_id : 0);
+	db_bind_int64(s, 6, f && f->limit ? (int64_t)f->limit : -1);
 	while ((src = db_step(c, s, "reading the event log")) > 0) {
 		char ts[CM_TIME_RFC3339_LEN];
-		const unsigned char *d = sqlite3_column_text(s, 10);
+		const unsigned char *d = db_col_ustr(s, 10);
 		json_t *ev;
 
-		cm_time_format(sqlite3_column_int64(s, 1), ts);
+		cm_time_format(db_col_int64(s, 1), ts);
 		ev = json_object();
-		json_object_set_new(ev, "id", json_integer(sqlite3_column_int64(s, 0)));
+		json_object_set_new(ev, "id", json_integer(db_col_int64(s, 0)));
 		json_object_set_new(ev, "ts", json_string(ts));
 		json_object_set_new(ev, "model", text_or_null(s, 2));
 		json_object_set_new(ev, "version", text_or_null(s, 3));
@@ -85,7 +85,7 @@ int reg_event_list(struct reg_store *st, const char *model, const struct reg_eve
 	}
 	if (rc == 0 && src < 0)
 		rc = src;
-	sqlite3_reset(s);
+	db_reset(s);
 	if (rc == 0) {
 		*out = arr;
 		arr = NULL;
@@ -99,18 +99,18 @@ done:
 int reg_event_count(struct reg_store *st, int64_t *out)
 {
 	struct reg_conn *c = db_read_begin(st);
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc = 0;
 
 	DB_STMT(c, EVENT_COUNT, s);
 	rc = db_step(c, s, "counting events");
 	if (rc > 0) {
-		*out = sqlite3_column_int64(s, 0);
+		*out = db_col_int64(s, 0);
 		rc = 0;
 	} else if (rc == 0) {
 		rc = cm_err_set(-EIO, "counting events: no row");
 	}
-	sqlite3_reset(s);
+	db_reset(s);
 done:
 	db_read_end(c);
 	return rc;

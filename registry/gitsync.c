@@ -218,7 +218,7 @@ static char *dup_or_null(const char *s)
 static int cfg_load(struct reg_conn *c, struct gs_cfg *out)
 {
 	struct gs_cfg g = { 0 };
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc = 0;
 	int src;
 
@@ -230,10 +230,10 @@ static int cfg_load(struct reg_conn *c, struct gs_cfg *out)
 		g.tagger_name = db_col_strdup(s, 2);
 		g.tagger_email = db_col_strdup(s, 3);
 		g.tag_format = db_col_strdup(s, 4);
-		g.gto = sqlite3_column_int(s, 5);
+		g.gto = db_col_int(s, 5);
 		g.token_file = db_col_strdup(s, 6);
-		g.enabled = sqlite3_column_int(s, 7);
-		g.updated_us = sqlite3_column_int64(s, 8);
+		g.enabled = db_col_int(s, 7);
+		g.updated_us = db_col_int64(s, 8);
 		if (!g.repo || !g.tagger_name || !g.tagger_email || !g.tag_format)
 			rc = cm_err_set(-ENOMEM, "out of memory");
 	} else if (src == 0) {
@@ -242,7 +242,7 @@ static int cfg_load(struct reg_conn *c, struct gs_cfg *out)
 	} else {
 		rc = src;
 	}
-	sqlite3_reset(s);
+	db_reset(s);
 	if (rc == 0)
 		*out = g;
 	else
@@ -326,7 +326,7 @@ int reg_git_configure(struct reg_store *st, const struct reg_actor *who,
 	struct reg_conn *c = NULL;
 	json_t *bj = NULL, *aj = NULL;
 	char *btext = NULL, *atext = NULL;
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int have_old = 0;
 	int valid = 0;
 	int rc;
@@ -370,9 +370,9 @@ int reg_git_configure(struct reg_store *st, const struct reg_actor *who,
 	db_bind_text(s, 3, g.tagger_name);
 	db_bind_text(s, 4, g.tagger_email);
 	db_bind_text(s, 5, g.tag_format);
-	sqlite3_bind_int(s, 6, g.gto);
+	db_bind_int(s, 6, g.gto);
 	db_bind_text(s, 7, g.token_file);
-	sqlite3_bind_int64(s, 8, cm_time_now_us());
+	db_bind_int64(s, 8, cm_time_now_us());
 	rc = db_exec_stmt(c, s, "storing the git configuration");
 	if (rc < 0)
 		goto done;
@@ -414,7 +414,7 @@ int reg_git_disable(struct reg_store *st, const struct reg_actor *who)
 {
 	struct reg_conn *c = NULL;
 	struct gs_cfg old = { 0 };
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc;
 
 	rc = db_write_begin(st, &c);
@@ -424,7 +424,7 @@ int reg_git_disable(struct reg_store *st, const struct reg_actor *who)
 	if (rc < 0 || !old.enabled)
 		goto done;
 	DB_STMT(c, GIT_CONFIG_DISABLE, s);
-	sqlite3_bind_int64(s, 1, cm_time_now_us());
+	db_bind_int64(s, 1, cm_time_now_us());
 	rc = db_exec_stmt(c, s, "disabling git sync");
 	if (rc == 0)
 		rc = reg_event_add(c, who, "git.disable", NULL, NULL, NULL, old.repo, NULL, NULL);
@@ -561,15 +561,15 @@ static int enqueue_row(struct reg_conn *c, int64_t event_id, const char *kind, c
 		       const char *version, const char *alias, const char *commit,
 		       const char *message, const char *tag)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc = 0;
 
 	if (!message)
 		return cm_err_set(-ENOMEM, "out of memory composing a tag message");
 	DB_STMT(c, GIT_ENQUEUE, s);
-	sqlite3_bind_int64(s, 1, cm_time_now_us());
+	db_bind_int64(s, 1, cm_time_now_us());
 	if (event_id > 0)
-		sqlite3_bind_int64(s, 2, event_id);
+		db_bind_int64(s, 2, event_id);
 	db_bind_text(s, 3, kind);
 	db_bind_text(s, 4, model);
 	db_bind_text(s, 5, version);
@@ -674,7 +674,7 @@ int gs_event_enqueue(struct reg_conn *c, int64_t event_id, const struct reg_acto
 	int seal = !strcmp(kind, "version.seal"), import = !strcmp(kind, "import");
 	int set = !strcmp(kind, "alias.set"), del = !strcmp(kind, "alias.delete");
 	char format[GS_TAG_MAX] = "";
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int gto = 0, on = 0;
 	int rc = 0;
 	int src;
@@ -685,10 +685,10 @@ int gs_event_enqueue(struct reg_conn *c, int64_t event_id, const struct reg_acto
 	src = db_step(c, s, "reading the git configuration");
 	if (src > 0) {
 		on = 1;
-		gto = sqlite3_column_int(s, 0);
+		gto = db_col_int(s, 0);
 		db_col_text(s, 1, format, sizeof(format));
 	}
-	sqlite3_reset(s);
+	db_reset(s);
 	if (src < 0)
 		return src;
 	if (!on)
@@ -1396,7 +1396,7 @@ static int items_load(struct reg_store *st, const char *state, struct gs_item **
 	struct reg_conn *c = db_read_begin(st);
 	struct gs_item *it = NULL;
 	size_t cnt = 0;
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc = 0;
 	int src;
 
@@ -1407,12 +1407,12 @@ static int items_load(struct reg_store *st, const char *state, struct gs_item **
 	}
 	DB_STMT(c, GIT_OPEN_ITEMS, s);
 	db_bind_text(s, 1, state);
-	sqlite3_bind_int(s, 2, GS_BATCH);
+	db_bind_int(s, 2, GS_BATCH);
 	while ((src = db_step(c, s, "listing the git queue")) > 0 && cnt < GS_BATCH) {
 		struct gs_item *x = &it[cnt++];
 
-		x->id = sqlite3_column_int64(s, 0);
-		x->created_us = sqlite3_column_int64(s, 1);
+		x->id = db_col_int64(s, 0);
+		x->created_us = db_col_int64(s, 1);
 		db_col_text(s, 2, x->kind, sizeof(x->kind));
 		db_col_text(s, 3, x->model, sizeof(x->model));
 		db_col_text(s, 4, x->version, sizeof(x->version));
@@ -1420,8 +1420,8 @@ static int items_load(struct reg_store *st, const char *state, struct gs_item **
 		x->commit = db_col_strdup(s, 6);
 		x->message = db_col_strdup(s, 7);
 		x->tag = db_col_strdup(s, 8);
-		x->attempts = sqlite3_column_int64(s, 9);
-		x->next_at = sqlite3_column_int64(s, 10);
+		x->attempts = db_col_int64(s, 9);
+		x->next_at = db_col_int64(s, 10);
 		if (!x->message) {
 			rc = cm_err_set(-ENOMEM, "out of memory");
 			break;
@@ -1429,7 +1429,7 @@ static int items_load(struct reg_store *st, const char *state, struct gs_item **
 	}
 	if (rc == 0 && src < 0)
 		rc = src;
-	sqlite3_reset(s);
+	db_reset(s);
 	if (rc == 0) {
 		*out = it;
 		*n = cnt;
@@ -1447,7 +1447,7 @@ static int outcome_record(struct gs_run *r, struct gs_item *it, int pushed)
 	struct reg_conn *c = NULL;
 	json_t *detail = NULL;
 	const char *kind;
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int64_t now = cm_time_now_us();
 	int rc;
 
@@ -1462,18 +1462,18 @@ static int outcome_record(struct gs_run *r, struct gs_item *it, int pushed)
 	case GS_MADE:
 		if (pushed) {
 			DB_STMT(c, GIT_ITEM_DONE, s);
-			sqlite3_bind_int64(s, 1, it->id);
-			sqlite3_bind_int64(s, 2, now);
+			db_bind_int64(s, 1, it->id);
+			db_bind_int64(s, 2, now);
 			rc = db_exec_stmt(c, s, "recording a pushed tag");
 			kind = "git.push";
 			json_object_set_new(detail, "remote", json_string(r->cfg.remote));
 		} else {
 			DB_STMT(c, GIT_ITEM_MADE, s);
-			sqlite3_bind_int64(s, 1, it->id);
+			db_bind_int64(s, 1, it->id);
 			db_bind_text(s, 2, r->cfg.remote ? "pushing" : "done");
 			db_bind_text(s, 3, it->sha);
 			if (!r->cfg.remote)
-				sqlite3_bind_int64(s, 4, now);
+				db_bind_int64(s, 4, now);
 			rc = db_exec_stmt(c, s, "recording a made tag");
 			if (rc == 0) {
 				DB_STMT(c, GIT_TAG_RECORD, s);
@@ -1482,7 +1482,7 @@ static int outcome_record(struct gs_run *r, struct gs_item *it, int pushed)
 				db_bind_text(s, 3, it->version);
 				db_bind_text(s, 4, it->sha);
 				db_bind_text(s, 5, "sync");
-				sqlite3_bind_int64(s, 6, now);
+				db_bind_int64(s, 6, now);
 				rc = db_exec_stmt(c, s, "remembering a tag");
 			}
 			kind = "git.tag";
@@ -1493,10 +1493,10 @@ static int outcome_record(struct gs_run *r, struct gs_item *it, int pushed)
 		break;
 	case GS_FAILED:
 		DB_STMT(c, GIT_ITEM_FAIL, s);
-		sqlite3_bind_int64(s, 1, it->id);
+		db_bind_int64(s, 1, it->id);
 		db_bind_text(s, 2, it->reason);
 		db_bind_text(s, 3, it->err);
-		sqlite3_bind_int64(s, 4, now);
+		db_bind_int64(s, 4, now);
 		rc = db_exec_stmt(c, s, "recording a failed tag");
 		kind = !strcmp(it->reason, "conflict")	     ? "git.conflict"
 		       : !strcmp(it->reason, "missing_commit") ? "git.missing_commit"
@@ -1508,10 +1508,10 @@ static int outcome_record(struct gs_run *r, struct gs_item *it, int pushed)
 	default:
 		it->next_at = now + backoff_us(it->attempts + 1);
 		DB_STMT(c, GIT_ITEM_RETRY, s);
-		sqlite3_bind_int64(s, 1, it->id);
-		sqlite3_bind_int64(s, 2, it->next_at);
+		db_bind_int64(s, 1, it->id);
+		db_bind_int64(s, 2, it->next_at);
 		db_bind_text(s, 3, it->err);
-		sqlite3_bind_int64(s, 4, now);
+		db_bind_int64(s, 4, now);
 		rc = db_exec_stmt(c, s, "recording a tag to retry");
 		/* One event when an item first fails, not one per retry. */
 		kind = it->attempts == 0 ? "git.error" : NULL;
@@ -1538,7 +1538,7 @@ done:
 static int tag_fix(struct gs_run *r, struct gs_item *it, const char *tag)
 {
 	struct reg_conn *c = NULL;
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc;
 
 	it->tag = strdup(tag);
@@ -1548,7 +1548,7 @@ static int tag_fix(struct gs_run *r, struct gs_item *it, const char *tag)
 	if (rc < 0)
 		return rc;
 	DB_STMT(c, GIT_TAG_FIX, s);
-	sqlite3_bind_int64(s, 1, it->id);
+	db_bind_int64(s, 1, it->id);
 	db_bind_text(s, 2, tag);
 	rc = db_exec_stmt(c, s, "fixing a tag name");
 	if (rc == 0)
@@ -1716,13 +1716,13 @@ static void push_prepare(struct gs_run *r, struct gs_item *it)
 static int push_drop(struct gs_run *r)
 {
 	struct reg_conn *c = NULL;
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc = db_write_begin(r->st, &c);
 
 	if (rc < 0)
 		return rc;
 	DB_STMT(c, GIT_PUSH_DROP, s);
-	sqlite3_bind_int64(s, 1, cm_time_now_us());
+	db_bind_int64(s, 1, cm_time_now_us());
 	rc = db_exec_stmt(c, s, "closing items without a remote");
 	if (rc == 0)
 		rc = db_write_commit(c);
@@ -1955,23 +1955,23 @@ int reg_git_status(struct reg_store *st, struct reg_git_status *out)
 {
 	struct reg_git_status g = { 0 };
 	struct reg_conn *c = db_read_begin(st);
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc = 0;
 	int src;
 
 	DB_STMT(c, GIT_ENABLED, s);
 	src = db_step(c, s, "reading the git configuration");
 	g.configured = src > 0;
-	sqlite3_reset(s);
+	db_reset(s);
 	if (src < 0) {
 		rc = src;
 		goto done;
 	}
 	DB_STMT(c, GIT_STATUS_STATES, s);
 	while ((src = db_step(c, s, "reading the git queue")) > 0) {
-		const char *state = (const char *)sqlite3_column_text(s, 0);
-		int64_t n = sqlite3_column_int64(s, 1);
-		int64_t oldest = sqlite3_column_int64(s, 2);
+		const char *state = db_col_str(s, 0);
+		int64_t n = db_col_int64(s, 1);
+		int64_t oldest = db_col_int64(s, 2);
 
 		if (!state)
 			continue;
@@ -1987,21 +1987,21 @@ int reg_git_status(struct reg_store *st, struct reg_git_status *out)
 		    (!g.oldest_open_us || oldest < g.oldest_open_us))
 			g.oldest_open_us = oldest;
 	}
-	sqlite3_reset(s);
+	db_reset(s);
 	if (src < 0) {
 		rc = src;
 		goto done;
 	}
 	DB_STMT(c, GIT_STATUS_REASONS, s);
 	while ((src = db_step(c, s, "reading the git queue's failures")) > 0) {
-		const char *reason = (const char *)sqlite3_column_text(s, 0);
+		const char *reason = db_col_str(s, 0);
 
 		if (reason && !strcmp(reason, "missing_commit"))
-			g.missing_commit = sqlite3_column_int64(s, 1);
+			g.missing_commit = db_col_int64(s, 1);
 		else if (reason && !strcmp(reason, "conflict"))
-			g.conflicts = sqlite3_column_int64(s, 1);
+			g.conflicts = db_col_int64(s, 1);
 	}
-	sqlite3_reset(s);
+	db_reset(s);
 	if (src < 0) {
 		rc = src;
 		goto done;
@@ -2010,9 +2010,9 @@ int reg_git_status(struct reg_store *st, struct reg_git_status *out)
 	src = db_step(c, s, "reading the git queue's last error");
 	if (src > 0) {
 		db_col_text(s, 0, g.last_error, sizeof(g.last_error));
-		g.last_error_us = sqlite3_column_int64(s, 1);
+		g.last_error_us = db_col_int64(s, 1);
 	}
-	sqlite3_reset(s);
+	db_reset(s);
 	if (src < 0) {
 		rc = src;
 		goto done;
@@ -2023,19 +2023,19 @@ done:
 	return rc;
 }
 
-static json_t *time_or_null(sqlite3_stmt *s, int col)
+static json_t *time_or_null(struct db_stmt *s, int col)
 {
 	char ts[CM_TIME_RFC3339_LEN];
 
-	if (sqlite3_column_type(s, col) == SQLITE_NULL)
+	if (db_col_null(s, col))
 		return json_null();
-	cm_time_format(sqlite3_column_int64(s, col), ts);
+	cm_time_format(db_col_int64(s, col), ts);
 	return json_string(ts);
 }
 
-static json_t *text_or_null(sqlite3_stmt *s, int col)
+static json_t *text_or_null(struct db_stmt *s, int col)
 {
-	const unsigned char *t = sqlite3_column_text(s, col);
+	const unsigned char *t = db_col_ustr(s, col);
 
 	return t ? json_string((const char *)t) : json_null();
 }
@@ -2046,7 +2046,7 @@ int reg_git_queue_list(struct reg_store *st, const char *state, int64_t after_id
 	static const char *const states[] = { "pending", "pushing", "done", "failed", NULL };
 	struct reg_conn *c = NULL;
 	json_t *arr = NULL;
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc = 0;
 	int src;
 
@@ -2065,16 +2065,16 @@ int reg_git_queue_list(struct reg_store *st, const char *state, int64_t after_id
 	c = db_read_begin(st);
 	DB_STMT(c, GIT_LIST, s);
 	db_bind_text(s, 1, state);
-	sqlite3_bind_int64(s, 2, after_id);
-	sqlite3_bind_int64(s, 3, limit ? (int64_t)limit : -1);
+	db_bind_int64(s, 2, after_id);
+	db_bind_int64(s, 3, limit ? (int64_t)limit : -1);
 	while ((src = db_step(c, s, "listing the git queue")) > 0) {
 		json_t *o = json_object();
 
-		json_object_set_new(o, "id", json_integer(sqlite3_column_int64(s, 0)));
+		json_object_set_new(o, "id", json_integer(db_col_int64(s, 0)));
 		json_object_set_new(o, "created_at", time_or_null(s, 1));
-		json_object_set_new(o, "event_id", sqlite3_column_type(s, 2) == SQLITE_NULL
+		json_object_set_new(o, "event_id", db_col_null(s, 2)
 							   ? json_null()
-							   : json_integer(sqlite3_column_int64(s, 2)));
+							   : json_integer(db_col_int64(s, 2)));
 		json_object_set_new(o, "kind", text_or_null(s, 3));
 		json_object_set_new(o, "model", text_or_null(s, 4));
 		json_object_set_new(o, "version", text_or_null(s, 5));
@@ -2083,8 +2083,8 @@ int reg_git_queue_list(struct reg_store *st, const char *state, int64_t after_id
 		json_object_set_new(o, "tag", text_or_null(s, 8));
 		json_object_set_new(o, "state", text_or_null(s, 9));
 		json_object_set_new(o, "reason", text_or_null(s, 10));
-		json_object_set_new(o, "attempts", json_integer(sqlite3_column_int64(s, 11)));
-		json_object_set_new(o, "next_at", sqlite3_column_int64(s, 12) ? time_or_null(s, 12)
+		json_object_set_new(o, "attempts", json_integer(db_col_int64(s, 11)));
+		json_object_set_new(o, "next_at", db_col_int64(s, 12) ? time_or_null(s, 12)
 									       : json_null());
 		json_object_set_new(o, "last_error", text_or_null(s, 13));
 		json_object_set_new(o, "error_at", time_or_null(s, 14));
@@ -2097,7 +2097,7 @@ int reg_git_queue_list(struct reg_store *st, const char *state, int64_t after_id
 	}
 	if (rc == 0 && src < 0)
 		rc = src;
-	sqlite3_reset(s);
+	db_reset(s);
 	if (rc == 0) {
 		*out = arr;
 		arr = NULL;
@@ -2112,7 +2112,7 @@ int reg_git_retry(struct reg_store *st, const struct reg_actor *who, int64_t id,
 {
 	struct reg_conn *c = NULL;
 	json_t *detail = NULL;
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int64_t changed = 0;
 	int rc;
 
@@ -2122,11 +2122,11 @@ int reg_git_retry(struct reg_store *st, const struct reg_actor *who, int64_t id,
 	if (rc < 0)
 		return rc;
 	DB_STMT(c, GIT_RETRY, s);
-	sqlite3_bind_int64(s, 1, id);
+	db_bind_int64(s, 1, id);
 	rc = db_exec_stmt(c, s, "retrying failed tags");
 	if (rc < 0)
 		goto done;
-	changed = sqlite3_changes(c->db);
+	changed = db_changes(c);
 	if (id && !changed) {
 		rc = cm_err_set(-ENOENT, "no failed git queue item %lld", (long long)id);
 		goto done;
@@ -2156,7 +2156,7 @@ int reg_git_backfill(struct reg_store *st, const struct reg_actor *who, int64_t 
 	char (*names)[2][REG_NAME_MAX] = NULL;
 	char format[GS_TAG_MAX] = "";
 	size_t cnt = 0, cap = 0;
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int gto = 0, on = 0;
 	int rc;
 	int src;
@@ -2168,10 +2168,10 @@ int reg_git_backfill(struct reg_store *st, const struct reg_actor *who, int64_t 
 	src = db_step(c, s, "reading the git configuration");
 	if (src > 0) {
 		on = 1;
-		gto = sqlite3_column_int(s, 0);
+		gto = db_col_int(s, 0);
 		db_col_text(s, 1, format, sizeof(format));
 	}
-	sqlite3_reset(s);
+	db_reset(s);
 	if (src < 0) {
 		rc = src;
 		goto done;
@@ -2191,7 +2191,7 @@ int reg_git_backfill(struct reg_store *st, const struct reg_actor *who, int64_t 
 	}
 	if (rc == 0 && src < 0)
 		rc = src;
-	sqlite3_reset(s);
+	db_reset(s);
 	for (size_t i = 0; rc == 0 && i < cnt; i++)
 		rc = enqueue_version(c, 0, who, names[i][0], names[i][1], gto, format);
 	if (rc == 0 && cnt) {
@@ -2218,7 +2218,7 @@ done:
 
 int gs_lineage_add(struct reg_conn *c, const char *lo, const char *hi, json_t *arr)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc = 0;
 	int src;
 
@@ -2226,8 +2226,8 @@ int gs_lineage_add(struct reg_conn *c, const char *lo, const char *hi, json_t *a
 	db_bind_text(s, 1, lo);
 	db_bind_text(s, 2, hi);
 	while ((src = db_step(c, s, "searching tags for lineage")) > 0) {
-		const char *m = (const char *)sqlite3_column_text(s, 0);
-		const char *v = (const char *)sqlite3_column_text(s, 1);
+		const char *m = db_col_str(s, 0);
+		const char *v = db_col_str(s, 1);
 		int seen = 0;
 		size_t i;
 		json_t *o;
@@ -2252,7 +2252,7 @@ int gs_lineage_add(struct reg_conn *c, const char *lo, const char *hi, json_t *a
 	}
 	if (rc == 0 && src < 0)
 		rc = src;
-	sqlite3_reset(s);
+	db_reset(s);
 done:
 	return rc;
 }
@@ -2323,7 +2323,7 @@ static int vers_load(struct reg_store *st, struct gs_ver **out, size_t *n)
 	struct reg_conn *c = db_read_begin(st);
 	struct gs_ver *v = NULL;
 	size_t cnt = 0, cap = 0;
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc = 0;
 	int src;
 
@@ -2340,7 +2340,7 @@ static int vers_load(struct reg_store *st, struct gs_ver **out, size_t *n)
 	}
 	if (rc == 0 && src < 0)
 		rc = src;
-	sqlite3_reset(s);
+	db_reset(s);
 done:
 	db_read_end(c);
 	if (rc < 0) {
@@ -2584,7 +2584,7 @@ static int seen_record(struct gs_check *k, char **tags, size_t ntags)
 	struct reg_conn *c = NULL;
 	char **stale = NULL;
 	size_t nstale = 0, capstale = 0;
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int64_t now = cm_time_now_us();
 	int rc;
 
@@ -2593,7 +2593,7 @@ static int seen_record(struct gs_check *k, char **tags, size_t ntags)
 		return rc;
 	DB_STMT(c, GIT_TAGS_ALL, s);
 	while ((rc = db_step(c, s, "listing remembered tags")) > 0) {
-		const char *t = (const char *)sqlite3_column_text(s, 0);
+		const char *t = db_col_str(s, 0);
 
 		rc = 0;
 		if (!t || (ntags && bsearch(&t, tags, ntags, sizeof(*tags), str_cmp)))
@@ -2608,7 +2608,7 @@ static int seen_record(struct gs_check *k, char **tags, size_t ntags)
 		}
 		nstale++;
 	}
-	sqlite3_reset(s);
+	db_reset(s);
 	for (size_t i = 0; rc == 0 && i < nstale; i++) {
 		DB_STMT(c, GIT_TAG_FORGET, s);
 		db_bind_text(s, 1, stale[i]);
@@ -2619,7 +2619,7 @@ static int seen_record(struct gs_check *k, char **tags, size_t ntags)
 		for (int j = 0; j < 4; j++)
 			db_bind_text(s, j + 1, k->seen[i][j]);
 		db_bind_text(s, 5, "read-back");
-		sqlite3_bind_int64(s, 6, now);
+		db_bind_int64(s, 6, now);
 		rc = db_exec_stmt(c, s, "remembering a tag");
 	}
 	if (rc == 0)
@@ -2640,7 +2640,7 @@ done:
 static void missing_detail(struct reg_store *st, const struct gs_ver *v, char *out, size_t n)
 {
 	struct reg_conn *c = db_read_begin(st);
-	sqlite3_stmt *s = db_stmt(c, REG_SQL_GIT_VERSION_ITEM);
+	struct db_stmt *s = db_stmt(c, REG_SQL_GIT_VERSION_ITEM);
 	int src;
 
 	if (!s) {
@@ -2652,8 +2652,8 @@ static void missing_detail(struct reg_store *st, const struct gs_ver *v, char *o
 	db_bind_text(s, 2, v->name);
 	src = db_step(c, s, "reading a version's git queue item");
 	if (src > 0) {
-		const char *state = (const char *)sqlite3_column_text(s, 0);
-		const char *err = (const char *)sqlite3_column_text(s, 2);
+		const char *state = db_col_str(s, 0);
+		const char *err = db_col_str(s, 2);
 
 		snprintf(out, n, "no tag in the repository; queue item %s%s%s", state ? state : "?",
 			 err ? ": " : "", err ? err : "");
@@ -2666,7 +2666,7 @@ static void missing_detail(struct reg_store *st, const struct gs_ver *v, char *o
 		snprintf(out, n, "no tag in the repository and none queued (git-sync --backfill "
 			 "queues one)");
 	}
-	sqlite3_reset(s);
+	db_reset(s);
 	db_read_end(c);
 }
 

@@ -38,17 +38,17 @@ int integ_stat_take(int fd, struct reg_file *f)
 	return 0;
 }
 
-void integ_stat_bind(sqlite3_stmt *s, int i, const struct reg_file *f)
+void integ_stat_bind(struct db_stmt *s, int i, const struct reg_file *f)
 {
 	if (!f->ino) {
-		sqlite3_bind_null(s, i);
-		sqlite3_bind_null(s, i + 1);
-		sqlite3_bind_null(s, i + 2);
+		db_bind_null(s, i);
+		db_bind_null(s, i + 1);
+		db_bind_null(s, i + 2);
 		return;
 	}
-	sqlite3_bind_int64(s, i, f->ino);
-	sqlite3_bind_int64(s, i + 1, f->mtime_ns);
-	sqlite3_bind_int64(s, i + 2, f->ctime_ns);
+	db_bind_int64(s, i, f->ino);
+	db_bind_int64(s, i + 1, f->mtime_ns);
+	db_bind_int64(s, i + 2, f->ctime_ns);
 }
 
 /* 1 the first time this process sees (vid, path) mismatch; counts every refusal. */
@@ -143,7 +143,7 @@ int reg_file_check(struct reg_store *st, const char *model, const char *version,
 	struct reg_version v;
 	char rpath[PATH_MAX] = "";
 	struct stat sb;
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int64_t mid;
 	int rc = reg_model_id(c, model, &mid);
 
@@ -153,15 +153,15 @@ int reg_file_check(struct reg_store *st, const char *model, const char *version,
 		goto done;
 	if (path) {
 		DB_STMT(c, FILE_GET, s);
-		sqlite3_bind_int64(s, 1, v.id);
+		db_bind_int64(s, 1, v.id);
 		db_bind_text(s, 2, path);
 		rc = db_step(c, s, "reading a file record");
 		if (rc > 0) {
 			cm_strlcpy(rpath, path, sizeof(rpath));
-			rec.size = sqlite3_column_int64(s, 0);
-			rec.ino = sqlite3_column_int64(s, 3);
-			rec.mtime_ns = sqlite3_column_int64(s, 4);
-			rec.ctime_ns = sqlite3_column_int64(s, 5);
+			rec.size = db_col_int64(s, 0);
+			rec.ino = db_col_int64(s, 3);
+			rec.mtime_ns = db_col_int64(s, 4);
+			rec.ctime_ns = db_col_int64(s, 5);
 		}
 	} else {
 		/* The mount knows the file by its inode: the seal recorded it. */
@@ -170,18 +170,18 @@ int reg_file_check(struct reg_store *st, const char *model, const char *version,
 			goto done;
 		}
 		DB_STMT(c, FILE_BY_INO, s);
-		sqlite3_bind_int64(s, 1, v.id);
-		sqlite3_bind_int64(s, 2, (int64_t)sb.st_ino);
+		db_bind_int64(s, 1, v.id);
+		db_bind_int64(s, 2, (int64_t)sb.st_ino);
 		rc = db_step(c, s, "finding a file record by inode");
 		if (rc > 0) {
 			db_col_text(s, 0, rpath, sizeof(rpath));
-			rec.size = sqlite3_column_int64(s, 1);
-			rec.ino = sqlite3_column_int64(s, 4);
-			rec.mtime_ns = sqlite3_column_int64(s, 5);
-			rec.ctime_ns = sqlite3_column_int64(s, 6);
+			rec.size = db_col_int64(s, 1);
+			rec.ino = db_col_int64(s, 4);
+			rec.mtime_ns = db_col_int64(s, 5);
+			rec.ctime_ns = db_col_int64(s, 6);
 		}
 	}
-	sqlite3_reset(s);
+	db_reset(s);
 	if (rc < 0)
 		goto done;
 	if (rc == 0 && path) {
@@ -191,9 +191,9 @@ int reg_file_check(struct reg_store *st, const char *model, const char *version,
 	if (rc == 0) {
 		/* No sealed file has this inode: replaced, unless the version predates records. */
 		DB_STMT(c, FILE_ANY_UNRECORDED, s);
-		sqlite3_bind_int64(s, 1, v.id);
+		db_bind_int64(s, 1, v.id);
 		rc = db_step(c, s, "looking for unrecorded files");
-		sqlite3_reset(s);
+		db_reset(s);
 		if (rc != 0) {
 			rc = rc < 0 ? rc : 0;
 			goto done;
@@ -264,7 +264,7 @@ int integ_backfill(struct reg_store *st)
 	struct reg_conn *c = NULL;
 	size_t n = 0, cap = 0, done_n = 0;
 	json_t *detail = NULL;
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc;
 
 	rc = db_write_begin(st, &c);
@@ -278,14 +278,14 @@ int integ_backfill(struct reg_store *st)
 		memset(&u[n], 0, sizeof(u[n]));
 		db_col_text(s, 0, u[n].model, sizeof(u[n].model));
 		db_col_text(s, 1, u[n].version, sizeof(u[n].version));
-		u[n].vid = sqlite3_column_int64(s, 2);
+		u[n].vid = db_col_int64(s, 2);
 		u[n].f.path = db_col_strdup(s, 3);
 		if (!u[n++].f.path) {
 			rc = cm_err_set(-ENOMEM, "out of memory");
 			break;
 		}
 	}
-	sqlite3_reset(s);
+	db_reset(s);
 	if (rc < 0 || n == 0)
 		goto done;
 	for (size_t i = 0; i < n; i++) {
@@ -295,7 +295,7 @@ int integ_backfill(struct reg_store *st)
 		    st_openat_path(vfd, u[i].f.path, O_RDONLY, 0, &fd) == 0 &&
 		    integ_stat_take(fd, &u[i].f) == 0) {
 			DB_STMT(c, FILE_STAT_SET, s);
-			sqlite3_bind_int64(s, 1, u[i].vid);
+			db_bind_int64(s, 1, u[i].vid);
 			db_bind_text(s, 2, u[i].f.path);
 			integ_stat_bind(s, 3, &u[i].f);
 			rc = db_exec_stmt(c, s, "recording a file's stat");

@@ -39,7 +39,7 @@ int reg_lineage_get(struct reg_store *st, const char *model, const char *version
 	return 0;
 }
 
-static int rows_to_json(struct reg_conn *c, sqlite3_stmt *s, json_t *arr)
+static int rows_to_json(struct reg_conn *c, struct db_stmt *s, json_t *arr)
 {
 	int src;
 
@@ -49,7 +49,7 @@ static int rows_to_json(struct reg_conn *c, sqlite3_stmt *s, json_t *arr)
 		for (int i = 0; o && i < 5; i++) {
 			static const char *const keys[] = { "model", "version", "git_commit",
 							    "training_data_hash", "state" };
-			const unsigned char *t = sqlite3_column_text(s, i);
+			const unsigned char *t = db_col_ustr(s, i);
 
 			if (json_object_set_new(o, keys[i], t ? json_string((const char *)t)
 							      : json_null()) < 0) {
@@ -62,7 +62,7 @@ static int rows_to_json(struct reg_conn *c, sqlite3_stmt *s, json_t *arr)
 			break;
 		}
 	}
-	sqlite3_reset(s);
+	db_reset(s);
 	return src < 0 ? src : 0;
 }
 
@@ -72,7 +72,7 @@ int reg_lineage_find(struct reg_store *st, const char *commit_prefix, const char
 	struct reg_conn *c = NULL;
 	char lo[72], hi[72];
 	json_t *arr = NULL;
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	size_t len;
 	int rc = 0;
 

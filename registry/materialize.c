@@ -161,7 +161,7 @@ done:
 /* Sealed content is read-only on disk too; put back write bits someone added. */
 static int sealed_modes(struct reg_conn *c, int mfd, const struct reg_version *v)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int vfd = -1;
 	int rc;
 
@@ -169,9 +169,9 @@ static int sealed_modes(struct reg_conn *c, int mfd, const struct reg_version *v
 	if (rc < 0)
 		return rc;
 	DB_STMT(c, FILE_LIST, s);
-	sqlite3_bind_int64(s, 1, v->id);
+	db_bind_int64(s, 1, v->id);
 	while ((rc = db_step(c, s, "listing a version's files")) > 0) {
-		const char *path = (const char *)sqlite3_column_text(s, 0);
+		const char *path = db_col_str(s, 0);
 		int fd = -1;
 		struct stat sb;
 
@@ -181,7 +181,7 @@ static int sealed_modes(struct reg_conn *c, int mfd, const struct reg_version *v
 			fchmod(fd, sb.st_mode & 07555);
 		close(fd);
 	}
-	sqlite3_reset(s);
+	db_reset(s);
 done:
 	close(vfd);
 	return rc;
@@ -197,7 +197,7 @@ static int alias_is_db(struct reg_alias *a, size_t n, const char *name)
 
 int mat_alias_removed(struct reg_conn *c, const char *model, const char *name)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int removed = 0;
 	int rc = 0;
 
@@ -206,8 +206,8 @@ int mat_alias_removed(struct reg_conn *c, const char *model, const char *name)
 	db_bind_text(s, 2, name);
 	rc = db_step(c, s, "reading an alias's last change");
 	if (rc > 0)
-		removed = sqlite3_column_type(s, 1) == SQLITE_NULL;
-	sqlite3_reset(s);
+		removed = db_col_null(s, 1);
+	db_reset(s);
 done:
 	return rc < 0 ? 0 : removed;
 }
@@ -338,24 +338,24 @@ static json_t *versions_summary(struct reg_conn *c, int64_t mid)
 	json_t *sum = json_pack("{sisisisisn}", "count", 0, "draft", 0, "sealed", 0, "archived", 0,
 				"latest");
 	json_int_t total = 0;
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc = 0;
 
 	if (!sum)
 		return NULL;
 	DB_STMT(c, VERSION_STATES, s);
-	sqlite3_bind_int64(s, 1, mid);
+	db_bind_int64(s, 1, mid);
 	while ((rc = db_step(c, s, "counting versions by state")) > 0) {
-		json_int_t n = sqlite3_column_int64(s, 1);
+		json_int_t n = db_col_int64(s, 1);
 
-		if (json_object_set_new(sum, (const char *)sqlite3_column_text(s, 0),
+		if (json_object_set_new(sum, db_col_str(s, 0),
 					json_integer(n)) < 0) {
 			rc = cm_err_set(-ENOMEM, "out of memory");
 			break;
 		}
 		total += n;
 	}
-	sqlite3_reset(s);
+	db_reset(s);
 	if (rc < 0)
 		goto done;
 	if (json_object_set_new(sum, "count", json_integer(total)) < 0) {
@@ -363,14 +363,14 @@ static json_t *versions_summary(struct reg_conn *c, int64_t mid)
 		goto done;
 	}
 	DB_STMT(c, VERSION_LATEST, s);
-	sqlite3_bind_int64(s, 1, mid);
+	db_bind_int64(s, 1, mid);
 	rc = db_step(c, s, "reading the latest version");
 	if (rc > 0)
 		rc = json_object_set_new(sum, "latest",
-					 json_string((const char *)sqlite3_column_text(s, 0))) < 0
+					 json_string(db_col_str(s, 0))) < 0
 			     ? cm_err_set(-ENOMEM, "out of memory")
 			     : 0;
-	sqlite3_reset(s);
+	db_reset(s);
 done:
 	if (rc < 0) {
 		json_decref(sum);
@@ -387,7 +387,7 @@ static json_t *model_document(struct reg_conn *c, const char *model, int64_t mid
 	json_t *jvers = versions_summary(c, mid);
 	json_t *deployed = json_array();
 	const char *current = NULL;
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int64_t last = 0;
 	int bad = !jal || !deployed; /* a failed set or append: the document would lack a part */
 	int rc = 0;
@@ -450,8 +450,8 @@ static json_t *model_document(struct reg_conn *c, const char *model, int64_t mid
 	db_bind_text(s, 1, model);
 	rc = db_step(c, s, "reading a model's last event");
 	if (rc > 0)
-		last = sqlite3_column_int64(s, 0);
-	sqlite3_reset(s);
+		last = db_col_int64(s, 0);
+	db_reset(s);
 	if (rc < 0)
 		goto done;
 	rc = 0;
@@ -487,22 +487,22 @@ int mat_aliases(struct reg_conn *c, int64_t mid, struct reg_alias **out, size_t 
 {
 	struct reg_alias *a = NULL;
 	size_t cnt = 0, cap = 0;
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc = 0;
 
 	DB_STMT(c, ALIAS_LIST, s);
-	sqlite3_bind_int64(s, 1, mid);
+	db_bind_int64(s, 1, mid);
 	while ((rc = db_step(c, s, "listing aliases")) > 0) {
 		rc = cm_grow(&a, &cap, cnt + 1, sizeof(*a), 4);
 		if (rc < 0)
 			break;
 		db_col_text(s, 0, a[cnt].name, sizeof(a[cnt].name));
 		db_col_text(s, 1, a[cnt].version, sizeof(a[cnt].version));
-		a[cnt].percent = sqlite3_column_type(s, 2) == SQLITE_NULL ? -1 : sqlite3_column_int(s, 2);
-		a[cnt].updated_us = sqlite3_column_int64(s, 3);
+		a[cnt].percent = db_col_null(s, 2) ? -1 : db_col_int(s, 2);
+		a[cnt].updated_us = db_col_int64(s, 3);
 		cnt++;
 	}
-	sqlite3_reset(s);
+	db_reset(s);
 	if (rc == 0) {
 		*out = a;
 		*n = cnt;

@@ -10,7 +10,7 @@
 
 int reg_model_id(struct reg_conn *c, const char *model, int64_t *id)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc = 0;
 	int src;
 
@@ -18,12 +18,12 @@ int reg_model_id(struct reg_conn *c, const char *model, int64_t *id)
 	db_bind_text(s, 1, model);
 	src = db_step(c, s, "looking up a model");
 	if (src > 0)
-		*id = sqlite3_column_int64(s, 0);
+		*id = db_col_int64(s, 0);
 	else if (src == 0)
 		rc = cm_err_set(-ENOENT, "no model '%s'", model);
 	else
 		rc = src;
-	sqlite3_reset(s);
+	db_reset(s);
 done:
 	return rc;
 }
@@ -32,7 +32,7 @@ int reg_event_add(struct reg_conn *c, const struct reg_actor *who, const char *k
 		  const char *model, const char *version, const char *alias, const char *before,
 		  const char *after, json_t *detail)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	char *d = NULL;
 	int rc = 0;
 
@@ -42,7 +42,7 @@ int reg_event_add(struct reg_conn *c, const struct reg_actor *who, const char *k
 			return cm_err_set(-ENOMEM, "out of memory writing an event");
 	}
 	DB_STMT(c, EVENT_INSERT, s);
-	sqlite3_bind_int64(s, 1, cm_time_now_us());
+	db_bind_int64(s, 1, cm_time_now_us());
 	db_bind_text(s, 2, model);
 	db_bind_text(s, 3, version);
 	db_bind_text(s, 4, alias);
@@ -55,7 +55,7 @@ int reg_event_add(struct reg_conn *c, const struct reg_actor *who, const char *k
 	rc = db_exec_stmt(c, s, "recording an event");
 	/* Git tags the change calls for commit (or roll back) with it. */
 	if (rc == 0)
-		rc = gs_event_enqueue(c, sqlite3_last_insert_rowid(c->db), who, kind, model, version,
+		rc = gs_event_enqueue(c, db_last_id(c), who, kind, model, version,
 				      alias, before, after, detail);
 	if (rc == 0)
 		db_note(c, kind, who && who->channel ? who->channel : "internal", model, version, alias);
@@ -68,24 +68,24 @@ int reg_record_load(struct reg_conn *c, int64_t vid, json_t **out)
 {
 	json_error_t jerr;
 	const char *text;
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	json_t *rec;
 	int rc = 0;
 
 	DB_STMT(c, VERSION_META_GET, s);
-	sqlite3_bind_int64(s, 1, vid);
+	db_bind_int64(s, 1, vid);
 	rc = db_step(c, s, "loading a metadata record");
 	if (rc <= 0) {
 		if (rc == 0)
 			rc = cm_err_set(-ENOENT, "no metadata record for version %lld", (long long)vid);
-		sqlite3_reset(s);
+		db_reset(s);
 		goto done;
 	}
 	rc = 0;
-	text = (const char *)sqlite3_column_text(s, 0);
+	text = db_col_str(s, 0);
 	/* REG_RECORD_ABSENT: the version has no record (its metadata.json was removed). */
 	rec = text && text[0] ? reg_json_loads(text, &jerr) : json_object();
-	sqlite3_reset(s);
+	db_reset(s);
 	if (!rec) {
 		rc = cm_err_set(-EIO, "stored metadata record is not JSON: %s", jerr.text);
 		goto done;
@@ -95,11 +95,11 @@ done:
 	return rc;
 }
 
-static void model_row(sqlite3_stmt *s, struct reg_model *m)
+static void model_row(struct db_stmt *s, struct reg_model *m)
 {
-	m->id = sqlite3_column_int64(s, 0);
+	m->id = db_col_int64(s, 0);
 	db_col_text(s, 1, m->name, sizeof(m->name));
-	m->created_us = sqlite3_column_int64(s, 2);
+	m->created_us = db_col_int64(s, 2);
 }
 
 int reg_model_create(struct reg_store *st, const struct reg_actor *who, const char *name,
@@ -107,7 +107,7 @@ int reg_model_create(struct reg_store *st, const struct reg_actor *who, const ch
 {
 	struct reg_conn *c = NULL;
 	struct reg_model m = { 0 };
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc;
 
 	rc = reg_name_model_check(name);
@@ -119,13 +119,13 @@ int reg_model_create(struct reg_store *st, const struct reg_actor *who, const ch
 	DB_STMT(c, MODEL_INSERT, s);
 	m.created_us = cm_time_now_us();
 	db_bind_text(s, 1, name);
-	sqlite3_bind_int64(s, 2, m.created_us);
+	db_bind_int64(s, 2, m.created_us);
 	rc = db_exec_stmt(c, s, "creating a model");
 	if (rc == -EEXIST)
 		rc = cm_err_set(-EEXIST, "model '%s' already exists", name);
 	if (rc < 0)
 		goto done;
-	m.id = sqlite3_last_insert_rowid(c->db);
+	m.id = db_last_id(c);
 	cm_strlcpy(m.name, name, sizeof(m.name));
 	rc = reg_event_add(c, who, "model.create", name, NULL, NULL, NULL, NULL, NULL);
 	if (rc < 0)
@@ -146,7 +146,7 @@ done:
 int reg_model_get(struct reg_store *st, const char *name, struct reg_model *out)
 {
 	struct reg_conn *c = db_read_begin(st);
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc = 0;
 	int src;
 
@@ -159,7 +159,7 @@ int reg_model_get(struct reg_store *st, const char *name, struct reg_model *out)
 		rc = cm_err_set(-ENOENT, "no model '%s'", name);
 	else
 		rc = src;
-	sqlite3_reset(s);
+	db_reset(s);
 done:
 	db_read_end(c);
 	return rc;
@@ -171,13 +171,13 @@ int reg_model_list(struct reg_store *st, const char *after, size_t limit,
 	struct reg_conn *c = db_read_begin(st);
 	struct reg_model *v = NULL;
 	size_t cnt = 0, cap = 0;
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc = 0;
 	int src;
 
 	DB_STMT(c, MODEL_LIST, s);
 	db_bind_text(s, 1, after ? after : "");
-	sqlite3_bind_int64(s, 2, limit ? (int64_t)limit : -1);
+	db_bind_int64(s, 2, limit ? (int64_t)limit : -1);
 	while ((src = db_step(c, s, "listing models")) > 0) {
 		rc = cm_grow(&v, &cap, cnt + 1, sizeof(*v), 16);
 		if (rc < 0)
@@ -186,7 +186,7 @@ int reg_model_list(struct reg_store *st, const char *after, size_t limit,
 	}
 	if (rc == 0 && src < 0)
 		rc = src;
-	sqlite3_reset(s);
+	db_reset(s);
 	if (rc == 0) {
 		*out = v;
 		*n = cnt;
@@ -201,7 +201,7 @@ done:
 int reg_model_delete(struct reg_store *st, const struct reg_actor *who, const char *name)
 {
 	struct reg_conn *c = NULL;
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int64_t id;
 	int rc;
 
@@ -212,17 +212,17 @@ int reg_model_delete(struct reg_store *st, const struct reg_actor *who, const ch
 	if (rc < 0)
 		goto done;
 	DB_STMT(c, VERSION_COUNT, s);
-	sqlite3_bind_int64(s, 1, id);
+	db_bind_int64(s, 1, id);
 	rc = db_step(c, s, "counting a model's versions");
 	if (rc > 0)
-		rc = sqlite3_column_int64(s, 0) > 0
+		rc = db_col_int64(s, 0) > 0
 			     ? cm_err_set(-ENOTEMPTY, "model '%s' has versions and cannot be removed", name)
 			     : 0;
-	sqlite3_reset(s);
+	db_reset(s);
 	if (rc < 0)
 		goto done;
 	DB_STMT(c, MODEL_DELETE, s);
-	sqlite3_bind_int64(s, 1, id);
+	db_bind_int64(s, 1, id);
 	rc = db_exec_stmt(c, s, "removing a model");
 	if (rc == 0)
 		rc = reg_event_add(c, who, "model.delete", name, NULL, NULL, NULL, NULL, NULL);

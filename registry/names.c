@@ -179,14 +179,14 @@ const char *reg_state_name(enum reg_state s)
 /* 1 when the model has an alias `name` in the db, 0 when not, -errno on error. */
 static int alias_exists(struct reg_conn *c, int64_t mid, const char *name)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc = 0;
 
 	DB_STMT(c, ALIAS_GET, s);
-	sqlite3_bind_int64(s, 1, mid);
+	db_bind_int64(s, 1, mid);
 	db_bind_text(s, 2, name);
 	rc = db_step(c, s, "reading an alias");
-	sqlite3_reset(s);
+	db_reset(s);
 done:
 	return rc;
 }

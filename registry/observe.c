@@ -35,7 +35,7 @@ int reg_observation_add(struct reg_store *st, const struct reg_actor *who, const
 {
 	struct reg_conn *c = NULL;
 	struct reg_version v;
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int64_t mid, ts = cm_time_now_us();
 	int rc;
 
@@ -56,20 +56,20 @@ int reg_observation_add(struct reg_store *st, const struct reg_actor *who, const
 	if (rc < 0)
 		goto done;
 	DB_STMT(c, OBS_INSERT, s);
-	sqlite3_bind_int64(s, 1, v.id);
+	db_bind_int64(s, 1, v.id);
 	db_bind_text(s, 2, metric);
-	sqlite3_bind_double(s, 3, value);
-	sqlite3_bind_int64(s, 4, ts);
+	db_bind_double(s, 3, value);
+	db_bind_int64(s, 4, ts);
 	db_bind_text(s, 5, who && who->channel ? who->channel : "internal");
 	db_bind_text(s, 6, who && who->name ? who->name : "modelfs");
 	rc = db_exec_stmt(c, s, "recording an observation");
 	if (rc < 0)
 		goto done;
 	DB_STMT(c, OBS_LATEST_SET, s);
-	sqlite3_bind_int64(s, 1, v.id);
+	db_bind_int64(s, 1, v.id);
 	db_bind_text(s, 2, metric);
-	sqlite3_bind_double(s, 3, value);
-	sqlite3_bind_int64(s, 4, ts);
+	db_bind_double(s, 3, value);
+	db_bind_int64(s, 4, ts);
 	rc = db_exec_stmt(c, s, "recording an observation");
 	if (rc == 0)
 		rc = db_write_commit(c);
@@ -98,7 +98,7 @@ int reg_observation_list(struct reg_store *st, const char *model, const char *ve
 	struct reg_conn *c = db_read_begin(st);
 	struct reg_version v;
 	json_t *arr = json_array();
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int64_t mid;
 	int rc = 0;
 	int src;
@@ -113,16 +113,16 @@ int reg_observation_list(struct reg_store *st, const char *model, const char *ve
 	if (rc < 0)
 		goto done;
 	DB_STMT(c, OBS_LIST, s);
-	sqlite3_bind_int64(s, 1, v.id);
+	db_bind_int64(s, 1, v.id);
 	db_bind_text(s, 2, metric);
-	sqlite3_bind_int64(s, 3, limit ? (int64_t)limit : -1);
+	db_bind_int64(s, 3, limit ? (int64_t)limit : -1);
 	while ((src = db_step(c, s, "listing observations")) > 0) {
 		json_t *o = json_pack("{s:s s:f s:o s:s s:s}",
-				      "metric", (const char *)sqlite3_column_text(s, 0),
-				      "value", sqlite3_column_double(s, 1),
-				      "ts", ts_json(sqlite3_column_int64(s, 2)),
-				      "channel", (const char *)sqlite3_column_text(s, 3),
-				      "actor", (const char *)sqlite3_column_text(s, 4));
+				      "metric", db_col_str(s, 0),
+				      "value", db_col_double(s, 1),
+				      "ts", ts_json(db_col_int64(s, 2)),
+				      "channel", db_col_str(s, 3),
+				      "actor", db_col_str(s, 4));
 
 		if (!o || json_array_append_new(arr, o) < 0) {
 			rc = cm_err_set(-ENOMEM, "out of memory");
@@ -131,7 +131,7 @@ int reg_observation_list(struct reg_store *st, const char *model, const char *ve
 	}
 	if (rc == 0 && src < 0)
 		rc = src;
-	sqlite3_reset(s);
+	db_reset(s);
 	if (rc == 0) {
 		*out = arr;
 		arr = NULL;
@@ -144,9 +144,9 @@ done:
 
 /* Appends one JSON object per row of `id`, built by `row`. */
 static int summary_rows(struct reg_conn *c, enum reg_sql id, json_t *arr,
-			json_t *(*row)(sqlite3_stmt *s))
+			json_t *(*row)(struct db_stmt *s))
 {
-	sqlite3_stmt *s = db_stmt(c, id);
+	struct db_stmt *s = db_stmt(c, id);
 	int rc = 0;
 	int src;
 
@@ -162,36 +162,36 @@ static int summary_rows(struct reg_conn *c, enum reg_sql id, json_t *arr,
 	}
 	if (rc == 0 && src < 0)
 		rc = src;
-	sqlite3_reset(s);
+	db_reset(s);
 	return rc;
 }
 
-static json_t *row_versions(sqlite3_stmt *s)
+static json_t *row_versions(struct db_stmt *s)
 {
-	const unsigned char *state = sqlite3_column_text(s, 1);
+	const unsigned char *state = db_col_ustr(s, 1);
 
-	return json_pack("{s:s s:s? s:I}", "model", (const char *)sqlite3_column_text(s, 0),
-			 "state", (const char *)state, "count", (json_int_t)sqlite3_column_int64(s, 2));
+	return json_pack("{s:s s:s? s:I}", "model", db_col_str(s, 0),
+			 "state", (const char *)state, "count", (json_int_t)db_col_int64(s, 2));
 }
 
-static json_t *row_aliases(sqlite3_stmt *s)
+static json_t *row_aliases(struct db_stmt *s)
 {
-	json_t *o = json_pack("{s:s s:s s:s}", "model", (const char *)sqlite3_column_text(s, 0),
-			      "alias", (const char *)sqlite3_column_text(s, 1),
-			      "version", (const char *)sqlite3_column_text(s, 2));
+	json_t *o = json_pack("{s:s s:s s:s}", "model", db_col_str(s, 0),
+			      "alias", db_col_str(s, 1),
+			      "version", db_col_str(s, 2));
 
-	if (o && sqlite3_column_type(s, 3) != SQLITE_NULL)
-		json_object_set_new(o, "percent", json_integer(sqlite3_column_int(s, 3)));
+	if (o && !db_col_null(s, 3))
+		json_object_set_new(o, "percent", json_integer(db_col_int(s, 3)));
 	return o;
 }
 
-static json_t *row_observations(sqlite3_stmt *s)
+static json_t *row_observations(struct db_stmt *s)
 {
-	return json_pack("{s:s s:s s:s s:f s:o}", "model", (const char *)sqlite3_column_text(s, 0),
-			 "version", (const char *)sqlite3_column_text(s, 1),
-			 "metric", (const char *)sqlite3_column_text(s, 2),
-			 "value", sqlite3_column_double(s, 3),
-			 "ts", ts_json(sqlite3_column_int64(s, 4)));
+	return json_pack("{s:s s:s s:s s:f s:o}", "model", db_col_str(s, 0),
+			 "version", db_col_str(s, 1),
+			 "metric", db_col_str(s, 2),
+			 "value", db_col_double(s, 3),
+			 "ts", ts_json(db_col_int64(s, 4)));
 }
 
 int reg_store_summary(struct reg_store *st, json_t **out)

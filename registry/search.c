@@ -117,7 +117,7 @@ struct leaf_ctx {
 
 static int leaf_put(struct leaf_ctx *x, json_t *v)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc = 0;
 
 	if (x->n >= SRCH_LEAVES_MAX)
@@ -125,10 +125,10 @@ static int leaf_put(struct leaf_ctx *x, json_t *v)
 	if (!json_is_number(v) && !json_is_string(v) && !json_is_boolean(v))
 		return 0;
 	DB_STMT(x->c, LEAF_INSERT, s);
-	sqlite3_bind_int64(s, 1, x->vid);
+	db_bind_int64(s, 1, x->vid);
 	db_bind_text(s, 2, x->path);
 	if (json_is_number(v))
-		sqlite3_bind_double(s, 3, json_number_value(v));
+		db_bind_double(s, 3, json_number_value(v));
 	else if (json_is_boolean(v))
 		db_bind_text(s, 4, json_is_true(v) ? "true" : "false");
 	else
@@ -164,11 +164,11 @@ static int leaf_walk(struct leaf_ctx *x, json_t *obj, size_t len)
 int srch_leaves_set(struct reg_conn *c, int64_t vid, json_t *rec)
 {
 	struct leaf_ctx x = { .c = c, .vid = vid };
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc = 0;
 
 	DB_STMT(c, LEAF_DELETE, s);
-	sqlite3_bind_int64(s, 1, vid);
+	db_bind_int64(s, 1, vid);
 	rc = db_exec_stmt(c, s, "re-indexing metadata");
 	if (rc == 0 && json_is_object(rec))
 		rc = leaf_walk(&x, rec, 0);
@@ -179,7 +179,7 @@ done:
 int srch_backfill(struct reg_store *st)
 {
 	struct reg_conn *c = NULL;
-	sqlite3_stmt *s, *m;
+	struct db_stmt *s, *m;
 	int64_t *ids = NULL;
 	size_t n = 0, cap = 0;
 	char done_flag[8] = "";
@@ -191,7 +191,7 @@ int srch_backfill(struct reg_store *st)
 	src = db_step(c, s, "reading the store's search index state");
 	if (src > 0)
 		db_col_text(s, 0, done_flag, sizeof(done_flag));
-	sqlite3_reset(s);
+	db_reset(s);
 	rc = src < 0 ? src : 0;
 	db_read_end(c);
 	c = NULL;
@@ -206,9 +206,9 @@ int srch_backfill(struct reg_store *st)
 			src = -ENOMEM;
 			break;
 		}
-		ids[n++] = sqlite3_column_int64(s, 0);
+		ids[n++] = db_col_int64(s, 0);
 	}
-	sqlite3_reset(s);
+	db_reset(s);
 	if (src < 0) {
 		rc = src;
 		goto done;
@@ -255,43 +255,43 @@ static json_t *time_or_null(int64_t us)
 	return json_string(ts);
 }
 
-static json_t *col_or_null(sqlite3_stmt *s, int col)
+static json_t *col_or_null(struct db_stmt *s, int col)
 {
-	const unsigned char *t = sqlite3_column_text(s, col);
+	const unsigned char *t = db_col_ustr(s, col);
 
 	return t && t[0] ? json_string((const char *)t) : json_null();
 }
 
 /* A summary from a row of SUMMARY_COLS; aliases, metrics and tags filled later. */
-static json_t *summary_row(sqlite3_stmt *s, int with_model)
+static json_t *summary_row(struct db_stmt *s, int with_model)
 {
-	const char *state = (const char *)sqlite3_column_text(s, SC_STATE);
+	const char *state = db_col_str(s, SC_STATE);
 	int draft = state && !strcmp(state, "draft");
 	json_t *j;
 
 	j = json_pack("{s:s? s:s? s:I s:o s:o s:o s:o s:o s:b s:[] s:{} s:o s:n s:n s:{}}", "name",
-		      (const char *)sqlite3_column_text(s, SC_NAME), "state", state, "seq",
-		      (json_int_t)sqlite3_column_int64(s, SC_SEQ), "created_at",
-		      time_or_null(sqlite3_column_int64(s, SC_CREATED)), "sealed_at",
-		      time_or_null(sqlite3_column_int64(s, SC_SEALED)), "total_size",
-		      draft ? json_null() : json_integer(sqlite3_column_int64(s, SC_SIZE)), "digest",
+		      db_col_str(s, SC_NAME), "state", state, "seq",
+		      (json_int_t)db_col_int64(s, SC_SEQ), "created_at",
+		      time_or_null(db_col_int64(s, SC_CREATED)), "sealed_at",
+		      time_or_null(db_col_int64(s, SC_SEALED)), "total_size",
+		      draft ? json_null() : json_integer(db_col_int64(s, SC_SIZE)), "digest",
 		      col_or_null(s, SC_DIGEST), "validation_status", col_or_null(s, SC_VALIDATION),
 		      "archived", state && !strcmp(state, "archived"), "aliases", "metrics",
 		      "git_commit", col_or_null(s, SC_COMMIT), "description", "owner", "tags");
 	if (j && with_model)
 		json_object_set_new(j, "model",
-				    json_string((const char *)sqlite3_column_text(s, SC_MODEL)));
+				    json_string(db_col_str(s, SC_MODEL)));
 	return j;
 }
 
 /* Binds ids[0..n) (n <= SRCH_BATCH) to ?1..?n and NULL to the rest. */
-static void bind_ids(sqlite3_stmt *s, const int64_t *ids, size_t n)
+static void bind_ids(struct db_stmt *s, const int64_t *ids, size_t n)
 {
 	for (size_t i = 0; i < SRCH_BATCH; i++) {
 		if (i < n)
-			sqlite3_bind_int64(s, (int)i + 1, ids[i]);
+			db_bind_int64(s, (int)i + 1, ids[i]);
 		else
-			sqlite3_bind_null(s, (int)i + 1);
+			db_bind_null(s, (int)i + 1);
 	}
 }
 
@@ -307,7 +307,7 @@ static json_t *item_of(json_t *items, const int64_t *ids, size_t n, int64_t vid)
 /* Fills aliases, metrics, description, owner and tags of items (one per id). */
 static int summaries_fill(struct reg_conn *c, json_t *items, const int64_t *ids, size_t n)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc = 0, src;
 
 	for (size_t off = 0; off < n; off += SRCH_BATCH) {
@@ -316,16 +316,16 @@ static int summaries_fill(struct reg_conn *c, json_t *items, const int64_t *ids,
 		DB_STMT(c, LEAVES_BY_IDS, s);
 		bind_ids(s, ids + off, k);
 		while ((src = db_step(c, s, "reading version summaries")) > 0) {
-			json_t *it = item_of(items, ids, n, sqlite3_column_int64(s, 0));
-			const char *path = (const char *)sqlite3_column_text(s, 1);
-			int isnum = sqlite3_column_type(s, 2) != SQLITE_NULL;
+			json_t *it = item_of(items, ids, n, db_col_int64(s, 0));
+			const char *path = db_col_str(s, 1);
+			int isnum = !db_col_null(s, 2);
 
 			if (!it || !path)
 				continue;
 			if (!strncmp(path, "performance_metrics.", 20)) {
 				if (isnum && !strchr(path + 20, '.'))
 					json_object_set_new(json_object_get(it, "metrics"), path + 20,
-							    json_real(sqlite3_column_double(s, 2)));
+							    json_real(db_col_double(s, 2)));
 			} else if (!strncmp(path, "tags.", 5)) {
 				if (!isnum)
 					json_object_set_new(json_object_get(it, "tags"), path + 5,
@@ -334,19 +334,19 @@ static int summaries_fill(struct reg_conn *c, json_t *items, const int64_t *ids,
 				json_object_set_new(it, path, col_or_null(s, 3));
 			}
 		}
-		sqlite3_reset(s);
+		db_reset(s);
 		if (src < 0)
 			return src;
 		DB_STMT(c, ALIASES_BY_IDS, s);
 		bind_ids(s, ids + off, k);
 		while ((src = db_step(c, s, "reading version aliases")) > 0) {
-			json_t *it = item_of(items, ids, n, sqlite3_column_int64(s, 0));
+			json_t *it = item_of(items, ids, n, db_col_int64(s, 0));
 
 			if (it)
 				json_array_append_new(json_object_get(it, "aliases"),
-						      json_string((const char *)sqlite3_column_text(s, 1)));
+						      json_string(db_col_str(s, 1)));
 		}
-		sqlite3_reset(s);
+		db_reset(s);
 		if (src < 0)
 			return src;
 	}
@@ -444,14 +444,14 @@ static int tie_after(struct flt_sql *q, json_t *model, json_t *seq)
 	return rc ? rc : flt_sql_add(q, "))");
 }
 
-static int bind_params(sqlite3_stmt *s, const struct flt_sql *q)
+static int bind_params(struct db_stmt *s, const struct flt_sql *q)
 {
 	for (size_t i = 0; i < q->np; i++) {
 		const struct flt_param *p = &q->p[i];
 		int src = p->type == FLT_P_TEXT ? sqlite3_bind_text(s, (int)i + 1, p->text, -1,
 								    SQLITE_STATIC)
-			  : p->type == FLT_P_REAL ? sqlite3_bind_double(s, (int)i + 1, p->real)
-						  : sqlite3_bind_int64(s, (int)i + 1, p->i);
+			  : p->type == FLT_P_REAL ? db_bind_double(s, (int)i + 1, p->real)
+						  : db_bind_int64(s, (int)i + 1, p->i);
 
 		if (src != SQLITE_OK)
 			return cm_err_set(-EIO, "binding search parameter %zu failed (sqlite %d)", i + 1,
@@ -481,7 +481,7 @@ static int search_plan(struct reg_conn *c, const char *filter, int *drive)
 	flt_sql_free(&tmp);
 	for (size_t i = 0; rc == 0 && !plan.top_or && i < plan.n; i++) {
 		struct flt_sql cq = { 0 };
-		sqlite3_stmt *s = NULL;
+		struct db_stmt *s = NULL;
 		int64_t n = 0;
 
 		rc = flt_conj_count_sql(&plan.conj[i], SRCH_DRIVE_CAP, &cq);
@@ -492,7 +492,7 @@ static int search_plan(struct reg_conn *c, const char *filter, int *drive)
 		if (rc == 0) {
 			rc = db_step(c, s, "planning a search");
 			if (rc > 0)
-				n = sqlite3_column_int64(s, 0);
+				n = db_col_int64(s, 0);
 			rc = rc < 0 ? rc : 0;
 		}
 		if (s)
@@ -647,7 +647,7 @@ int reg_version_search(struct reg_store *st, const struct reg_search *q, json_t 
 	struct flt_sort sort;
 	struct flt_sql sql = { 0 };
 	struct reg_conn *c = NULL;
-	sqlite3_stmt *s = NULL;
+	struct db_stmt *s = NULL;
 	json_t *cursor = NULL, *items = NULL, *last_key = NULL, *page = NULL;
 	int64_t *ids = NULL;
 	size_t n = 0, cap = 0;
@@ -713,22 +713,22 @@ int reg_version_search(struct reg_store *st, const struct reg_search *q, json_t 
 			rc = cm_err_set(-ENOMEM, "out of memory");
 			goto done;
 		}
-		ids[n++] = sqlite3_column_int64(s, SC_ID);
+		ids[n++] = db_col_int64(s, SC_ID);
 		db_col_text(s, SC_MODEL, last_model, sizeof(last_model));
-		last_seq = sqlite3_column_int64(s, SC_SEQ);
+		last_seq = db_col_int64(s, SC_SEQ);
 		json_decref(last_key);
 		switch (sqlite3_column_type(s, SC_COUNT)) {
 		case SQLITE_INTEGER:
-			last_key = json_integer(sqlite3_column_int64(s, SC_COUNT));
+			last_key = json_integer(db_col_int64(s, SC_COUNT));
 			break;
 		case SQLITE_FLOAT:
-			last_key = json_real(sqlite3_column_double(s, SC_COUNT));
+			last_key = json_real(db_col_double(s, SC_COUNT));
 			break;
 		case SQLITE_NULL:
 			last_key = json_null();
 			break;
 		default:
-			last_key = json_string((const char *)sqlite3_column_text(s, SC_COUNT));
+			last_key = json_string(db_col_str(s, SC_COUNT));
 		}
 	}
 	if (src < 0) {
@@ -788,7 +788,7 @@ int reg_version_counts(struct reg_store *st, const char *model, int64_t counts[3
 {
 	struct reg_conn *c = db_read_begin(st);
 	int64_t n[3] = { 0, 0, 0 };
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int64_t mid;
 	int rc, src;
 
@@ -797,25 +797,25 @@ int reg_version_counts(struct reg_store *st, const char *model, int64_t counts[3
 	if (rc < 0)
 		goto done;
 	DB_STMT(c, VERSION_STATES, s);
-	sqlite3_bind_int64(s, 1, mid);
+	db_bind_int64(s, 1, mid);
 	while ((src = db_step(c, s, "counting versions")) > 0) {
-		const char *state = (const char *)sqlite3_column_text(s, 0);
+		const char *state = db_col_str(s, 0);
 
 		for (int i = 0; state && i < 3; i++)
 			if (!strcmp(state, reg_state_name((enum reg_state)i)))
-				n[i] = sqlite3_column_int64(s, 1);
+				n[i] = db_col_int64(s, 1);
 	}
-	sqlite3_reset(s);
+	db_reset(s);
 	if (src < 0) {
 		rc = src;
 		goto done;
 	}
 	DB_STMT(c, VERSION_LATEST, s);
-	sqlite3_bind_int64(s, 1, mid);
+	db_bind_int64(s, 1, mid);
 	src = db_step(c, s, "reading the latest version");
 	if (src > 0)
 		db_col_text(s, 0, latest, REG_NAME_MAX);
-	sqlite3_reset(s);
+	db_reset(s);
 	if (src < 0) {
 		rc = src;
 		goto done;
@@ -828,17 +828,17 @@ done:
 
 static int model_about(struct reg_conn *c, int64_t mid, json_t **out)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	json_t *about = NULL, *tags;
 	int rc = 0, src;
 
 	DB_STMT(c, MODEL_ABOUT_GET, s);
-	sqlite3_bind_int64(s, 1, mid);
+	db_bind_int64(s, 1, mid);
 	src = db_step(c, s, "reading a model");
 	if (src > 0)
 		about = json_pack("{s:o s:o s:{}}", "description", col_or_null(s, 0), "owner",
 				  col_or_null(s, 1), "tags");
-	sqlite3_reset(s);
+	db_reset(s);
 	if (src <= 0) {
 		rc = src < 0 ? src : cm_err_set(-ENOENT, "no model");
 		goto done;
@@ -849,11 +849,11 @@ static int model_about(struct reg_conn *c, int64_t mid, json_t **out)
 	}
 	tags = json_object_get(about, "tags");
 	DB_STMT(c, MODEL_TAGS, s);
-	sqlite3_bind_int64(s, 1, mid);
+	db_bind_int64(s, 1, mid);
 	while ((src = db_step(c, s, "reading a model's tags")) > 0)
-		json_object_set_new(tags, (const char *)sqlite3_column_text(s, 0),
+		json_object_set_new(tags, db_col_str(s, 0),
 				    col_or_null(s, 1));
-	sqlite3_reset(s);
+	db_reset(s);
 	if (src < 0) {
 		rc = src;
 		goto done;
@@ -890,7 +890,7 @@ int reg_model_describe(struct reg_store *st, const struct reg_actor *who, const 
 	char *btext = NULL, *atext = NULL;
 	const char *key;
 	json_t *v;
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int64_t mid;
 	int rc;
 
@@ -940,20 +940,20 @@ int reg_model_describe(struct reg_store *st, const struct reg_actor *who, const 
 	}
 	if (!json_equal(before, after)) {
 		DB_STMT(c, MODEL_ABOUT_SET, s);
-		sqlite3_bind_int64(s, 1, mid);
+		db_bind_int64(s, 1, mid);
 		db_bind_text(s, 2, json_string_value(json_object_get(after, "description")));
 		db_bind_text(s, 3, json_string_value(json_object_get(after, "owner")));
 		rc = db_exec_stmt(c, s, "describing a model");
 		if (rc < 0)
 			goto done;
 		DB_STMT(c, MODEL_TAGS_CLEAR, s);
-		sqlite3_bind_int64(s, 1, mid);
+		db_bind_int64(s, 1, mid);
 		rc = db_exec_stmt(c, s, "tagging a model");
 		json_object_foreach(json_object_get(after, "tags"), key, v) {
 			if (rc < 0)
 				break;
 			DB_STMT(c, MODEL_TAG_INSERT, s);
-			sqlite3_bind_int64(s, 1, mid);
+			db_bind_int64(s, 1, mid);
 			db_bind_text(s, 2, key);
 			db_bind_text(s, 3, json_string_value(v));
 			rc = db_exec_stmt(c, s, "tagging a model");
@@ -988,11 +988,11 @@ done:
 
 /* Runs statement id over ids in batches, calling fn for each row. */
 static int by_ids(struct reg_conn *c, enum reg_sql id, const int64_t *ids, size_t n,
-		  void (*fn)(sqlite3_stmt *s, void *ctx), void *ctx, const char *what)
+		  void (*fn)(struct db_stmt *s, void *ctx), void *ctx, const char *what)
 {
 	for (size_t off = 0; off < n; off += SRCH_BATCH) {
 		size_t k = n - off < SRCH_BATCH ? n - off : SRCH_BATCH;
-		sqlite3_stmt *s = db_stmt(c, id);
+		struct db_stmt *s = db_stmt(c, id);
 		int src;
 
 		if (!s)
@@ -1000,7 +1000,7 @@ static int by_ids(struct reg_conn *c, enum reg_sql id, const int64_t *ids, size_
 		bind_ids(s, ids + off, k);
 		while ((src = db_step(c, s, what)) > 0)
 			fn(s, ctx);
-		sqlite3_reset(s);
+		db_reset(s);
 		if (src < 0)
 			return src;
 	}
@@ -1024,57 +1024,57 @@ static json_t *model_item(struct overview *o, int64_t mid)
 	return NULL;
 }
 
-static void ov_tag(sqlite3_stmt *s, void *ctx)
+static void ov_tag(struct db_stmt *s, void *ctx)
 {
-	json_t *it = model_item(ctx, sqlite3_column_int64(s, 0));
+	json_t *it = model_item(ctx, db_col_int64(s, 0));
 
 	if (it)
-		json_object_set_new(json_object_get(it, "tags"), (const char *)sqlite3_column_text(s, 1),
+		json_object_set_new(json_object_get(it, "tags"), db_col_str(s, 1),
 				    col_or_null(s, 2));
 }
 
-static void ov_alias(sqlite3_stmt *s, void *ctx)
+static void ov_alias(struct db_stmt *s, void *ctx)
 {
-	json_t *it = model_item(ctx, sqlite3_column_int64(s, 0));
+	json_t *it = model_item(ctx, db_col_int64(s, 0));
 
 	if (it)
 		json_array_append_new(json_object_get(it, "aliases"),
 				      json_pack("{s:s? s:s? s:o}", "alias",
-						(const char *)sqlite3_column_text(s, 1), "version",
-						(const char *)sqlite3_column_text(s, 2), "percent",
-						sqlite3_column_type(s, 3) == SQLITE_NULL
+						db_col_str(s, 1), "version",
+						db_col_str(s, 2), "percent",
+						db_col_null(s, 3)
 							? json_null()
-							: json_integer(sqlite3_column_int(s, 3))));
+							: json_integer(db_col_int(s, 3))));
 }
 
-static void ov_event(sqlite3_stmt *s, void *ctx)
+static void ov_event(struct db_stmt *s, void *ctx)
 {
 	struct overview *o = ctx;
-	int64_t id = sqlite3_column_int64(s, 0);
+	int64_t id = db_col_int64(s, 0);
 
 	for (size_t i = 0; i < o->n; i++)
 		if (o->last_event[i] == id)
 			json_object_set_new(json_array_get(o->models, i), "last_event",
 					    json_pack("{s:I s:o s:o s:o s:o}", "id", (json_int_t)id,
-						      "ts", time_or_null(sqlite3_column_int64(s, 1)),
+						      "ts", time_or_null(db_col_int64(s, 1)),
 						      "kind", col_or_null(s, 2), "actor",
 						      col_or_null(s, 3), "channel", col_or_null(s, 4)));
 }
 
-static void ov_version(sqlite3_stmt *s, void *ctx)
+static void ov_version(struct db_stmt *s, void *ctx)
 {
 	struct overview *o = ctx;
 	json_t *it = summary_row(s, 0);
 
 	if (it && json_array_append_new(o->latest_items, it) == 0)
-		o->vids[o->nv++] = sqlite3_column_int64(s, SC_ID);
+		o->vids[o->nv++] = db_col_int64(s, SC_ID);
 }
 
 int reg_model_overview(struct reg_store *st, const char *after, size_t limit, json_t **out)
 {
 	struct overview o = { 0 };
 	struct reg_conn *c = db_read_begin(st);
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	json_t *page = NULL;
 	size_t cap = 0;
 	int more = 0;
@@ -1088,7 +1088,7 @@ int reg_model_overview(struct reg_store *st, const char *after, size_t limit, js
 	}
 	DB_STMT(c, MODEL_OVERVIEW, s);
 	db_bind_text(s, 1, after ? after : "");
-	sqlite3_bind_int64(s, 2, (int64_t)limit + 1);
+	db_bind_int64(s, 2, (int64_t)limit + 1);
 	while ((src = db_step(c, s, "listing models")) > 0) {
 		json_t *it;
 
@@ -1103,20 +1103,20 @@ int reg_model_overview(struct reg_store *st, const char *after, size_t limit, js
 			break;
 		}
 		it = json_pack("{s:s? s:o s:o s:o s:{} s:[] s:n s:n}", "name",
-			       (const char *)sqlite3_column_text(s, 1), "created_at",
-			       time_or_null(sqlite3_column_int64(s, 2)), "description",
+			       db_col_str(s, 1), "created_at",
+			       time_or_null(db_col_int64(s, 2)), "description",
 			       col_or_null(s, 3), "owner", col_or_null(s, 4), "tags", "aliases",
 			       "latest", "last_event");
 		if (!it || json_array_append_new(o.models, it) < 0) {
 			src = cm_err_set(-ENOMEM, "out of memory");
 			break;
 		}
-		o.mids[o.n] = sqlite3_column_int64(s, 0);
-		o.latest[o.n] = sqlite3_column_int64(s, 5);
-		o.last_event[o.n] = sqlite3_column_int64(s, 6);
+		o.mids[o.n] = db_col_int64(s, 0);
+		o.latest[o.n] = db_col_int64(s, 5);
+		o.last_event[o.n] = db_col_int64(s, 6);
 		o.n++;
 	}
-	sqlite3_reset(s);
+	db_reset(s);
 	if (src < 0) {
 		rc = src;
 		goto done;

@@ -265,7 +265,7 @@ static int file_row(struct reg_store *st, const char *model, const char *version
 		    const char *path, struct reg_version *v, struct reg_file *out)
 {
 	struct reg_conn *c = db_read_begin(st);
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int64_t mid;
 	int rc = reg_model_id(c, model, &mid);
 	int src;
@@ -275,22 +275,22 @@ static int file_row(struct reg_store *st, const char *model, const char *version
 	if (rc < 0 || v->state == REG_DRAFT)
 		goto done;
 	DB_STMT(c, FILE_GET, s);
-	sqlite3_bind_int64(s, 1, v->id);
+	db_bind_int64(s, 1, v->id);
 	db_bind_text(s, 2, path);
 	src = db_step(c, s, "reading a file record");
 	if (src > 0) {
-		out->size = sqlite3_column_int64(s, 0);
+		out->size = db_col_int64(s, 0);
 		db_col_text(s, 1, out->sha256, sizeof(out->sha256));
-		out->mode = (mode_t)sqlite3_column_int(s, 2);
-		out->ino = sqlite3_column_int64(s, 3);
-		out->mtime_ns = sqlite3_column_int64(s, 4);
-		out->ctime_ns = sqlite3_column_int64(s, 5);
+		out->mode = (mode_t)db_col_int(s, 2);
+		out->ino = db_col_int64(s, 3);
+		out->mtime_ns = db_col_int64(s, 4);
+		out->ctime_ns = db_col_int64(s, 5);
 	} else if (src == 0) {
 		rc = cm_err_set(-ENOENT, "no file '%s' in %s/%s", path, model, version);
 	} else {
 		rc = src;
 	}
-	sqlite3_reset(s);
+	db_reset(s);
 done:
 	db_read_end(c);
 	return rc;

@@ -27,17 +27,17 @@ static enum reg_state state_parse(const char *s)
 	return REG_ARCHIVED;
 }
 
-static void version_fill(sqlite3_stmt *s, const char *model, struct reg_version *v)
+static void version_fill(struct db_stmt *s, const char *model, struct reg_version *v)
 {
 	memset(v, 0, sizeof(*v));
-	v->id = sqlite3_column_int64(s, 0);
+	v->id = db_col_int64(s, 0);
 	cm_strlcpy(v->model, model, sizeof(v->model));
 	db_col_text(s, 1, v->name, sizeof(v->name));
-	v->seq = sqlite3_column_int64(s, 2);
-	v->state = state_parse((const char *)sqlite3_column_text(s, 3));
-	v->created_us = sqlite3_column_int64(s, 4);
-	v->sealed_us = sqlite3_column_int64(s, 5);
-	v->total_size = sqlite3_column_int64(s, 6);
+	v->seq = db_col_int64(s, 2);
+	v->state = state_parse(db_col_str(s, 3));
+	v->created_us = db_col_int64(s, 4);
+	v->sealed_us = db_col_int64(s, 5);
+	v->total_size = db_col_int64(s, 6);
 	db_col_text(s, 7, v->digest, sizeof(v->digest));
 	db_col_text(s, 8, v->validation_status, sizeof(v->validation_status));
 }
@@ -45,12 +45,12 @@ static void version_fill(sqlite3_stmt *s, const char *model, struct reg_version 
 int reg_version_row(struct reg_conn *c, int64_t model_id, const char *model, const char *name,
 		    struct reg_version *out)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc = 0;
 	int src;
 
 	DB_STMT(c, VERSION_GET, s);
-	sqlite3_bind_int64(s, 1, model_id);
+	db_bind_int64(s, 1, model_id);
 	db_bind_text(s, 2, name);
 	src = db_step(c, s, "reading a version");
 	if (src > 0)
@@ -59,7 +59,7 @@ int reg_version_row(struct reg_conn *c, int64_t model_id, const char *model, con
 		rc = cm_err_set(-ENOENT, "no version '%s' of model '%s'", name, model);
 	else
 		rc = src;
-	sqlite3_reset(s);
+	db_reset(s);
 done:
 	return rc;
 }
@@ -80,18 +80,18 @@ int reg_versions_query(struct reg_conn *c, int64_t mid, const char *model,
 {
 	struct reg_version *v = NULL;
 	size_t cnt = 0, cap = 0;
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc = 0;
 	int src;
 
 	DB_STMT(c, VERSION_LIST, s);
-	sqlite3_bind_int64(s, 1, mid);
-	sqlite3_bind_int64(s, 2, f ? f->after_seq : 0);
+	db_bind_int64(s, 1, mid);
+	db_bind_int64(s, 2, f ? f->after_seq : 0);
 	if (f && f->state >= 0)
 		db_bind_text(s, 3, reg_state_name((enum reg_state)f->state));
 	if (f && f->validation_status)
 		db_bind_text(s, 4, f->validation_status);
-	sqlite3_bind_int64(s, 5, f && f->limit ? (int64_t)f->limit : -1);
+	db_bind_int64(s, 5, f && f->limit ? (int64_t)f->limit : -1);
 	while ((src = db_step(c, s, "listing versions")) > 0) {
 		rc = cm_grow(&v, &cap, cnt + 1, sizeof(*v), 16);
 		if (rc < 0)
@@ -100,7 +100,7 @@ int reg_versions_query(struct reg_conn *c, int64_t mid, const char *model,
 	}
 	if (rc == 0 && src < 0)
 		rc = src;
-	sqlite3_reset(s);
+	db_reset(s);
 	if (rc == 0) {
 		*out = v;
 		*n = cnt;
@@ -118,7 +118,7 @@ static void record_strip(json_t *rec)
 }
 
 /* Binds the copies of record fields that the db indexes. */
-static void bind_record_columns(sqlite3_stmt *s, json_t *rec, int first)
+static void bind_record_columns(struct db_stmt *s, json_t *rec, int first)
 {
 	static const char *const cols[] = { "git_commit", "training_data_hash", "validation_status",
 					    "parent_version" };
@@ -128,7 +128,7 @@ static void bind_record_columns(sqlite3_stmt *s, json_t *rec, int first)
 		char buf[128];
 
 		if (!json_is_string(v)) {
-			sqlite3_bind_null(s, first + i);
+			db_bind_null(s, first + i);
 			continue;
 		}
 		cm_strlcpy(buf, json_string_value(v), sizeof(buf));
@@ -161,7 +161,7 @@ int reg_version_create(struct reg_store *st, const struct reg_actor *who, const 
 	char auto_name[REG_NAME_MAX];
 	json_t *rec = NULL;
 	char *text = NULL;
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int64_t mid, seq = 0;
 	int rc;
 
@@ -180,11 +180,11 @@ int reg_version_create(struct reg_store *st, const struct reg_actor *who, const 
 	if (rc < 0)
 		goto done;
 	DB_STMT(c, VERSION_MAX_SEQ, s);
-	sqlite3_bind_int64(s, 1, mid);
+	db_bind_int64(s, 1, mid);
 	rc = db_step(c, s, "numbering a new version");
 	if (rc > 0)
-		seq = sqlite3_column_int64(s, 0) + 1;
-	sqlite3_reset(s);
+		seq = db_col_int64(s, 0) + 1;
+	db_reset(s);
 	if (rc < 0)
 		goto done;
 	rc = 0;
@@ -220,10 +220,10 @@ int reg_version_create(struct reg_store *st, const struct reg_actor *who, const 
 	if (!metadata)
 		text[0] = '\0'; /* REG_RECORD_ABSENT: a new directory is empty, as mkdir makes it */
 	DB_STMT(c, VERSION_INSERT, s);
-	sqlite3_bind_int64(s, 1, mid);
+	db_bind_int64(s, 1, mid);
 	db_bind_text(s, 2, name);
-	sqlite3_bind_int64(s, 3, seq);
-	sqlite3_bind_int64(s, 4, cm_time_now_us());
+	db_bind_int64(s, 3, seq);
+	db_bind_int64(s, 4, cm_time_now_us());
 	db_bind_text(s, 5, text);
 	bind_record_columns(s, rec, 6);
 	rc = db_exec_stmt(c, s, "creating a version");
@@ -231,12 +231,12 @@ int reg_version_create(struct reg_store *st, const struct reg_actor *who, const 
 		rc = cm_err_set(-EEXIST, "version '%s' of model '%s' already exists", name, model);
 	if (rc < 0)
 		goto done;
-	rc = srch_leaves_set(c, sqlite3_last_insert_rowid(c->db), rec);
+	rc = srch_leaves_set(c, db_last_id(c), rec);
 	if (rc < 0)
 		goto done;
 	DB_STMT(c, MODEL_COUNTER_SET, s);
-	sqlite3_bind_int64(s, 1, mid);
-	sqlite3_bind_int64(s, 2, seq);
+	db_bind_int64(s, 1, mid);
+	db_bind_int64(s, 2, seq);
 	rc = db_exec_stmt(c, s, "counting versions");
 	if (rc < 0)
 		goto done;
@@ -289,20 +289,20 @@ int reg_version_list(struct reg_store *st, const char *model, const struct reg_v
 static int aliases_of(struct reg_conn *c, int64_t vid, json_t **out)
 {
 	json_t *a = json_array();
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc;
 
 	if (!a)
 		return cm_err_set(-ENOMEM, "out of memory");
 	DB_STMT(c, ALIAS_BY_VERSION, s);
-	sqlite3_bind_int64(s, 1, vid);
+	db_bind_int64(s, 1, vid);
 	while ((rc = db_step(c, s, "listing a version's aliases")) > 0) {
-		if (json_array_append_new(a, json_string((const char *)sqlite3_column_text(s, 0)))) {
+		if (json_array_append_new(a, json_string(db_col_str(s, 0)))) {
 			rc = cm_err_set(-ENOMEM, "out of memory");
 			break;
 		}
 	}
-	sqlite3_reset(s);
+	db_reset(s);
 	if (rc == 0) {
 		*out = a;
 		a = NULL;
@@ -373,7 +373,7 @@ static int record_store(struct reg_store *st, struct reg_conn *c, const struct r
 	json_t *before = NULL, *after = NULL;
 	json_t *detail = NULL;
 	char *text = NULL, *btext = NULL, *atext = NULL;
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	size_t i;
 	json_t *f;
 	int bad;
@@ -411,7 +411,7 @@ static int record_store(struct reg_store *st, struct reg_conn *c, const struct r
 	if (rc < 0)
 		goto done;
 	DB_STMT(c, VERSION_META_SET, s);
-	sqlite3_bind_int64(s, 1, v->id);
+	db_bind_int64(s, 1, v->id);
 	db_bind_text(s, 2, text);
 	bind_record_columns(s, rec, 3);
 	rc = db_exec_stmt(c, s, "storing metadata");
@@ -457,21 +457,21 @@ done:
 
 int reg_record_present(struct reg_conn *c, int64_t vid)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int src, rc;
 
 	DB_STMT(c, VERSION_META_GET, s);
-	sqlite3_bind_int64(s, 1, vid);
+	db_bind_int64(s, 1, vid);
 	src = sqlite3_step(s);
 	if (src == SQLITE_ROW) {
-		const char *t = (const char *)sqlite3_column_text(s, 0);
+		const char *t = db_col_str(s, 0);
 
 		rc = t && t[0];
 	} else {
 		rc = src == SQLITE_DONE ? cm_err_set(-ENOENT, "no version %lld", (long long)vid)
 					: db_err(c, src, "loading a metadata record");
 	}
-	sqlite3_reset(s);
+	db_reset(s);
 done:
 	return rc;
 }
@@ -599,7 +599,7 @@ int reg_version_metadata_remove(struct reg_store *st, const struct reg_actor *wh
 	struct reg_version v;
 	json_t *empty = NULL;
 	char *before = NULL;
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int64_t mid, wvid = 0;
 	int rc;
 
@@ -621,17 +621,17 @@ int reg_version_metadata_remove(struct reg_store *st, const struct reg_actor *wh
 	if (rc <= 0)
 		goto done; /* an error, or no record to remove */
 	DB_STMT(c, VERSION_META_GET, s);
-	sqlite3_bind_int64(s, 1, v.id);
+	db_bind_int64(s, 1, v.id);
 	if (sqlite3_step(s) == SQLITE_ROW)
-		before = strdup((const char *)sqlite3_column_text(s, 0));
-	sqlite3_reset(s);
+		before = strdup(db_col_str(s, 0));
+	db_reset(s);
 	empty = json_object();
 	if (!before || !empty) {
 		rc = cm_err_set(-ENOMEM, "out of memory");
 		goto done;
 	}
 	DB_STMT(c, VERSION_META_SET, s);
-	sqlite3_bind_int64(s, 1, v.id);
+	db_bind_int64(s, 1, v.id);
 	db_bind_text(s, 2, REG_RECORD_ABSENT);
 	bind_record_columns(s, empty, 3);
 	rc = db_exec_stmt(c, s, "removing metadata");
@@ -847,7 +847,7 @@ int reg_version_seal(struct reg_store *st, const struct reg_actor *who, const ch
 	int64_t total = 0, mid;
 	int marked = 0, waited = 0;
 	int vfd = -1;
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc;
 
 	rc = reg_version_get(st, model, version, &v);
@@ -933,20 +933,20 @@ int reg_version_seal(struct reg_store *st, const struct reg_actor *who, const ch
 	}
 	for (size_t i = 0; i < n; i++) {
 		DB_STMT(c, FILE_INSERT, s);
-		sqlite3_bind_int64(s, 1, v.id);
+		db_bind_int64(s, 1, v.id);
 		db_bind_text(s, 2, files[i].path);
-		sqlite3_bind_int64(s, 3, files[i].size);
+		db_bind_int64(s, 3, files[i].size);
 		db_bind_text(s, 4, files[i].sha256);
-		sqlite3_bind_int(s, 5, (int)files[i].mode);
+		db_bind_int(s, 5, (int)files[i].mode);
 		integ_stat_bind(s, 6, &files[i]);
 		rc = db_exec_stmt(c, s, "recording a file");
 		if (rc < 0)
 			goto done;
 	}
 	DB_STMT(c, VERSION_SEAL, s);
-	sqlite3_bind_int64(s, 1, v.id);
-	sqlite3_bind_int64(s, 2, cm_time_now_us());
-	sqlite3_bind_int64(s, 3, total);
+	db_bind_int64(s, 1, v.id);
+	db_bind_int64(s, 2, cm_time_now_us());
+	db_bind_int64(s, 3, total);
 	db_bind_text(s, 4, digest);
 	rc = db_exec_stmt(c, s, "sealing");
 	if (rc < 0)
@@ -1001,7 +1001,7 @@ int reg_version_archive(struct reg_store *st, const struct reg_actor *who, const
 	struct reg_conn *c = NULL;
 	struct reg_version v;
 	json_t *al = NULL;
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int64_t mid;
 	int rc;
 
@@ -1027,7 +1027,7 @@ int reg_version_archive(struct reg_store *st, const struct reg_actor *who, const
 		goto done;
 	}
 	DB_STMT(c, VERSION_STATE_SET, s);
-	sqlite3_bind_int64(s, 1, v.id);
+	db_bind_int64(s, 1, v.id);
 	db_bind_text(s, 2, "archived");
 	rc = db_exec_stmt(c, s, "archiving");
 	if (rc == 0)
@@ -1053,7 +1053,7 @@ int reg_version_delete(struct reg_store *st, const struct reg_actor *who, const 
 	struct reg_version v;
 	struct reg_live *l;
 	json_t *al = NULL;
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	char entry[2 * REG_NAME_MAX + 32] = "";
 	int64_t mid;
 	int rc;
@@ -1092,7 +1092,7 @@ int reg_version_delete(struct reg_store *st, const struct reg_actor *who, const 
 		trash_restore(st, model, version, entry); /* moved, then a sync failed */
 		goto done;
 	}
-	sqlite3_bind_int64(s, 1, v.id);
+	db_bind_int64(s, 1, v.id);
 	rc = db_exec_stmt(c, s, "removing a version");
 	if (rc == 0)
 		rc = reg_event_add(c, who, "version.delete", model, version, NULL, "draft", NULL, NULL);
@@ -1124,26 +1124,26 @@ static int files_recorded(struct reg_conn *c, int64_t vid, struct reg_file **out
 {
 	struct reg_file *v = NULL;
 	size_t cnt = 0, cap = 0;
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc = 0;
 
 	DB_STMT(c, FILE_LIST, s);
-	sqlite3_bind_int64(s, 1, vid);
+	db_bind_int64(s, 1, vid);
 	while ((rc = db_step(c, s, "listing a version's files")) > 0) {
 		rc = cm_grow(&v, &cap, cnt + 1, sizeof(*v), 8);
 		if (rc < 0)
 			break;
 		memset(&v[cnt], 0, sizeof(v[cnt]));
 		v[cnt].path = db_col_strdup(s, 0);
-		v[cnt].size = sqlite3_column_int64(s, 1);
+		v[cnt].size = db_col_int64(s, 1);
 		db_col_text(s, 2, v[cnt].sha256, sizeof(v[cnt].sha256));
-		v[cnt].mode = (mode_t)sqlite3_column_int(s, 3);
+		v[cnt].mode = (mode_t)db_col_int(s, 3);
 		if (!v[cnt++].path) {
 			rc = cm_err_set(-ENOMEM, "out of memory");
 			break;
 		}
 	}
-	sqlite3_reset(s);
+	db_reset(s);
 	if (rc == 0) {
 		*out = v;
 		*n = cnt;
