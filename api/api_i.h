@@ -359,7 +359,8 @@ struct api_server {
 	X(version_archive) X(version_unarchive) X(version_delete) X(gc) \
 	X(ui_root) X(ui_page) X(ui_asset) \
 	X(outbox_get) X(webhooks_list) X(webhook_create) X(webhook_get) X(webhook_delete) \
-	X(triggers_get) X(triggers_put)
+	X(triggers_get) X(triggers_put) \
+	X(search) X(model_patch)
 
 #define X(name) int api_h_##name(struct api_req *q, struct api_resp *r);
 API_HANDLERS(X)

@@ -49,6 +49,13 @@ int api_h_history(struct api_req *q, struct api_resp *r)
 		rc = reg_name_model_check(q->model);
 	if (rc < 0)
 		return rc;
+	{
+		const char *order = api_arg(q, "order");
+
+		if (order && order[0] && strcmp(order, "asc") && strcmp(order, "desc"))
+			return cm_err_set(-EBADMSG, "query parameter 'order' must be asc or desc");
+		f.desc = order && !strcmp(order, "desc");
+	}
 	f.kind = api_arg(q, "kind");
 	f.after_id = cursor;
 	f.limit = (size_t)limit + 1;

@@ -82,6 +82,25 @@ int api_version_view(struct reg_store *st, const char *model, const char *versio
 	json_object_set_new(view, "model", json_string(model));
 	aliases = json_object_get(meta, "deployed_to"); /* derived from the aliases */
 	json_object_set_new(view, "aliases", aliases ? json_incref(aliases) : json_array());
+	{
+		/* The summary's search fields, from the record itself. */
+		json_t *pm = json_object_get(meta, "performance_metrics"), *metrics = json_object();
+		json_t *tags = json_object_get(meta, "tags"), *x;
+		const char *k;
+
+		json_object_foreach(pm, k, x)
+			if (json_is_number(x))
+				json_object_set(metrics, k, x);
+		json_object_set_new(view, "archived", json_boolean(v.state == REG_ARCHIVED));
+		json_object_set_new(view, "metrics", metrics);
+		x = json_object_get(meta, "git_commit");
+		json_object_set_new(view, "git_commit", x ? json_incref(x) : json_null());
+		x = json_object_get(meta, "description");
+		json_object_set_new(view, "description", x ? json_incref(x) : json_null());
+		x = json_object_get(meta, "owner");
+		json_object_set_new(view, "owner", x ? json_incref(x) : json_null());
+		json_object_set_new(view, "tags", json_is_object(tags) ? json_incref(tags) : json_object());
+	}
 	json_object_set_new(view, "files", fl);
 	fl = NULL;
 	json_object_set_new(view, "metadata", meta);
@@ -101,28 +120,19 @@ done:
 int api_h_models_list(struct api_req *q, struct api_resp *r)
 {
 	const char *cursor = api_arg(q, "cursor");
-	struct reg_model *m = NULL;
+	json_t *page = NULL;
 	long long limit;
-	size_t n = 0;
-	json_t *arr;
 	int rc;
 
 	rc = api_arg_int(q, "limit", LIST_DEFAULT, 1, LIST_MAX, &limit);
 	if (rc == 0)
-		rc = reg_model_list(q->st, cursor && cursor[0] ? cursor : NULL, (size_t)limit + 1, &m,
-				    &n);
+		rc = reg_model_overview(q->st, cursor && cursor[0] ? cursor : NULL, (size_t)limit,
+					&page);
 	if (rc < 0)
 		return rc;
-	arr = json_array();
-	for (size_t i = 0; arr && i < n && i < (size_t)limit; i++)
-		json_array_append_new(arr, json_pack("{s:s s:o}", "name", m[i].name, "created_at",
-						     api_time(m[i].created_us)));
-	rc = api_resp_json(r, 200, json_pack("{s:o* s:o}", "models", arr, "next_cursor",
-					     n > (size_t)limit ? json_string(m[limit - 1].name)
-							       : json_null()));
-	free(m);
+	/* Every registry change clears the cache: last_event and latest never go stale. */
 	r->cacheable = !cursor && !api_arg(q, "limit");
-	return rc;
+	return api_resp_json(r, 200, page);
 }
 
 static const struct api_field model_create_fields[] = { { "name", API_F_STRING, 1 } };
@@ -146,35 +156,42 @@ int api_h_model_get(struct api_req *q, struct api_resp *r)
 {
 	struct reg_model m;
 	struct reg_alias *a = NULL;
-	struct reg_version *v = NULL;
-	size_t na = 0, nv = 0;
-	json_int_t count[3] = { 0, 0, 0 };
-	json_t *aliases = NULL;
+	size_t na = 0;
+	int64_t count[3] = { 0, 0, 0 };
+	char latest[REG_NAME_MAX] = "";
+	json_t *aliases = NULL, *about = NULL;
 	int rc;
 
 	rc = reg_model_get(q->st, q->model, &m);
 	if (rc == 0)
 		rc = reg_alias_list(q->st, q->model, &a, &na);
 	if (rc == 0)
-		rc = reg_version_list(q->st, q->model, NULL, &v, &nv);
+		rc = reg_version_counts(q->st, q->model, count, latest);
+	if (rc == 0)
+		rc = reg_model_about(q->st, q->model, &about);
 	if (rc < 0)
 		goto done;
 	aliases = json_object();
 	for (size_t i = 0; aliases && i < na; i++)
 		json_object_set_new(aliases, a[i].name, api_alias_view(q->model, &a[i]));
-	for (size_t i = 0; i < nv; i++)
-		count[v[i].state]++;
 	rc = api_resp_json(r, 200,
-			   json_pack("{s:s s:o s:o* s:{s:I s:I s:I s:I s:o}}", "name", m.name,
-				     "created_at", api_time(m.created_us), "aliases", aliases,
-				     "versions", "count", (json_int_t)nv, "draft", count[REG_DRAFT],
-				     "sealed", count[REG_SEALED], "archived", count[REG_ARCHIVED],
-				     "latest", nv ? json_string(v[nv - 1].name) : json_null()));
+			   json_pack("{s:s s:o s:O s:O s:O s:o* s:{s:I s:I s:I s:I s:o}}", "name", m.name,
+				     "created_at", api_time(m.created_us), "description",
+				     json_object_get(about, "description"), "owner",
+				     json_object_get(about, "owner"), "tags",
+				     json_object_get(about, "tags"), "aliases", aliases,
+				     "versions", "count",
+				     (json_int_t)(count[REG_DRAFT] + count[REG_SEALED] +
+						  count[REG_ARCHIVED]),
+				     "draft", (json_int_t)count[REG_DRAFT], "sealed",
+				     (json_int_t)count[REG_SEALED], "archived",
+				     (json_int_t)count[REG_ARCHIVED], "latest",
+				     latest[0] ? json_string(latest) : json_null()));
 	aliases = NULL;
 	r->cacheable = 1;
 done:
+	json_decref(about);
 	free(a);
-	free(v);
 	return rc;
 }
 
@@ -196,17 +213,17 @@ static int state_arg(const struct api_req *q, int *out)
 	return cm_err_set(-EBADMSG, "query parameter 'state' must be draft, sealed or archived");
 }
 
-/* archived=include|only|exclude; archived versions are hidden unless asked (or state=archived). */
-static int archived_arg(const struct api_req *q, int state, enum reg_archived_filter *out)
+/* archived=include|only, or absent (hidden). */
+static int api_archived_arg(const struct api_req *q, enum reg_archived_filter *out)
 {
-	const char *s = api_arg(q, "archived");
+	const char *a = api_arg(q, "archived");
 
-	*out = state == REG_ARCHIVED ? REG_ARCHIVED_INCLUDE : REG_ARCHIVED_HIDE;
-	if (!s || !s[0] || !strcmp(s, "exclude"))
+	*out = REG_ARCHIVED_HIDE;
+	if (!a || !a[0] || !strcmp(a, "exclude"))
 		return 0;
-	if (!strcmp(s, "include"))
+	if (!strcmp(a, "include"))
 		*out = REG_ARCHIVED_INCLUDE;
-	else if (!strcmp(s, "only"))
+	else if (!strcmp(a, "only"))
 		*out = REG_ARCHIVED_ONLY;
 	else
 		return cm_err_set(-EBADMSG, "query parameter 'archived' must be include, only or "
@@ -214,46 +231,49 @@ static int archived_arg(const struct api_req *q, int state, enum reg_archived_fi
 	return 0;
 }
 
-int api_h_versions_list(struct api_req *q, struct api_resp *r)
+static const char *nonempty(const char *s)
 {
-	struct reg_version_filter f = { .state = -1 };
-	struct reg_version *v = NULL;
-	long long limit, cursor;
-	size_t n = 0;
-	json_t *arr;
+	return s && s[0] ? s : NULL;
+}
+
+/* GET .../versions (model, !cross) and GET /v1/search (cross). */
+static int search_run(struct api_req *q, struct api_resp *r, const char *model, int cross)
+{
+	struct reg_search f = { 0 };
+	json_t *page = NULL;
+	long long limit;
+	int state;
 	int rc;
 
-	rc = state_arg(q, &f.state);
+	rc = state_arg(q, &state);
 	if (rc == 0)
-		rc = archived_arg(q, f.state, &f.archived);
+		rc = api_archived_arg(q, &f.archived);
 	if (rc == 0)
 		rc = api_arg_int(q, "limit", LIST_DEFAULT, 1, LIST_MAX, &limit);
-	if (rc == 0)
-		rc = api_arg_int(q, "cursor", 0, 0, INT64_MAX, &cursor);
 	if (rc < 0)
 		return rc;
-	f.validation_status = api_arg(q, "validation_status");
-	if (f.validation_status && !f.validation_status[0])
-		f.validation_status = NULL;
-	f.after_seq = cursor;
-	f.limit = (size_t)limit + 1;
-	rc = reg_version_list(q->st, q->model, &f, &v, &n);
+	f.model = model;
+	f.cross = cross;
+	f.state = state >= 0 ? reg_state_name((enum reg_state)state) : NULL;
+	f.validation_status = nonempty(api_arg(q, "validation_status"));
+	f.filter = nonempty(api_arg(q, "filter"));
+	f.sort = nonempty(api_arg(q, "sort"));
+	f.cursor = nonempty(api_arg(q, "cursor"));
+	f.limit = (size_t)limit;
+	rc = reg_version_search(q->st, &f, &page);
+	/* A filter, sort or cursor the registry cannot read is the request's fault. */
+	if (rc == -EINVAL || rc == -E2BIG)
+		return cm_err_set(-EBADMSG, "%s", cm_err_msg());
 	if (rc < 0)
 		return rc;
-	arr = json_array();
-	for (size_t i = 0; arr && i < n && i < (size_t)limit; i++)
-		json_array_append_new(arr, api_version_summary(&v[i]));
-	{
-		int more = n > (size_t)limit;
-		char next[32];
+	if (!cross)
+		json_object_set_new(page, "model", json_string(model));
+	return api_resp_json(r, 200, page);
+}
 
-		snprintf(next, sizeof(next), "%lld", more ? (long long)v[limit - 1].seq : 0LL);
-		rc = api_resp_json(r, 200, json_pack("{s:s s:o* s:o}", "model", q->model, "versions",
-						     arr, "next_cursor",
-						     more ? json_string(next) : json_null()));
-	}
-	free(v);
-	return rc;
+int api_h_versions_list(struct api_req *q, struct api_resp *r)
+{
+	return search_run(q, r, q->model, 0);
 }
 
 static const struct api_field version_create_fields[] = {
@@ -359,4 +379,30 @@ int api_h_version_verify(struct api_req *q, struct api_resp *r)
 	return api_resp_json(r, 200, json_pack("{s:s s:s s:b s:i s:o}", "model", q->model,
 					       "version", q->version, "ok", rc == 0, "mismatches", rc,
 					       "files", files));
+}
+
+int api_h_search(struct api_req *q, struct api_resp *r)
+{
+	const char *model = nonempty(api_arg(q, "model"));
+
+	if (model && reg_name_model_check(model) < 0)
+		return cm_err_set(-EBADMSG, "query parameter 'model': %s", cm_err_msg());
+	return search_run(q, r, model, 1);
+}
+
+int api_h_model_patch(struct api_req *q, struct api_resp *r)
+{
+	json_t *about = NULL;
+	int rc;
+
+	if (!json_is_object(q->body))
+		return cm_err_set(-EBADMSG, "the body must be an object with description, owner or "
+				  "tags");
+	rc = reg_model_describe(q->st, &q->who, q->model, q->body, &about);
+	if (rc == -EINVAL)
+		return cm_err_set(-EBADMSG, "%s", cm_err_msg());
+	if (rc < 0)
+		return rc;
+	json_object_set_new(about, "name", json_string(q->model));
+	return api_resp_json(r, 200, about);
 }

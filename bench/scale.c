@@ -45,13 +45,22 @@
 #define PROMOTE_EVERY 10 /* `current` follows the latest version every this many */
 #define MAX_MODELS 99999 /* names are model-%05u */
 #define MAX_VERSIONS 1000000
+#define TARGET_SEARCH_P99_MS 20.0
+#define TARGET_SHOW_MS 50.0
+#define SEARCH_CALLS 1000
+#define SORTED_CALLS 20 /* a sort by a metadata path reads every match (see bench/README.md) */
+#define SEARCH_PAGE 100  /* the API's default page */
+#define SHOW_CALLS 200
+#define SHOW_MODEL "big-model"
 
 static const struct reg_actor bench_actor = { .channel = "cli", .name = "bench" };
 
 struct bench_opts {
 	unsigned models, versions, files;
+	unsigned show_versions; /* versions of the model `show` is timed on */
 	const char *dir;       /* NULL: a new directory under /tmp */
 	const char *open_only; /* the --open-only store, or NULL */
+	const char *search_only; /* the --search-only store, or NULL */
 	int keep;
 	int drop_caches;
 	uint64_t seed;
@@ -232,16 +241,24 @@ static void bench_hex(char *out, size_t digits, uint64_t a, uint64_t b)
 	out[digits] = '\0';
 }
 
-/* The version's metadata record: lineage, validation status and accuracy. */
+/* Tag values spread over the versions: a tag filter keeps 1 in BENCH_TEAMS. */
+#define BENCH_TEAMS 8
+static const char *const bench_teams[BENCH_TEAMS] = { "sre", "fraud", "risk", "ads",
+						      "search", "infra", "vision", "nlp" };
+
+/* The version's metadata record: lineage, validation status, metrics, tags, owner. */
 static json_t *bench_record(unsigned m, unsigned k)
 {
 	char commit[41], hash[65];
 
 	bench_hex(commit, 40, m, k);
 	bench_hex(hash, 64, m, (uint64_t)k << 32);
-	return json_pack("{sssssss{sf}}", "git_commit", commit, "training_data_hash", hash,
-			 "validation_status", "passed", "performance_metrics", "accuracy",
-			 0.86 + (double)((m + k) % 100) / 1000.0);
+	return json_pack("{sssssss{sfsf}s{ssss}ss}", "git_commit", commit, "training_data_hash",
+			 hash, "validation_status", "passed", "performance_metrics", "accuracy",
+			 0.86 + (double)((m + k) % 100) / 1000.0, "f1_score",
+			 0.80 + (double)(bench_mix(m, k) % 100) / 1000.0, "tags", "team",
+			 bench_teams[bench_mix(k, m) % BENCH_TEAMS], "stage",
+			 k % 2 ? "experiment" : "candidate", "owner", "ml-platform@example.com");
 }
 
 static const char *bench_fs_name(const char *path)
@@ -810,6 +827,200 @@ done:
 	return rc;
 }
 
+/* ---- search and show (descriptions, owners, tags and search) ---- */
+
+struct bench_search {
+	struct bench_stats both, metric, tag, sorted, show;
+	double hits[4];        /* mean versions on the first page, per kind */
+	size_t walk_matches;   /* every page of one metric+tag filter */
+	size_t walk_pages;
+	double walk_us;
+	double show_build_us;  /* creating the show model's versions */
+	int64_t show_count;
+};
+
+/* One cross-model search page; *hits gets its size. */
+static int bench_search_page(struct reg_store *st, const char *filter, const char *sort,
+			     const char *cursor, json_t **page)
+{
+	struct reg_search q = { .cross = 1, .filter = filter, .sort = sort, .cursor = cursor,
+				.limit = SEARCH_PAGE };
+	int rc = reg_version_search(st, &q, page);
+
+	if (rc < 0)
+		return bench_reg_err(rc, "reg_version_search", filter);
+	return 0;
+}
+
+static int bench_measure_search(struct reg_store *st, struct bench_search *out)
+{
+	static const char *const kinds[] = { "metric and tag", "metric", "tag",
+					     "metric and tag, sorted by metric" };
+	struct bench_stats *stats[] = { &out->both, &out->metric, &out->tag, &out->sorted };
+	double *v = malloc(SEARCH_CALLS * sizeof(*v));
+	char filter[256];
+	json_t *page = NULL;
+	char *cursor = NULL;
+	int rc = 0;
+
+	if (!v)
+		return bench_err(-ENOMEM, "out of memory");
+	for (int k = 0; k < 4; k++) {
+		size_t calls = k == 3 ? SORTED_CALLS : SEARCH_CALLS;
+		double hits = 0;
+
+		for (size_t i = 0; i < calls; i++) {
+			double min = 0.90 + (double)bench_rng_below(6) / 100.0;
+			const char *team = bench_teams[bench_rng_below(BENCH_TEAMS)];
+			double t0;
+
+			if (k == 1)
+				snprintf(filter, sizeof(filter), "performance_metrics.accuracy >= %.2f",
+					 min);
+			else if (k == 2)
+				snprintf(filter, sizeof(filter), "tags.team = \"%s\"", team);
+			else
+				snprintf(filter, sizeof(filter),
+					 "performance_metrics.accuracy >= %.2f and tags.team = \"%s\"",
+					 min, team);
+			t0 = bench_now_us();
+			rc = bench_search_page(st, filter, k == 3 ? "-performance_metrics.accuracy" : NULL,
+					       NULL, &page);
+			v[i] = bench_now_us() - t0;
+			if (rc < 0)
+				goto done;
+			hits += (double)json_array_size(json_object_get(page, "versions"));
+			json_decref(page);
+			page = NULL;
+		}
+		*stats[k] = bench_stats_of(v, calls);
+		out->hits[k] = hits / (double)calls;
+		(void)kinds;
+	}
+	/* Every page of one filter, by cursor. */
+	{
+		double t0 = bench_now_us();
+
+		for (;;) {
+			const char *next;
+
+			rc = bench_search_page(st, "performance_metrics.accuracy >= 0.93 and "
+					       "tags.team = \"sre\"", NULL, cursor, &page);
+			if (rc < 0)
+				goto done;
+			out->walk_pages++;
+			out->walk_matches += json_array_size(json_object_get(page, "versions"));
+			next = json_string_value(json_object_get(page, "next_cursor"));
+			free(cursor);
+			cursor = next ? strdup(next) : NULL;
+			json_decref(page);
+			page = NULL;
+			if (!cursor)
+				break;
+		}
+		out->walk_us = bench_now_us() - t0;
+	}
+done:
+	json_decref(page);
+	free(cursor);
+	free(v);
+	return rc;
+}
+
+/* What the API answers `modelfs show` with, as registry calls: model, one page of
+ * versions newest first, each one's metadata, the last events. */
+static int bench_show_once(struct reg_store *st, const char *model)
+{
+	struct reg_search q = { .model = model, .sort = "-seq", .limit = 5 };
+	struct reg_event_filter ef = { .desc = 1, .limit = 6 };
+	struct reg_model m;
+	struct reg_alias *a = NULL;
+	size_t na = 0;
+	int64_t counts[3];
+	char latest[REG_NAME_MAX];
+	json_t *about = NULL, *page = NULL, *meta = NULL, *ev = NULL, *it;
+	size_t i;
+	int rc;
+
+	rc = reg_model_get(st, model, &m);
+	if (rc == 0)
+		rc = reg_alias_list(st, model, &a, &na);
+	if (rc == 0)
+		rc = reg_version_counts(st, model, counts, latest);
+	if (rc == 0)
+		rc = reg_model_about(st, model, &about);
+	if (rc == 0)
+		rc = reg_version_search(st, &q, &page);
+	json_array_foreach(json_object_get(page, "versions"), i, it) {
+		if (rc < 0)
+			break;
+		rc = reg_version_metadata_get(st, model, json_string_value(json_object_get(it, "name")),
+					      &meta);
+		json_decref(meta);
+		meta = NULL;
+	}
+	if (rc == 0)
+		rc = reg_event_list(st, model, &ef, &ev);
+	free(a);
+	json_decref(about);
+	json_decref(page);
+	json_decref(ev);
+	return rc < 0 ? bench_reg_err(rc, "show", model) : 0;
+}
+
+static int bench_measure_show(const struct bench_opts *o, struct reg_store *st,
+			      struct bench_search *out)
+{
+	double *v = malloc(SHOW_CALLS * sizeof(*v));
+	char vname[REG_NAME_MAX], latest[REG_NAME_MAX];
+	unsigned want = o->show_versions;
+	double t0;
+	int rc;
+
+	if (!v)
+		return bench_err(-ENOMEM, "out of memory");
+	t0 = bench_now_us();
+	rc = reg_model_create(st, &bench_actor, SHOW_MODEL, NULL);
+	if (rc == -EEXIST) { /* --search-only on a store a previous run built */
+		want = 0;
+		rc = 0;
+	}
+	for (unsigned k = 1; rc == 0 && k <= want; k++) {
+		json_t *rec = bench_record(MAX_MODELS, k);
+
+		bench_version_name(vname, k);
+		rc = rec ? reg_version_create(st, &bench_actor, SHOW_MODEL, vname, rec, NULL)
+			 : -ENOMEM;
+		json_decref(rec);
+		if (rc == 0 && k % 100 == 0)
+			rc = reg_alias_set(st, &bench_actor, SHOW_MODEL, "current", vname, NULL, NULL);
+	}
+	if (rc < 0) {
+		bench_reg_err(rc, "building the show model", SHOW_MODEL);
+		goto done;
+	}
+	out->show_build_us = bench_now_us() - t0;
+	{
+		int64_t counts[3];
+
+		rc = reg_version_counts(st, SHOW_MODEL, counts, latest);
+		if (rc < 0)
+			goto done;
+		out->show_count = counts[0] + counts[1] + counts[2];
+	}
+	for (size_t i = 0; i < SHOW_CALLS; i++) {
+		t0 = bench_now_us();
+		rc = bench_show_once(st, SHOW_MODEL);
+		v[i] = bench_now_us() - t0;
+		if (rc < 0)
+			goto done;
+	}
+	out->show = bench_stats_of(v, SHOW_CALLS);
+done:
+	free(v);
+	return rc;
+}
+
 /* ---- --open-only: a fresh process, as the daemon starts ---- */
 
 static int bench_open_only(const struct bench_opts *o)
@@ -906,6 +1117,39 @@ static void bench_target(const char *label, double value, double limit, const ch
 	       value <= limit ? "PASS" : "MISS");
 }
 
+/* --search-only STORE: the search and show measurements on a store built before. */
+static int bench_search_only(const struct bench_opts *o)
+{
+	struct bench_search srch = { 0 };
+	struct reg_store *st = NULL;
+	int rc = reg_store_open(o->search_only, REG_OPEN_LOCK, &st);
+
+	if (rc < 0)
+		return bench_reg_err(rc, "reg_store_open", o->search_only);
+	rc = bench_measure_search(st, &srch);
+	if (rc == 0)
+		rc = bench_measure_show(o, st, &srch);
+	if (rc == 0) {
+		printf("search (reg_version_search across models, first page of %d) in %s\n",
+		       SEARCH_PAGE, o->search_only);
+		bench_print_stats("filter: accuracy >= X and tags.team = T", &srch.both);
+		printf("  %-44s %10.1f versions on the page (mean)\n", "", srch.hits[0]);
+		bench_print_stats("filter: accuracy >= X", &srch.metric);
+		bench_print_stats("filter: tags.team = T", &srch.tag);
+		bench_print_stats("metric and tag, sort -accuracy", &srch.sorted);
+		printf("  %-44s %zu versions in %zu pages, %.1f ms (%.3f ms/page)\n",
+		       "every page of accuracy >= 0.93 and team sre", srch.walk_matches, srch.walk_pages,
+		       srch.walk_us / 1e3, srch.walk_us / 1e3 / (double)srch.walk_pages);
+		printf("show of a model with %lld versions\n", (long long)srch.show_count);
+		bench_print_stats("show", &srch.show);
+		bench_target("search metric and tag filter p99", srch.both.p99 / 1e3,
+			     TARGET_SEARCH_P99_MS, "ms");
+		bench_target("show p99", srch.show.p99 / 1e3, TARGET_SHOW_MS, "ms");
+	}
+	reg_store_close(st);
+	return rc;
+}
+
 static int bench_run(const struct bench_opts *o)
 {
 	char base[PATH_MAX], store[PATH_MAX], native[PATH_MAX];
@@ -915,6 +1159,7 @@ static int bench_run(const struct bench_opts *o)
 	struct bench_native nat;
 	struct bench_build b = { 0 };
 	struct bench_reads r = { 0 };
+	struct bench_search srch = { 0 };
 	struct bench_stats reg_stats;
 	struct utsname un;
 	struct rusage ru;
@@ -1055,6 +1300,30 @@ static int bench_run(const struct bench_opts *o)
 		printf("  %-44s skipped (needs 2 versions)\n", "reg_alias_set current (promotion)");
 	}
 
+	rc = bench_measure_search(st, &srch);
+	if (rc == 0 && o->show_versions)
+		rc = bench_measure_show(o, st, &srch);
+	if (rc < 0)
+		goto done;
+	printf("\nsearch over %zu versions (reg_version_search across models, first page of %d)\n",
+	       nv, SEARCH_PAGE);
+	bench_print_stats("filter: accuracy >= X and tags.team = T", &srch.both);
+	printf("  %-44s %10.1f versions on the page (mean)\n", "", srch.hits[0]);
+	bench_print_stats("filter: accuracy >= X", &srch.metric);
+	bench_print_stats("filter: tags.team = T", &srch.tag);
+	bench_print_stats("metric and tag, sort -accuracy", &srch.sorted);
+	printf("  %-44s %zu versions in %zu pages, %.1f ms (%.3f ms/page)\n",
+	       "every page of accuracy >= 0.93 and team sre", srch.walk_matches, srch.walk_pages,
+	       srch.walk_us / 1e3, srch.walk_us / 1e3 / (double)srch.walk_pages);
+	if (o->show_versions) {
+		printf("\nshow of a model with %lld versions (the registry calls behind the API calls "
+		       "of modelfs show)\n", (long long)srch.show_count);
+		printf("  %-44s %10.1f s (%.3f ms/version)\n", "building it (create with metadata)",
+		       srch.show_build_us / 1e6, srch.show_build_us / 1e3 / o->show_versions);
+		bench_print_stats("show", &srch.show);
+	}
+	fflush(stdout);
+
 	printf("\nclose and reopen (reg_store_open with REG_OPEN_LOCK runs the reconcile)\n");
 	bench_print_db_size(store, "db size while open");
 	{
@@ -1132,6 +1401,11 @@ static int bench_run(const struct bench_opts *o)
 				     "ms");
 		bench_target("peak RSS, fresh --open-only process", (double)child_rss_kb / 1024.0,
 			     TARGET_RSS_MB, "MiB");
+		bench_target("search metric and tag filter p99", srch.both.p99 / 1e3,
+			     TARGET_SEARCH_P99_MS, "ms");
+		if (o->show_versions)
+			bench_target("show, model of --show-versions, p99", srch.show.p99 / 1e3,
+				     TARGET_SHOW_MS, "ms");
 	}
 done:
 	reg_store_close(st);
@@ -1156,14 +1430,17 @@ static void bench_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: bench_scale [--models N] [--versions M] [--files F] [--dir DIR] [--keep]\n"
-		"                   [--drop-caches] [--seed S]\n"
+		"                   [--drop-caches] [--seed S] [--show-versions K]\n"
 		"       bench_scale --open-only STORE [--seed S]\n"
+		"       bench_scale --search-only STORE [--show-versions K] [--seed S]\n"
 		"\n"
 		"Builds N models x M versions (default 1000 x 100) of F files (default 3) in\n"
 		"DIR/store through the registry and the same tree in DIR/native with plain\n"
 		"syscalls, then measures list, alias and open latencies against the native tree.\n"
 		"DIR defaults to a new directory under /tmp; what was created is removed at the\n"
-		"end unless --keep. --drop-caches (root only) adds a cold open. --open-only opens\n"
+		"end unless --keep. --drop-caches (root only) adds a cold open. Then searches\n"
+		"across every version with metric and tag filters, and times what `show` asks of\n"
+		"a model of K versions (default 10000). --open-only opens\n"
 		"an existing store, measures reads and prints its own peak RSS.\n");
 }
 
@@ -1186,7 +1463,8 @@ static int bench_parse_uint(const char *opt, const char *s, unsigned long long m
 
 int main(int argc, char **argv)
 {
-	struct bench_opts o = { .models = 1000, .versions = 100, .files = 3, .seed = 1 };
+	struct bench_opts o = { .models = 1000, .versions = 100, .files = 3, .seed = 1,
+				.show_versions = 10000 };
 	int rc = 0;
 
 	for (int i = 1; i < argc && rc == 0; i++) {
@@ -1201,6 +1479,10 @@ int main(int argc, char **argv)
 		} else if (!strcmp(a, "--versions")) {
 			rc = bench_parse_uint(a, val, MAX_VERSIONS, &v);
 			o.versions = (unsigned)v;
+			i++;
+		} else if (!strcmp(a, "--show-versions")) {
+			rc = bench_parse_uint(a, val, MAX_VERSIONS, &v);
+			o.show_versions = (unsigned)v;
 			i++;
 		} else if (!strcmp(a, "--files")) {
 			rc = bench_parse_uint(a, val, 64, &v);
@@ -1218,6 +1500,11 @@ int main(int argc, char **argv)
 			else
 				o.open_only = val;
 			i++;
+		} else if (!strcmp(a, "--search-only")) {
+			if (!val || !val[0])
+				rc = bench_err(-EINVAL, "%s needs a store", a);
+			o.search_only = val;
+			i++;
 		} else if (!strcmp(a, "--keep")) {
 			o.keep = 1;
 		} else if (!strcmp(a, "--drop-caches")) {
@@ -1233,6 +1520,6 @@ int main(int argc, char **argv)
 	if (rc < 0)
 		return 2;
 	bench_rng_state = o.seed;
-	rc = o.open_only ? bench_open_only(&o) : bench_run(&o);
+	rc = o.open_only ? bench_open_only(&o) : o.search_only ? bench_search_only(&o) : bench_run(&o);
 	return rc < 0 ? 1 : 0;
 }

@@ -19,8 +19,8 @@
 #define TOKEN_FILE_MAX 4096
 #define POLICY_MAX (1024 * 1024)
 #define PAGE 1000
-#define SHOW_VERSIONS 5
-#define SHOW_EVENTS 5
+#define SHOW_VERSIONS_S "5"
+#define SHOW_EVENTS_S "5"
 
 struct client_cfg {
 	const char *url;
@@ -35,12 +35,20 @@ struct client_cfg {
 	const char *since;
 	const char *kind;
 	int dry_run;
+	const char *filter;
+	const char *sort;
+	int reverse;
+	const char *description;
+	const char *owner;
+	const char *tag;   /* the last --tag; every one is read from the arguments */
+	const char *untag; /* the same for --untag */
 	const char *model;
 };
 
 /* Options a command may take beyond the common ones (bits of client_cmd.opts). */
 enum { O_STATE = 1, O_LIMIT = 2, O_REASON = 4, O_PERCENT = 8, O_SINCE = 16, O_KIND = 32,
-       O_DRY_RUN = 64, O_MODEL = 128 };
+       O_DRY_RUN = 64, O_FILTER = 128, O_SORT = 256, O_REVERSE = 512, O_DESCRIPTION = 1024,
+       O_OWNER = 2048, O_TAG = 4096, O_UNTAG = 8192, O_MODEL = 16384 };
 #define N_COMMON 5
 
 #define OPT(name, env, type, field, def, min, max, metavar, help) \
@@ -68,13 +76,25 @@ static const struct cm_opt client_opts[] = {
 	    "events whose kind starts with KIND (alias., version.seal)"),
 	OPT("dry-run", NULL, CM_OPT_BOOL, dry_run, "false", 0, 0, NULL,
 	    "only list what would go, and why"),
-	OPT("model", NULL, CM_OPT_STRING, model, NULL, 0, 0, "MODEL", "only this model"),
+	OPT("model", NULL, CM_OPT_STRING, model, NULL, 0, 0, "MODEL", "only this model (gc), only this model's versions (search)"),
+	OPT("filter", NULL, CM_OPT_STRING, filter, NULL, 0, 0, "EXPR",
+	    "only versions matching EXPR (performance_metrics.accuracy >= 0.9 and tags.team = \"sre\")"),
+	OPT("sort", NULL, CM_OPT_STRING, sort, NULL, 0, 0, "FIELD",
+	    "order by a field or metadata path, '-' first for descending"),
+	OPT("reverse", NULL, CM_OPT_BOOL, reverse, "false", 0, 0, NULL, "newest first"),
+	OPT("description", NULL, CM_OPT_STRING, description, NULL, 0, 0, "TEXT",
+	    "set the description (\"\" removes it)"),
+	OPT("owner", NULL, CM_OPT_STRING, owner, NULL, 0, 0, "OWNER", "set the owner (\"\" removes it)"),
+	OPT("tag", NULL, CM_OPT_STRING, tag, NULL, 0, 0, "KEY=VALUE", "set a tag (repeatable)"),
+	OPT("untag", NULL, CM_OPT_STRING, untag, NULL, 0, 0, "KEY", "remove a tag (repeatable)"),
 };
 #define N_OPTS (sizeof(client_opts) / sizeof(client_opts[0]))
 
 struct client_ctx {
 	struct client_cfg cfg;
 	struct cli_conn *conn;
+	char **optv; /* the options as given (for repeatable ones) */
+	int optc;
 	char **pos; /* positional arguments after the command (and its subcommand) */
 	int npos;
 };
@@ -239,32 +259,6 @@ static json_t *reason_body(const struct client_ctx *x)
 	return b;
 }
 
-/* Key metrics of a version's metadata: the first few performance metrics, "k=v k=v". */
-static char *metrics_text(const json_t *meta)
-{
-	json_t *pm = json_object_get(meta, "performance_metrics");
-	struct cm_buf b = { 0 };
-	const char *k;
-	json_t *v;
-	int n = 0;
-	char *s;
-
-	json_object_foreach(pm, k, v) {
-		char *t;
-
-		if (n++ == 3)
-			break;
-		t = cli_json_text(v);
-		cm_buf_printf(&b, "%s%s=%s", n > 1 ? " " : "", k, t ? t : "?");
-		free(t);
-	}
-	if (!b.data)
-		return strdup("-");
-	s = strdup(b.data);
-	cm_buf_free(&b);
-	return s;
-}
-
 /* ---- the commands ---- */
 
 static int c_models(struct client_ctx *x)
@@ -293,62 +287,90 @@ static int c_models(struct client_ctx *x)
 	return CLI_C_OK;
 }
 
-static int versions_table(const json_t *list, int with_metrics)
+/* "a,b,c" of a JSON array of strings, or of an object's "k=v" pairs; "-" when empty. */
+static char *list_text(const json_t *v)
+{
+	struct cm_buf b = { 0 };
+	const char *k;
+	json_t *e;
+	size_t i;
+	char *s;
+
+	if (json_is_array(v)) {
+		json_array_foreach(v, i, e)
+			cm_buf_printf(&b, "%s%s", i ? "," : "", json_string_value(e) ?
+				      json_string_value(e) : "?");
+	} else {
+		json_object_foreach((json_t *)v, k, e) {
+			char *t = json_is_string(e) ? strdup(json_string_value(e)) : cli_json_text(e);
+
+			cm_buf_printf(&b, "%s%s=%s", b.len ? "," : "", k, t ? t : "?");
+			free(t);
+		}
+	}
+	s = strdup(b.data && b.data[0] ? b.data : "-");
+	cm_buf_free(&b);
+	return s;
+}
+
+/* Version summaries as a table; with_model for search results. */
+static int versions_table(const json_t *list, int with_model)
 {
 	struct cli_table t;
 	size_t i;
 	json_t *v;
 
-	if (with_metrics)
-		cli_table_init(&t, 5, (const char *const[]){ "VERSION", "STATE", "VALIDATION",
-							     "METRICS", "CREATED" });
+	if (with_model)
+		cli_table_init(&t, 8, (const char *const[]){ "MODEL", "VERSION", "STATE", "VALIDATION",
+							     "ALIASES", "METRICS", "TAGS", "CREATED" });
 	else
-		cli_table_init(&t, 6, (const char *const[]){ "VERSION", "STATE", "VALIDATION", "SIZE",
-							     "CREATED", "SEALED" });
+		cli_table_init(&t, 7, (const char *const[]){ "VERSION", "STATE", "VALIDATION",
+							     "ALIASES", "METRICS", "TAGS", "CREATED" });
 	json_array_foreach(list, i, v) {
-		char *size = cli_json_text(json_object_get(v, "total_size"));
-		char *metrics = with_metrics ? metrics_text(json_object_get(v, "metadata")) : NULL;
+		char *aliases = list_text(json_object_get(v, "aliases"));
+		char *metrics = list_text(json_object_get(v, "metrics"));
+		char *tags = list_text(json_object_get(v, "tags"));
 
-		if (with_metrics)
-			cli_table_add(&t, (const char *const[]){ jstr(v, "name"), jstr(v, "state"),
-								 jstr(v, "validation_status"), metrics,
-								 jstr(v, "created_at") });
+		if (with_model)
+			cli_table_add(&t, (const char *const[]){ jstr(v, "model"), jstr(v, "name"),
+								 jstr(v, "state"),
+								 jstr(v, "validation_status"), aliases,
+								 metrics, tags, jstr(v, "created_at") });
 		else
 			cli_table_add(&t, (const char *const[]){ jstr(v, "name"), jstr(v, "state"),
-								 jstr(v, "validation_status"), size,
-								 jstr(v, "created_at"),
-								 jstr(v, "sealed_at") });
-		free(size);
+								 jstr(v, "validation_status"), aliases,
+								 metrics, tags, jstr(v, "created_at") });
+		free(aliases);
 		free(metrics);
+		free(tags);
 	}
 	cli_table_print(&t, stdout);
 	cli_table_free(&t);
 	return CLI_C_OK;
 }
 
-static int c_versions(struct client_ctx *x)
+/* versions and search: one page with --limit, else every page; a table or the JSON. */
+static int version_list(struct client_ctx *x, struct cm_buf *p, const char *model)
 {
-	struct cm_buf p = { 0 };
 	struct cli_answer a = { 0 };
 	json_t *all = NULL;
 	int rc = CLI_C_SERVER;
 
-	if (model_path(&p, x->pos[0], "/versions") < 0)
+	if (query_add(p, "state", x->cfg.state) < 0 || query_add(p, "filter", x->cfg.filter) < 0 ||
+	    query_add(p, "sort", x->cfg.sort) < 0)
 		goto done;
 	if (x->cfg.limit > 0) {
 		char lim[24];
 
 		snprintf(lim, sizeof(lim), "%lld", x->cfg.limit);
-		if (query_add(&p, "state", x->cfg.state) < 0 || query_add(&p, "limit", lim) < 0)
+		if (query_add(p, "limit", lim) < 0)
 			goto done;
-		rc = call(x, "GET", p.data, NULL, &a);
+		rc = call(x, "GET", p->data, NULL, &a);
 		if (rc)
 			goto done;
 		all = json_incref(json_object_get(a.body, "versions"));
 	} else {
-		if (query_add(&p, "state", x->cfg.state) < 0)
-			goto done;
-		rc = get_all(x, p.data, "versions", &all);
+		rc = get_all(x, p->data, "versions", &all);
 		if (rc)
 			goto done;
 	}
@@ -356,17 +378,149 @@ static int c_versions(struct client_ctx *x)
 		if (a.body) {
 			json_print(a.body);
 		} else {
-			json_t *o = json_pack("{s:s s:O s:n}", "model", x->pos[0], "versions", all,
-					      "next_cursor");
+			json_t *o = model ? json_pack("{s:s s:O s:n}", "model", model, "versions", all,
+						      "next_cursor")
+					  : json_pack("{s:O s:n}", "versions", all, "next_cursor");
 
 			json_print(o);
 			json_decref(o);
 		}
 	} else {
-		versions_table(all, 0);
+		versions_table(all, !model);
 	}
 done:
 	json_decref(all);
+	cli_answer_clear(&a);
+	return rc;
+}
+
+static int c_versions(struct client_ctx *x)
+{
+	struct cm_buf p = { 0 };
+	int rc = CLI_C_SERVER;
+
+	if (model_path(&p, x->pos[0], "/versions") == 0)
+		rc = version_list(x, &p, x->pos[0]);
+	cm_buf_free(&p);
+	return rc;
+}
+
+static int c_search(struct client_ctx *x)
+{
+	struct cm_buf p = { 0 };
+	int rc = CLI_C_SERVER;
+
+	x->cfg.filter = x->pos[0];
+	if (path_add(&p, "/v1/search", NULL) == 0 && query_add(&p, "model", x->cfg.model) == 0)
+		rc = version_list(x, &p, NULL);
+	cm_buf_free(&p);
+	return rc;
+}
+
+/* The values of every --NAME VALUE / --NAME=VALUE given, in order. */
+static size_t flag_values(const struct client_ctx *x, const char *name, const char **out,
+			  size_t cap)
+{
+	size_t n = 0, l = strlen(name);
+
+	for (int i = 1; i < x->optc && n < cap; i++) {
+		const char *a = x->optv[i];
+
+		if (strncmp(a, "--", 2) || strncmp(a + 2, name, l))
+			continue;
+		if (a[2 + l] == '=')
+			out[n++] = a + 3 + l;
+		else if (!a[2 + l] && i + 1 < x->optc)
+			out[n++] = x->optv[++i];
+	}
+	return n;
+}
+
+static json_t *str_or_null(const char *s)
+{
+	return s[0] ? json_string(s) : json_null();
+}
+
+static int c_describe(struct client_ctx *x)
+{
+	const char *tags[64], *untags[64];
+	size_t nt = flag_values(x, "tag", tags, 64), nu = flag_values(x, "untag", untags, 64);
+	struct cm_buf p = { 0 };
+	struct cli_answer a = { 0 };
+	json_t *body = json_object(), *tj = NULL, *shown;
+	int rc = CLI_C_SERVER;
+	char m[512];
+
+	if (!body)
+		goto done;
+	for (size_t i = 0; i < nt; i++) {
+		const char *eq = strchr(tags[i], '=');
+		char key[128];
+
+		if (!eq || eq == tags[i] || (size_t)(eq - tags[i]) >= sizeof(key)) {
+			fprintf(stderr, "modelfs describe: --tag takes KEY=VALUE, not '%s'\n",
+				cli_esc(m, sizeof(m), tags[i]));
+			rc = CLI_C_USAGE;
+			goto done;
+		}
+		memcpy(key, tags[i], (size_t)(eq - tags[i]));
+		key[eq - tags[i]] = '\0';
+		if (!tj)
+			tj = json_object();
+		json_object_set_new(tj, key, json_string(eq + 1));
+	}
+	for (size_t i = 0; i < nu; i++) {
+		if (!tj)
+			tj = json_object();
+		json_object_set_new(tj, untags[i], json_null());
+	}
+	if (tj)
+		json_object_set(body, "tags", tj);
+	if (x->cfg.description)
+		json_object_set_new(body, "description", str_or_null(x->cfg.description));
+	if (x->cfg.owner)
+		json_object_set_new(body, "owner", str_or_null(x->cfg.owner));
+	if (model_path(&p, x->pos[0], "") < 0)
+		goto done;
+	if (x->npos > 1 && (path_add(&p, "/versions/", x->pos[1]) < 0 ||
+			    path_add(&p, "/metadata", NULL) < 0))
+		goto done;
+	rc = call(x, json_object_size(body) ? "PATCH" : "GET", p.data,
+		  json_object_size(body) ? body : NULL, &a);
+	if (rc)
+		goto done;
+	shown = json_pack("{s:s s:O? s:O? s:O?}", "model", x->pos[0], "description",
+			  json_object_get(a.body, "description"), "owner",
+			  json_object_get(a.body, "owner"), "tags", json_object_get(a.body, "tags"));
+	if (x->npos > 1)
+		json_object_set_new(shown, "version", json_string(x->pos[1]));
+	if (!json_object_get(shown, "description"))
+		json_object_set_new(shown, "description", json_null());
+	if (!json_object_get(shown, "owner"))
+		json_object_set_new(shown, "owner", json_null());
+	if (!json_object_get(shown, "tags"))
+		json_object_set_new(shown, "tags", json_object());
+	if (x->cfg.json) {
+		json_print(shown);
+	} else {
+		char *t = list_text(json_object_get(shown, "tags"));
+		struct cli_table tb;
+
+		cli_table_init(&tb, 2, (const char *const[]){ "FIELD", "VALUE" });
+		cli_table_add(&tb, (const char *const[]){ "description",
+							  jstr(shown, "description") ?
+							  jstr(shown, "description") : "-" });
+		cli_table_add(&tb, (const char *const[]){ "owner", jstr(shown, "owner") ?
+							  jstr(shown, "owner") : "-" });
+		cli_table_add(&tb, (const char *const[]){ "tags", t });
+		cli_table_print(&tb, stdout);
+		cli_table_free(&tb);
+		free(t);
+	}
+	json_decref(shown);
+done:
+	json_decref(body);
+	json_decref(tj);
 	cli_answer_clear(&a);
 	cm_buf_free(&p);
 	return rc;
@@ -375,7 +529,7 @@ done:
 static int c_show(struct client_ctx *x)
 {
 	struct cm_buf p = { 0 };
-	struct cli_answer model = { 0 };
+	struct cli_answer model = { 0 }, vpage = { 0 }, epage = { 0 };
 	json_t *versions = NULL, *events = NULL, *latest = NULL, *out = NULL, *v, *al;
 	struct cli_table t;
 	const char *k;
@@ -389,18 +543,20 @@ static int c_show(struct client_ctx *x)
 		goto done;
 	cm_buf_reset(&p);
 	rc = CLI_C_SERVER;
-	if (model_path(&p, x->pos[0], "/versions") < 0)
+	/* One page each, newest first: a model with many versions costs no more to show. */
+	if (model_path(&p, x->pos[0], "/versions?sort=-seq&limit=" SHOW_VERSIONS_S) < 0)
 		goto done;
-	rc = get_all(x, p.data, "versions", &versions);
+	rc = call(x, "GET", p.data, NULL, &vpage);
 	if (rc)
 		goto done;
-	/* The latest few, newest first, each with its metadata for the key metrics. */
+	versions = json_incref(json_object_get(vpage.body, "versions"));
+	/* The latest few, newest first, each with its metadata. */
 	latest = json_array();
 	n = json_array_size(versions);
-	for (i = n; latest && i > 0 && n - i < SHOW_VERSIONS; i--) {
+	for (i = 0; latest && i < n; i++) {
 		struct cli_answer meta = { 0 };
 
-		v = json_array_get(versions, i - 1);
+		v = json_array_get(versions, i);
 		cm_buf_reset(&p);
 		if (path_add(&p, "/v1/models/", x->pos[0]) < 0 ||
 		    path_add(&p, "/versions/", jstr(v, "name")) < 0 ||
@@ -416,15 +572,18 @@ static int c_show(struct client_ctx *x)
 		json_array_append_new(latest, v);
 	}
 	cm_buf_reset(&p);
-	if (model_path(&p, x->pos[0], "/history") < 0) {
+	if (model_path(&p, x->pos[0], "/history?order=desc&limit=" SHOW_EVENTS_S) < 0) {
 		rc = CLI_C_SERVER;
 		goto done;
 	}
-	rc = get_all(x, p.data, "events", &events);
+	rc = call(x, "GET", p.data, NULL, &epage);
 	if (rc)
 		goto done;
-	while (json_array_size(events) > SHOW_EVENTS)
-		json_array_remove(events, 0);
+	/* Oldest first, as history prints them. */
+	events = json_array();
+	n = json_array_size(json_object_get(epage.body, "events"));
+	for (i = n; events && i > 0; i--)
+		json_array_append(events, json_array_get(json_object_get(epage.body, "events"), i - 1));
 	if (x->cfg.json) {
 		out = json_pack("{s:O s:O s:O}", "model", model.body, "latest_versions", latest,
 				"recent_events", events);
@@ -458,7 +617,7 @@ static int c_show(struct client_ctx *x)
 	cli_table_print(&t, stdout);
 	cli_table_free(&t);
 	putchar('\n');
-	versions_table(latest, 1);
+	versions_table(latest, 0);
 	putchar('\n');
 	cli_table_init(&t, 4, (const char *const[]){ "TIME", "KIND", "ACTOR", "WHAT" });
 	json_array_foreach(events, i, v) {
@@ -489,6 +648,8 @@ done:
 	json_decref(latest);
 	json_decref(events);
 	cli_answer_clear(&model);
+	cli_answer_clear(&vpage);
+	cli_answer_clear(&epage);
 	cm_buf_free(&p);
 	return rc;
 }
@@ -670,7 +831,8 @@ static int c_history(struct client_ctx *x)
 	int rc = CLI_C_SERVER;
 
 	if (model_path(&p, x->pos[0], "/history") < 0 ||
-	    query_add(&p, "since", x->cfg.since) < 0 || query_add(&p, "kind", x->cfg.kind) < 0)
+	    query_add(&p, "since", x->cfg.since) < 0 || query_add(&p, "kind", x->cfg.kind) < 0 ||
+	    query_add(&p, "order", x->cfg.reverse ? "desc" : NULL) < 0)
 		goto done;
 	if (x->cfg.limit > 0) {
 		char lim[24];
@@ -1095,8 +1257,16 @@ static const struct client_cmd cmds[] = {
 	{ "models", NULL, 0, 0, 0, c_models, "", "list the models" },
 	{ "show", NULL, 1, 1, 0, c_show, "MODEL",
 	  "a model: aliases, the latest versions with validation and key metrics, recent events" },
-	{ "versions", NULL, 1, 1, O_STATE | O_LIMIT, c_versions, "MODEL [--state S] [--limit N]",
-	  "list a model's versions, oldest first" },
+	{ "versions", NULL, 1, 1, O_STATE | O_LIMIT | O_FILTER | O_SORT, c_versions,
+	  "MODEL [--filter EXPR] [--sort F] [--state S] [--limit N]",
+	  "list a model's versions (oldest first unless sorted) with aliases, metrics and tags" },
+	{ "search", NULL, 1, 1, O_MODEL | O_STATE | O_LIMIT | O_SORT, c_search,
+	  "EXPR [--model M] [--sort F] [--state S] [--limit N]",
+	  "versions of every model matching EXPR (performance_metrics.accuracy >= 0.9 and "
+	  "tags.team = \"sre\")" },
+	{ "describe", NULL, 1, 2, O_DESCRIPTION | O_OWNER | O_TAG | O_UNTAG, c_describe,
+	  "MODEL [VERSION] [--description D] [--owner O] [--tag K=V]... [--untag K]...",
+	  "show or set the description, owner and tags of a model or a version (writer)" },
 	{ "promote", NULL, 2, 2, O_REASON, c_promote, "MODEL VERSION [--reason R]",
 	  "point current at VERSION, through the model's policy (admin)" },
 	{ "rollback", NULL, 1, 1, O_REASON, c_rollback, "MODEL [--reason R]",
@@ -1109,8 +1279,9 @@ static const struct client_cmd cmds[] = {
 	{ "alias", "set", 3, 3, O_REASON, c_alias_set, "set MODEL ALIAS VERSION [--reason R]",
 	  "point ALIAS at VERSION (current and canary: admin)" },
 	{ "alias", "rm", 2, 2, 0, c_alias_rm, "rm MODEL ALIAS", "remove ALIAS" },
-	{ "history", NULL, 1, 1, O_SINCE | O_KIND | O_LIMIT, c_history,
-	  "MODEL [--since T] [--kind K] [--limit N]", "the model's events, oldest first" },
+	{ "history", NULL, 1, 1, O_SINCE | O_KIND | O_LIMIT | O_REVERSE, c_history,
+	  "MODEL [--since T] [--kind K] [--limit N] [--reverse]",
+	  "the model's events, oldest first (newest first with --reverse)" },
 	{ "as-of", NULL, 3, 3, 0, c_as_of, "MODEL ALIAS TIME",
 	  "the version ALIAS pointed at, at TIME (RFC 3339)" },
 	{ "lineage", NULL, 2, 2, 0, c_lineage, "MODEL VERSION",
@@ -1485,6 +1656,8 @@ int cli_client(int argc, char **argv)
 		goto done;
 	}
 	args_split(opts, nopts, argc, argv, optv, &optc, pos, &x.npos);
+	x.optv = optv;
+	x.optc = optc;
 	x.cfg.percent = -1; /* unset: the options without a default keep these */
 	if (cm_config_parse(opts, nopts, &x.cfg, optc, optv) < 0) {
 		fprintf(stderr, "modelfs %s: %s\n", c->name, cli_esc(m, sizeof(m), cm_err_msg()));

@@ -155,6 +155,9 @@ static int record_version(struct reg_conn *c, int64_t mid, const char *model, in
 	if (rc < 0)
 		goto done;
 	vid = db_last_id(c);
+	rc = srch_leaves_set(c, vid, a->rec);
+	if (rc < 0)
+		goto done;
 	for (size_t i = 0; i < a->n; i++) {
 		DB_STMT(c, FILE_INSERT, s);
 		db_bind_int64(s, 1, vid);

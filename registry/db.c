@@ -525,3 +525,24 @@ done:
 	db_write_abort(c); /* also when nothing was to be written */
 	return rc;
 }
+
+int db_prepare_dynamic(struct reg_conn *c, const char *sql, struct db_stmt **out)
+{
+	struct db_stmt *s = c->ops->prepare(c, -1, sql);
+
+	if (!s)
+		return -EIO; /* detail set by the backend */
+	*out = s;
+	return 0;
+}
+
+void db_finalize(struct db_stmt *s)
+{
+	if (s)
+		s->c->ops->finalize(s);
+}
+
+enum db_colkind db_col_kind(struct db_stmt *s, int i)
+{
+	return s->c->ops->col_kind(s, i);
+}

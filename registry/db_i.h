@@ -49,6 +49,7 @@ struct db_ops {
 	double (*col_double)(struct db_stmt *s, int i);
 	const char *(*col_str)(struct db_stmt *s, int i);
 	int (*col_null)(struct db_stmt *s, int i);
+	enum db_colkind (*col_kind)(struct db_stmt *s, int i);
 	int64_t (*changes)(struct reg_conn *c);
 	int64_t (*last_id)(struct reg_conn *c);
 	/* Before the writer closes (SQLite: checkpoint the WAL). May be NULL. */

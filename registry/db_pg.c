@@ -33,12 +33,16 @@ extern const unsigned reg_migrations_pg_count;
 /* The advisory lock key of writers: "modelfs" in ASCII. */
 #define DB_PG_WRITE_LOCK "7165055904499315"
 #define DB_PG_RETRY_US (500 * 1000LL)
-#define DB_PG_MAX_PARAMS 32
+#define DB_PG_MAX_PARAMS 128
 
 #define OID_BOOL 16
 #define OID_INT8 20
 #define OID_TEXT 25
 #define OID_FLOAT8 701
+#define OID_INT2 21
+#define OID_INT4 23
+#define OID_FLOAT4 700
+#define OID_NUMERIC 1700
 
 struct pg_conn {
 	char *conninfo;
@@ -456,7 +460,8 @@ static struct db_stmt *pg_prepare(struct reg_conn *c, int id, const char *sql)
 	ps->base.c = c;
 	ps->base.id = id;
 	if (ps->nparams > DB_PG_MAX_PARAMS) {
-		cm_err_set(-E2BIG, "statement %s has too many parameters", db_sql_name[id]);
+		cm_err_set(-E2BIG, "statement %s has too many parameters",
+			   id >= 0 ? db_sql_name[id] : "(a search)");
 		goto fail;
 	}
 	if (id >= 0 && !atomic_load(&null_known[id])) {
@@ -674,6 +679,27 @@ static int64_t pg_last_id(struct reg_conn *c)
 	return v;
 }
 
+static enum db_colkind pg_col_kind(struct db_stmt *s, int i)
+{
+	struct pg_stmt *ps = PS(s);
+
+	if (!ps->res || PQgetisnull(ps->res, ps->row, i))
+		return DB_K_NULL;
+	switch (PQftype(ps->res, i)) {
+	case OID_BOOL:
+	case OID_INT8:
+	case OID_INT2:
+	case OID_INT4:
+		return DB_K_INT;
+	case OID_FLOAT4:
+	case OID_FLOAT8:
+	case OID_NUMERIC:
+		return DB_K_REAL;
+	default:
+		return DB_K_TEXT;
+	}
+}
+
 const struct db_ops db_pg_ops = {
 	.kind = "postgresql",
 	.open = pg_open,
@@ -695,6 +721,7 @@ const struct db_ops db_pg_ops = {
 	.col_double = pg_col_double,
 	.col_str = pg_col_str,
 	.col_null = pg_col_null,
+	.col_kind = pg_col_kind,
 	.changes = pg_changes,
 	.last_id = pg_last_id,
 };

@@ -335,6 +335,20 @@ static int64_t lite_last_id(struct reg_conn *c)
 	return sqlite3_last_insert_rowid(DBH(c));
 }
 
+static enum db_colkind lite_col_kind(struct db_stmt *s, int i)
+{
+	switch (sqlite3_column_type(LS(s), i)) {
+	case SQLITE_NULL:
+		return DB_K_NULL;
+	case SQLITE_INTEGER:
+		return DB_K_INT;
+	case SQLITE_FLOAT:
+		return DB_K_REAL;
+	default:
+		return DB_K_TEXT;
+	}
+}
+
 const struct db_ops db_sqlite_ops = {
 	.kind = "sqlite",
 	.open = lite_open,
@@ -356,6 +370,7 @@ const struct db_ops db_sqlite_ops = {
 	.col_double = lite_col_double,
 	.col_str = lite_col_str,
 	.col_null = lite_col_null,
+	.col_kind = lite_col_kind,
 	.changes = lite_changes,
 	.last_id = lite_last_id,
 	.shutdown = lite_shutdown,

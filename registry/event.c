@@ -49,7 +49,10 @@ int reg_event_list(struct reg_store *st, const char *model, const struct reg_eve
 		if (rc < 0)
 			goto done;
 	}
-	DB_STMT(c, EVENT_LIST, s);
+	if (f && f->desc)
+		DB_STMT(c, EVENT_LIST_DESC, s);
+	else
+		DB_STMT(c, EVENT_LIST, s);
 	db_bind_text(s, 1, model);
 	db_bind_text(s, 2, f && f->kind && f->kind[0] ? f->kind : NULL);
 	db_bind_int64(s, 3, f ? f->since_us : 0);

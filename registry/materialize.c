@@ -427,6 +427,18 @@ static json_t *model_document(struct reg_conn *c, const char *model, int64_t mid
 		if (!strcmp(aliases[i].name, "canary") && aliases[i].percent >= 0)
 			bad |= json_object_set_new(doc, "canary_traffic_percent",
 						   json_integer(aliases[i].percent));
+	{
+		/* The model's own description, owner and tags (the record's are the version's). */
+		json_t *about = NULL;
+
+		rc = srch_model_about(c, mid, &about);
+		if (rc < 0)
+			goto done;
+		bad |= json_object_set(doc, "model_description", json_object_get(about, "description"));
+		bad |= json_object_set(doc, "model_owner", json_object_get(about, "owner"));
+		bad |= json_object_set(doc, "model_tags", json_object_get(about, "tags"));
+		json_decref(about);
+	}
 	bad |= json_object_set_new(doc, "aliases", jal);
 	bad |= json_object_set_new(doc, "versions", jvers);
 	jal = jvers = NULL;

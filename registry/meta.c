@@ -14,7 +14,7 @@
 /* Fields that later steps fill in; every other field is frozen at seal. */
 static const char *const mutable_fields[] = {
 	"validation_status", "validation_metrics", "production_metrics", "notes", "deployed_to",
-	NULL,
+	"description", "owner", "tags", NULL,
 };
 
 static const char *const validation_states[] = { "pending", "passed", "failed", NULL };
@@ -139,6 +139,14 @@ int meta_check(json_t *record, const char *model, const char *version)
 				return cm_err_set(-EINVAL, "metadata field 'performance_metrics.%s' must be "
 						  "a number", key);
 		}
+	}
+	{
+		int rc = srch_about_check(json_object_get(record, "description"),
+					  json_object_get(record, "owner"),
+					  json_object_get(record, "tags"), 0);
+
+		if (rc < 0)
+			return cm_err_wrap(rc, "metadata");
 	}
 	v = json_object_get(record, "validation_status");
 	if (v) {

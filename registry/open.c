@@ -190,6 +190,8 @@ int reg_store_open(const char *path, unsigned flags, struct reg_store **out)
 		rc = reg_reconcile(st);
 		if (rc == 0)
 			rc = integ_backfill(st);
+		if (rc == 0)
+			rc = srch_backfill(st);
 		if (rc < 0)
 			goto fail;
 	}

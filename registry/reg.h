@@ -678,8 +678,9 @@ struct reg_event_filter {
 	const char *kind;  /* exact kind or prefix ending in '.', NULL for all */
 	int64_t since_us;  /* 0: no bound */
 	int64_t until_us;  /* 0: no bound */
-	int64_t after_id;  /* cursor */
+	int64_t after_id;  /* cursor: events after this id (before it with desc) */
 	size_t limit;      /* 0 for all */
+	int desc;          /* newest first */
 };
 /*
  * A model's events (or every model's when model is NULL), oldest first, as a
@@ -688,6 +689,53 @@ struct reg_event_filter {
  */
 int reg_event_list(struct reg_store *st, const char *model, const struct reg_event_filter *f,
 		   json_t **out);
+/* ---- descriptions, owners, tags and search (search.c, filter.c) ---- */
+
+struct reg_search {
+	const char *model;             /* NULL: every model */
+	int cross;                     /* a search across models (items name their model) */
+	const char *filter;            /* filter expression (see filter.c), NULL for none */
+	const char *sort;              /* field or path, '-' first for descending; NULL: creation */
+	const char *state;             /* NULL for any */
+	const char *validation_status; /* NULL for any */
+	enum reg_archived_filter archived; /* the API sets HIDE by default; zero is INCLUDE */
+	const char *cursor;            /* next_cursor of the previous page, or NULL */
+	size_t limit;
+};
+/*
+ * One page of version summaries matching q, as {"versions": [...],
+ * "next_cursor": str|null}; each summary carries aliases, metrics (numeric
+ * performance_metrics), git_commit, description, owner, tags (and "model"
+ * when q->model is NULL). Answered from the leaf index in a fixed number of
+ * queries. -EINVAL naming the position for a bad filter; -ENOENT for an
+ * unknown model. *out is a new reference.
+ */
+int reg_version_search(struct reg_store *st, const struct reg_search *q, json_t **out);
+/* A model's {description, owner, tags}; *out a new reference. */
+int reg_model_about(struct reg_store *st, const char *model, json_t **out);
+/*
+ * Merges {description?, owner?, tags?: {k: v|null}} into the model's (null
+ * removes), validated; records a model.describe event when anything changed
+ * and rewrites <model>/metadata.json. *out (may be NULL) gets the result.
+ */
+int reg_model_describe(struct reg_store *st, const struct reg_actor *who, const char *model,
+		       json_t *patch, json_t **out);
+/*
+ * A page of models after `after` for an overview: {"models": [{name,
+ * created_at, description, owner, tags, aliases: [{alias, version, percent}],
+ * latest: summary|null, last_event: {id, ts, kind, actor, channel}|null}],
+ * "next_cursor"}, in a fixed number of queries per page.
+ */
+int reg_model_overview(struct reg_store *st, const char *after, size_t limit, json_t **out);
+/*
+ * A model's version count per state (indexed by enum reg_state) and the
+ * newest version's name ("" when none), from two indexed queries.
+ */
+int reg_version_counts(struct reg_store *st, const char *model, int64_t counts[3],
+		       char latest[REG_NAME_MAX]);
+/* 0 when `key` may be a tag key, else -EINVAL with why. */
+int reg_tag_key_check(const char *key);
+
 /* Total number of events in the log (for tests and metrics). */
 int reg_event_count(struct reg_store *st, int64_t *out);
 

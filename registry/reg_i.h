@@ -22,6 +22,12 @@
 #define REGI_BUCKETS 64 /* actors whose refusal rate is tracked at once */
 #define REG_OBSERVERS 8
 
+/* search.c: ids bound per batch, and the columns of a version summary. */
+#define SRCH_BATCH 50
+#define SRCH_IDS "?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25,?26,?27,?28,?29,?30,?31,?32,?33,?34,?35,?36,?37,?38,?39,?40,?41,?42,?43,?44,?45,?46,?47,?48,?49,?50"
+#define SRCH_SUMMARY_COLS "v.id, m.name, v.name, v.seq, v.state, v.created_at, v.sealed_at, " \
+	"v.total_size, v.digest, v.validation_status, v.git_commit"
+
 /*
  * Every statement the registry runs, prepared once per connection:
  * X(ID, "SQL") in the SQL that SQLite and PostgreSQL both accept (?N
@@ -201,7 +207,41 @@
 	X(TRIG_CLEAR, "UPDATE triggers SET episode_open = 0, below_since = 0 " \
 		"WHERE model_id = (SELECT id FROM models WHERE name = ?1)") \
 	X(TRIG_ALL, "SELECT t.model_id, m.name FROM triggers t JOIN models m ON m.id = t.model_id " \
-		"ORDER BY m.name")
+		"ORDER BY m.name") \
+	/* search.c: the leaf index, summaries by batches of ids, model descriptions */ \
+	X(LEAF_DELETE, "DELETE FROM version_leaves WHERE version_id = ?1") \
+	X(LEAF_INSERT, "INSERT INTO version_leaves(version_id, path, num, text) " \
+		"VALUES (?1, ?2, ?3, ?4)") \
+	X(VERSION_IDS, "SELECT id FROM versions ORDER BY id") \
+	X(LEAVES_BY_IDS, "SELECT version_id, path, num, text FROM version_leaves " \
+		"WHERE version_id IN (" SRCH_IDS ") AND (substr(path, 1, 20) = 'performance_metrics.' " \
+		"OR substr(path, 1, 5) = 'tags.' OR path = 'owner' OR path = 'description') " \
+		"ORDER BY version_id, path") \
+	X(ALIASES_BY_IDS, "SELECT version_id, name FROM aliases WHERE version_id IN (" SRCH_IDS ") " \
+		"ORDER BY name") \
+	X(VERSIONS_BY_IDS, "SELECT " SRCH_SUMMARY_COLS " FROM versions v " \
+		"JOIN models m ON m.id = v.model_id WHERE v.id IN (" SRCH_IDS ")") \
+	X(MODEL_ABOUT_GET, "SELECT description, owner FROM models WHERE id = ?1") \
+	X(MODEL_ABOUT_SET, "UPDATE models SET description = ?2, owner = ?3 WHERE id = ?1") \
+	X(MODEL_TAGS, "SELECT key, value FROM model_tags WHERE model_id = ?1 ORDER BY key") \
+	X(MODEL_TAGS_CLEAR, "DELETE FROM model_tags WHERE model_id = ?1") \
+	X(MODEL_TAG_INSERT, "INSERT INTO model_tags(model_id, key, value) VALUES (?1, ?2, ?3)") \
+	X(MODEL_OVERVIEW, "SELECT m.id, m.name, m.created_at, m.description, m.owner, " \
+		"(SELECT v.id FROM versions v WHERE v.model_id = m.id ORDER BY v.seq DESC LIMIT 1), " \
+		"(SELECT max(e.id) FROM events e WHERE e.model = m.name) " \
+		"FROM models m WHERE m.name > ?1 ORDER BY m.name LIMIT ?2") \
+	X(MODEL_TAGS_BY_IDS, "SELECT model_id, key, value FROM model_tags " \
+		"WHERE model_id IN (" SRCH_IDS ") ORDER BY key") \
+	X(MODEL_ALIASES_BY_IDS, "SELECT a.model_id, a.name, v.name, a.percent FROM aliases a " \
+		"JOIN versions v ON v.id = a.version_id WHERE a.model_id IN (" SRCH_IDS ") " \
+		"ORDER BY a.name") \
+	X(EVENTS_BY_IDS, "SELECT id, ts, kind, actor, channel FROM events WHERE id IN (" SRCH_IDS ")") \
+	X(EVENT_LIST_DESC, "SELECT id, ts, model, version, alias, kind, channel, actor, before, " \
+		"after, detail FROM events WHERE (?1 IS NULL OR model = ?1) " \
+		"AND (?2 IS NULL OR kind = ?2 OR (substr(?2, length(?2), 1) = '.' " \
+		"AND substr(kind, 1, length(?2)) = ?2)) " \
+		"AND (?3 = 0 OR ts >= ?3) AND (?4 = 0 OR ts <= ?4) AND (?5 = 0 OR id < ?5) " \
+		"ORDER BY id DESC LIMIT ?6")
 
 enum reg_sql {
 #define X(id, ...) REG_SQL_##id,
@@ -564,3 +604,25 @@ int reg_record_present(struct reg_conn *c, int64_t vid);
 /* Loads a version's stored record (new reference); {} when absent. */
 int reg_record_load(struct reg_conn *c, int64_t vid, json_t **out);
 
+/* ---- search.c ---- */
+/* Rewrites version vid's leaf index from its record (NULL or {}: none). In the caller's transaction. */
+int srch_leaves_set(struct reg_conn *c, int64_t vid, json_t *rec);
+/* Indexes every version once, for stores made before the index existed. */
+int srch_backfill(struct reg_store *st);
+/*
+ * Checks description, owner and tags (each may be NULL: absent). With patch,
+ * null values (remove) are allowed for tags and the tags object itself.
+ */
+int srch_about_check(json_t *description, json_t *owner, json_t *tags, int patch);
+/* A model's {description, owner, tags} (new reference). */
+int srch_model_about(struct reg_conn *c, int64_t mid, json_t **out);
+/*
+ * Prepares SQL assembled at run time (search.c with filter.c): the one place
+ * in registry/ that does; every value in it is a bound parameter. The caller
+ * finalizes *out with db_finalize().
+ */
+int db_prepare_dynamic(struct reg_conn *c, const char *sql, struct db_stmt **out);
+void db_finalize(struct db_stmt *s);
+/* What a column holds in this row (a sort key read back for a cursor). */
+enum db_colkind { DB_K_NULL, DB_K_INT, DB_K_REAL, DB_K_TEXT };
+enum db_colkind db_col_kind(struct db_stmt *s, int i);

@@ -233,6 +233,9 @@ int reg_version_create(struct reg_store *st, const struct reg_actor *who, const 
 		rc = cm_err_set(-EEXIST, "version '%s' of model '%s' already exists", name, model);
 	if (rc < 0)
 		goto done;
+	rc = srch_leaves_set(c, db_last_id(c), rec);
+	if (rc < 0)
+		goto done;
 	DB_STMT(c, MODEL_COUNTER_SET, s);
 	db_bind_int64(s, 1, mid);
 	db_bind_int64(s, 2, seq);
@@ -398,7 +401,8 @@ static int record_store(struct reg_store *st, struct reg_conn *c, const struct r
 			if (!meta_field_mutable(json_string_value(f))) {
 				rc = cm_err_set(-EROFS, "metadata field '%s' of %s/%s is frozen since the "
 						"version was sealed (only validation_status, "
-						"validation_metrics, production_metrics and notes can "
+						"validation_metrics, production_metrics, notes, "
+						"description, owner and tags can "
 						"change)", json_string_value(f), model, v->name);
 				goto done;
 			}
@@ -412,6 +416,9 @@ static int record_store(struct reg_store *st, struct reg_conn *c, const struct r
 	db_bind_text(s, 2, text);
 	bind_record_columns(s, rec, 3);
 	rc = db_exec_stmt(c, s, "storing metadata");
+	if (rc < 0)
+		goto done;
+	rc = srch_leaves_set(c, v->id, rec);
 	if (rc < 0)
 		goto done;
 	before = json_object();
@@ -631,6 +638,8 @@ int reg_version_metadata_remove(struct reg_store *st, const struct reg_actor *wh
 	db_bind_text(s, 2, REG_RECORD_ABSENT);
 	bind_record_columns(s, empty, 3);
 	rc = db_exec_stmt(c, s, "removing metadata");
+	if (rc == 0)
+		rc = srch_leaves_set(c, v.id, NULL);
 	if (rc == 0)
 		rc = reg_event_add(c, who, "metadata.remove", model, version, NULL, before, NULL,
 				   NULL);

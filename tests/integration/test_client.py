@@ -154,8 +154,8 @@ class ClientTest(unittest.TestCase):
         rows = self.rows(p.stdout)
         self.assertIn(["ALIAS", "VERSION", "PERCENT", "UPDATED"], rows)
         self.assertTrue(any(r[:3] == ["staging", "v1", "-"] for r in rows), rows)
-        self.assertTrue(any(r[:4] == ["v1", "sealed", "passed", "accuracy=0.91 f1_score=0.88"]
-                            for r in rows), rows)
+        self.assertTrue(any(r[:3] == ["v1", "sealed", "passed"] and "staging" in r[3].split(",")
+                            and r[4] == "accuracy=0.91,f1_score=0.88" for r in rows), rows)
         self.assertTrue(any(r[1:] == ["alias.set", "pipeline", "staging - -> v1"] for r in rows), rows)
         j = json.loads(self.run_cli("show", "churn", "--json").stdout)
         self.assertEqual(j["model"]["aliases"]["staging"]["version"], "v1")
@@ -165,7 +165,7 @@ class ClientTest(unittest.TestCase):
 
     def test_versions(self):
         rows = self.rows(self.run_cli("versions", "fraud").stdout)
-        self.assertEqual(rows[0], ["VERSION", "STATE", "VALIDATION", "SIZE", "CREATED", "SEALED"])
+        self.assertEqual(rows[0], ["VERSION", "STATE", "VALIDATION", "ALIASES", "METRICS", "TAGS", "CREATED"])
         self.assertEqual([r[:3] for r in rows[1:]], [["v1", "sealed", "passed"], ["v2", "sealed", "passed"],
                                                      ["v3", "sealed", "failed"]])
         j = json.loads(self.run_cli("versions", "fraud", "--limit", "2", "--json").stdout)

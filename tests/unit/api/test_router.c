@@ -116,7 +116,7 @@ static void query_declared(void **state)
 
 		assert_int_equal(api_query_arg(&qs, "knd"), -EBADMSG);
 		assert_non_null(strstr(cm_err_msg(), "unknown query parameter 'knd'"));
-		assert_non_null(strstr(cm_err_msg(), "kind since until limit cursor"));
+		assert_non_null(strstr(cm_err_msg(), "kind since until order limit cursor"));
 		/* The first failure stays. */
 		assert_int_equal(api_query_arg(&qs, "kind"), -EBADMSG);
 	}

@@ -264,11 +264,12 @@ static void mutable_fields(void **state)
 {
 	static const char *const open_fields[] = {
 		"validation_status", "validation_metrics", "production_metrics", "notes",
+		"description", "owner", "tags",
 	};
 	static const char *const frozen[] = {
 		"training_notebook", "git_commit", "training_data", "training_data_hash",
 		"hyperparameters", "performance_metrics", "parent_version", "framework",
-		"created_at", "owner", "", "performance_metrics.accuracy", "Notes",
+		"created_at", "trainer", "", "performance_metrics.accuracy", "Notes",
 	};
 
 	(void)state;
@@ -312,6 +313,7 @@ static void schema_frozen_fields_agree(void **state)
 {
 	static const char *const must_be_mutable[] = {
 		"validation_status", "validation_metrics", "production_metrics", "notes",
+		"description", "owner", "tags",
 	};
 	json_t *schema = schema_load();
 	json_t *props = json_object_get(schema, "properties");
