@@ -59,6 +59,8 @@ extern const struct db_ops db_sqlite_ops;
 /* A SQLite result code as -errno with detail (c may be NULL); for tests too. */
 int db_sqlite_err(struct reg_conn *c, int src, const char *what);
 extern const struct db_ops db_pg_ops;
+/* The -errno for a SQLSTATE (NULL: no answer, the connection broke). */
+int db_pg_errno(const char *state);
 
 /* The embedded migrations (schema/), in order. */
 extern const char *const reg_migrations[];

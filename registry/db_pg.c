@@ -65,8 +65,7 @@ struct pg_stmt {
 #define PGH(c) ((PGconn *)(c)->db)
 #define PS(s) ((struct pg_stmt *)(s))
 
-/* The -errno for a SQLSTATE. */
-static int pg_errno(const char *state)
+int db_pg_errno(const char *state)
 {
 	if (!state || strlen(state) != 5)
 		return -EAGAIN; /* no answer from the server: the connection broke */
@@ -119,7 +118,7 @@ static int pg_fail(struct reg_conn *c, PGresult *res, const char *what, const ch
 						       : PQerrorMessage(PGH(c)), msg, sizeof(msg));
 	if (PQstatus(PGH(c)) != CONNECTION_OK)
 		state = NULL;
-	rc = pg_errno(state);
+	rc = db_pg_errno(state);
 	if (rc == -EAGAIN) {
 		pg_down(c);
 		return cm_err_set(rc, "%s%s%s%s: the metadata backend is unreachable (%s)", what,
@@ -166,7 +165,9 @@ static int pg_connect(struct reg_conn *c)
 	if (PC(c)->readonly)
 		pg_run(c, "SET default_transaction_read_only = on", "read-only session");
 	/* Numbers and times in a form the column readers parse the same everywhere. */
-	pg_run(c, "SET extra_float_digits = 3; SET client_min_messages = warning", "session settings");
+	/* A writer waits for another daemon's transaction as long as SQLite's busy timeout. */
+	pg_run(c, "SET extra_float_digits = 3; SET client_min_messages = warning; "
+	       "SET lock_timeout = '10s'", "session settings");
 	if (c->st)
 		atomic_store(&c->st->db_up, 1);
 	return 0;
