@@ -264,13 +264,21 @@ void db_write_end(struct reg_conn *c)
 	notes_free(notes);
 }
 
+static _Thread_local int prepare_rc;
+
+int db_stmt_error(void)
+{
+	return prepare_rc < 0 ? prepare_rc : -EIO;
+}
+
 struct db_stmt *db_stmt(struct reg_conn *c, enum reg_sql id)
 {
 	struct db_stmt *s = c->stmt[id];
 
 	if (!s) {
-		s = c->ops->prepare(c, (int)id, c->ops == &db_pg_ops ? db_sql_pg[id] : db_sql_sqlite[id]);
-		if (!s)
+		prepare_rc = c->ops->prepare(c, (int)id, c->ops == &db_pg_ops ? db_sql_pg[id]
+									     : db_sql_sqlite[id], &s);
+		if (prepare_rc < 0)
 			return NULL;
 		c->stmt[id] = s;
 	} else {

@@ -37,7 +37,7 @@ struct db_ops {
 	int (*migrate)(struct reg_conn *c);
 	/* The schema version found (read-only opens check it). */
 	int (*schema_version)(struct reg_conn *c, int *out);
-	struct db_stmt *(*prepare)(struct reg_conn *c, int id, const char *sql);
+	int (*prepare)(struct reg_conn *c, int id, const char *sql, struct db_stmt **out);
 	void (*finalize)(struct db_stmt *s);
 	int (*step)(struct db_stmt *s, const char *what, const char *name);
 	void (*reset)(struct db_stmt *s); /* also clears the binds */

@@ -445,26 +445,36 @@ done:
 	return rc;
 }
 
-static struct db_stmt *pg_prepare(struct reg_conn *c, int id, const char *sql)
+static int pg_prepare(struct reg_conn *c, int id, const char *sql, struct db_stmt **out)
 {
 	struct pg_stmt *ps = calloc(1, sizeof(*ps));
+	int rc = 0;
 
 	if (!ps || !(ps->sql = convert(sql, &ps->nparams))) {
 		free(ps);
-		cm_err_set(-ENOMEM, "out of memory");
-		return NULL;
+		return cm_err_set(-ENOMEM, "out of memory");
 	}
 	ps->base.c = c;
 	ps->base.id = id;
 	if (ps->nparams > DB_PG_MAX_PARAMS) {
-		cm_err_set(-E2BIG, "statement %s has too many parameters", db_sql_name[id]);
+		rc = cm_err_set(-E2BIG, "statement %s has too many parameters", db_sql_name[id]);
 		goto fail;
 	}
 	if (id >= 0 && !atomic_load(&null_known[id])) {
 		Oid types[DB_PG_MAX_PARAMS] = { 0 };
 
-		if ((ps->nparams && (!c->db || describe(c, ps, types) < 0)))
-			goto fail;
+		if (ps->nparams) {
+			if (!PC(c)->txn && (rc = pg_ready(c)) < 0)
+				goto fail;
+			if (!c->db || PQstatus(PGH(c)) != CONNECTION_OK) {
+				pg_down(c);
+				rc = cm_err_set(-EAGAIN, "preparing a statement: the metadata backend "
+						"is unreachable");
+				goto fail;
+			}
+			if ((rc = describe(c, ps, types)) < 0)
+				goto fail;
+		}
 		pthread_mutex_lock(&null_mu);
 		if (!atomic_load(&null_known[id])) {
 			memcpy(null_types[id], types, sizeof(types));
@@ -473,11 +483,12 @@ static struct db_stmt *pg_prepare(struct reg_conn *c, int id, const char *sql)
 		pthread_mutex_unlock(&null_mu);
 	}
 	ps->null_types = id >= 0 ? null_types[id] : NULL;
-	return &ps->base;
+	*out = &ps->base;
+	return 0;
 fail:
 	free(ps->sql);
 	free(ps);
-	return NULL;
+	return rc;
 }
 
 static void clear_binds(struct pg_stmt *ps)

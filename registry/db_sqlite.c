@@ -235,23 +235,23 @@ static int lite_in_txn(struct reg_conn *c)
 	return !sqlite3_get_autocommit(DBH(c));
 }
 
-static struct db_stmt *lite_prepare(struct reg_conn *c, int id, const char *sql)
+static int lite_prepare(struct reg_conn *c, int id, const char *sql, struct db_stmt **out)
 {
 	struct lite_stmt *ls = calloc(1, sizeof(*ls));
+	int rc;
 
-	if (!ls) {
-		cm_err_set(-ENOMEM, "out of memory");
-		return NULL;
-	}
+	if (!ls)
+		return cm_err_set(-ENOMEM, "out of memory");
 	if (sqlite3_prepare_v3(DBH(c), sql, -1, SQLITE_PREPARE_PERSISTENT, &ls->s, NULL) !=
 	    SQLITE_OK) {
-		db_sqlite_err(c, sqlite3_errcode(DBH(c)), "preparing a statement");
+		rc = db_sqlite_err(c, sqlite3_errcode(DBH(c)), "preparing a statement");
 		free(ls);
-		return NULL;
+		return rc;
 	}
 	ls->base.c = c;
 	ls->base.id = id;
-	return &ls->base;
+	*out = &ls->base;
+	return 0;
 }
 
 static void lite_finalize(struct db_stmt *s)

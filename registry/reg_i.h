@@ -232,6 +232,8 @@ void db_note(struct reg_conn *c, const char *kind, const char *channel, const ch
 	     const char *version, const char *alias);
 /* The reset statement `id` on c; NULL (detail set) when it cannot be prepared. */
 struct db_stmt *db_stmt(struct reg_conn *c, enum reg_sql id);
+/* Why this thread's last db_stmt() gave NULL (-errno; -EIO when unknown). */
+int db_stmt_error(void);
 /*
  * Steps s: 1 for a row, 0 when done, -errno for an error (detail names `what`,
  * the statement and the backend's message). Every step in registry/ goes
@@ -342,7 +344,7 @@ json_t *meta_path_get(json_t *record, const char *path);
 	do {                                            \
 		(s) = db_stmt((c), REG_SQL_##id);       \
 		if (!(s)) {                             \
-			rc = -EIO;                      \
+			rc = db_stmt_error();           \
 			goto done;                      \
 		}                                       \
 	} while (0)

@@ -1,0 +1,156 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The metadata backend: the one configured is the one in use (SQLite in
+.modelfs/, or PostgreSQL with nothing of it in .modelfs/ but the store's id),
+/readyz and /metrics say which; with PostgreSQL, writes fail fast while the
+server is down (EAGAIN in the mount, 503 over HTTP, with the reason), the
+aliases the mount has keep answering, and the daemon reconnects by itself.
+
+usage: test_pg.py /path/to/modelfs   (the PostgreSQL run: MODELFS_TEST_PG_RUN=1)
+"""
+import errno
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+import requests
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import pgutil  # noqa: E402
+from fsutil import Daemon, wait_for  # noqa: E402
+import pg  # noqa: E402  (tests/pg.py, put on the path by pgutil)
+
+MODELFS = None
+PASSED = {"validation_status": "passed", "git_commit": "3f2a9c1",
+          "performance_metrics": {"accuracy": 0.93}}
+
+
+def call(d, method, path, expect=200, **kw):
+    r = requests.request(method, f"http://127.0.0.1:{d.port}{path}", timeout=30, **kw)
+    assert r.status_code == expect, f"{method} {path}: {r.status_code} {r.text}"
+    return r
+
+
+def promoted_version(d, model, version):
+    call(d, "POST", "/v1/models", 201, json={"name": model})
+    call(d, "POST", f"/v1/models/{model}/versions", 201, json={"name": version, "metadata": PASSED})
+    r = requests.put(f"http://127.0.0.1:{d.port}/v1/models/{model}/versions/{version}/files/model.pkl",
+                     data=b"weights", timeout=30)
+    assert r.status_code in (200, 201), r.text
+    call(d, "POST", f"/v1/models/{model}/versions/{version}/seal")
+    call(d, "POST", f"/v1/models/{model}/promote", json={"version": version})
+
+
+class BackendInUseTest(unittest.TestCase):
+    def test_the_configured_backend_holds_the_metadata(self):
+        d = Daemon(MODELFS).start()
+        try:
+            promoted_version(d, "inuse", "v1")
+            meta = os.path.join(d.store, ".modelfs")
+            ready = call(d, "GET", "/readyz").json()
+            metrics = call(d, "GET", "/metrics").text
+            if pgutil.enabled():
+                self.assertFalse(os.path.exists(os.path.join(meta, "registry.db")))
+                with open(os.path.join(meta, "store-id")) as f:
+                    sid = f.read().strip()
+                rows = pgutil.query(d.store, "SELECT value FROM store_info WHERE key = 'store_id'")
+                self.assertEqual(rows, [(sid,)])
+                rows = pgutil.query(d.store, "SELECT a.name, v.name FROM aliases a JOIN versions v "
+                                    "ON v.id = a.version_id JOIN models m ON m.id = a.model_id "
+                                    "WHERE m.name = 'inuse'")
+                self.assertEqual(rows, [("current", "v1")])
+                # Event ids: gap-free, from the counter row.
+                ids = [int(r[0]) for r in pgutil.query(d.store, "SELECT id FROM events ORDER BY id")]
+                self.assertEqual(ids, list(range(1, len(ids) + 1)))
+                self.assertEqual(pgutil.query(d.store, "SELECT last FROM event_seq"),
+                                 [(str(len(ids)),)])
+                kind = "postgresql"
+            else:
+                self.assertTrue(os.path.exists(os.path.join(meta, "registry.db")))
+                self.assertFalse(os.path.exists(os.path.join(meta, "store-id")))
+                kind = "sqlite"
+            self.assertEqual(ready["backend"]["kind"], kind)
+            self.assertTrue(ready["backend"]["connected"])
+            self.assertIn(f'modelfs_db_backend_info{{kind="{kind}"}} 1', metrics)
+            self.assertIn("modelfs_db_connected 1", metrics)
+            self.assertEqual(os.readlink(os.path.join(d.mnt, "inuse", "current")), "v1")
+        finally:
+            self.assertEqual(d.stop(), 0)
+            d.cleanup()
+
+
+@unittest.skipUnless(pgutil.enabled(), "PostgreSQL run only")
+class ServerDownTest(unittest.TestCase):
+    """A private server (the run's shared one stays up for the other tests)."""
+
+    def setUp(self):
+        base = os.environ.get("MODELFS_TEST_TMP", tempfile.gettempdir())
+        os.makedirs(base, exist_ok=True)
+        self.pgdir = tempfile.mkdtemp(prefix="modelfs-pg-", dir="/tmp")
+        self.base = pg.start(self.pgdir)
+        self.db = pg.createdb(self.base, "down")
+        self.d = Daemon(MODELFS)
+        pgutil.drop(self.d.store)  # its database on the shared server: this one instead
+        pgutil.adopt(self.d.store, self.db)
+        self.d.start()
+
+    def tearDown(self):
+        if self.d.proc:
+            self.d.stop()
+        self.d.cleanup()
+        pg.stop(self.pgdir)
+        subprocess.run(["rm", "-rf", "--one-file-system", self.pgdir])
+
+    def test_writes_fail_fast_reads_go_on_and_it_reconnects(self):
+        d = self.d
+        promoted_version(d, "down", "v1")
+        pkl = os.path.join(d.mnt, "down", "v1", "model.pkl")
+        with open(pkl, "rb") as f:
+            self.assertEqual(f.read(), b"weights")
+        pg.stop(self.pgdir, signal.SIGQUIT)  # pg_ctl stop -m immediate
+
+        # Writes: refused at once, with the reason, through both doors.
+        t0 = time.monotonic()
+        r = call(d, "POST", "/v1/models", expect=503, json={"name": "later"})
+        self.assertIn("unreachable", r.json()["error"]["message"])
+        with self.assertRaises(OSError) as cm:
+            os.mkdir(os.path.join(d.mnt, "later-fs"))
+        self.assertEqual(cm.exception.errno, errno.EAGAIN)
+        self.assertLess(time.monotonic() - t0, 10)
+        ready = call(d, "GET", "/readyz", expect=503).json()
+        self.assertFalse(ready["error"]["details"]["backend"]["connected"])
+        self.assertIn("modelfs_db_connected 0", call(d, "GET", "/metrics").text)
+        # Reads: the alias the kernel has. (Opening a sealed file still asks the db for its
+        # record and answers EAGAIN meanwhile: fail-static reads need that record cached.)
+        self.assertEqual(os.readlink(os.path.join(d.mnt, "down", "current")), "v1")
+
+        # Back: the next writes reconnect by themselves.
+        pg.start(self.pgdir)
+
+        def write_ok():
+            r = requests.post(f"http://127.0.0.1:{d.port}/v1/models", json={"name": "later"},
+                              timeout=30)
+            return r.status_code == 201 or r.status_code == 200
+        wait_for(write_ok, timeout=30, what="a write after PostgreSQL came back")
+        try:
+            os.mkdir(os.path.join(d.mnt, "again-fs"))
+        except OSError:
+            print(d.read_log()[-3000:], file=sys.stderr)
+            raise
+        ready = call(d, "GET", "/readyz").json()
+        self.assertTrue(ready["backend"]["connected"])
+        self.assertGreaterEqual(ready["backend"]["reconnects"], 1)
+        # Nothing acknowledged was lost; the store is clean.
+        self.assertEqual(os.readlink(os.path.join(d.mnt, "down", "current")), "v1")
+        self.assertEqual(d.stop(), 0)
+        p = subprocess.run([MODELFS, "fsck", d.store], capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+
+
+if __name__ == "__main__":
+    MODELFS = os.path.abspath(sys.argv.pop(1))
+    unittest.main(verbosity=2)
