@@ -473,6 +473,10 @@ int db_identity(struct reg_store *st, int readonly)
 			return rc;
 		if (!st->db_url && !db[0])
 			return 0;
+		if (!strncmp(db, "moved:", 6))
+			return cm_err_set(-ESTALE, "this database's metadata was moved away by "
+					  "`modelfs migrate` (store %s): open the store with the "
+					  "database it was moved to", db + 6);
 		if (!db[0] || strcmp(db, file))
 			return cm_err_set(-EEXIST, "the database %s the metadata of store %s, not of "
 					  "'%s' (store id %s); open it read-write once, or give the "
@@ -488,6 +492,11 @@ int db_identity(struct reg_store *st, int readonly)
 		goto done;
 	if (db[0] && !strcmp(db, file))
 		goto done;
+	if (!strncmp(db, "moved:", 6)) {
+		rc = cm_err_set(-ESTALE, "this database's metadata was moved away by `modelfs migrate` "
+				"(store %s): open the store with the database it was moved to", db + 6);
+		goto done;
+	}
 	if (db[0]) {
 		rc = cm_err_set(-EEXIST, "the database belongs to another store (store id %s; this "
 				"directory's is %s): give this store's --db, or an empty database",
@@ -532,4 +541,30 @@ int db_identity(struct reg_store *st, int readonly)
 done:
 	db_write_abort(c); /* also when nothing was to be written */
 	return rc;
+}
+
+int db_stmt_adhoc(struct reg_conn *c, const char *sql, struct db_stmt **out)
+{
+	return c->ops->prepare(c, -1, sql, out);
+}
+
+void db_stmt_free(struct db_stmt *s)
+{
+	if (s)
+		s->c->ops->finalize(s);
+}
+
+int db_col_count(struct db_stmt *s)
+{
+	return s->c->ops->col_count(s);
+}
+
+const char *db_col_name(struct db_stmt *s, int i)
+{
+	return s->c->ops->col_name(s, i);
+}
+
+int db_col_type(struct db_stmt *s, int i)
+{
+	return s->c->ops->col_type(s, i);
 }

@@ -56,6 +56,7 @@ struct pg_stmt {
 	Oid types[DB_PG_MAX_PARAMS];
 	char *vals[DB_PG_MAX_PARAMS];
 	const Oid *null_types; /* the type a NULL is sent as, per param (describe()) */
+	Oid own_types[DB_PG_MAX_PARAMS]; /* statements outside the list: their own */
 	PGresult *res;
 	int row, nrows;
 	int executed;
@@ -414,7 +415,8 @@ static int describe(struct reg_conn *c, struct pg_stmt *ps, Oid *out)
 			PQclear(res);
 			res = PQdescribePrepared(PGH(c), "");
 			if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) {
-				rc = pg_fail(c, res, "describing a statement", db_sql_name[ps->base.id]);
+				rc = pg_fail(c, res, "describing a statement",
+					     ps->base.id >= 0 ? db_sql_name[ps->base.id] : "?");
 			} else {
 				for (int i = 0; i < ps->nparams && i < PQnparams(res); i++)
 					out[i] = PQparamtype(res, i);
@@ -432,7 +434,8 @@ static int describe(struct reg_conn *c, struct pg_stmt *ps, Oid *out)
 				return rc;
 			continue;
 		}
-		rc = pg_fail(c, res, "preparing a statement", db_sql_name[ps->base.id]);
+		rc = pg_fail(c, res, "preparing a statement",
+			     ps->base.id >= 0 ? db_sql_name[ps->base.id] : "?");
 		PQclear(res);
 		break;
 	}
@@ -482,7 +485,9 @@ static int pg_prepare(struct reg_conn *c, int id, const char *sql, struct db_stm
 		}
 		pthread_mutex_unlock(&null_mu);
 	}
-	ps->null_types = id >= 0 ? null_types[id] : NULL;
+	if (id < 0 && ps->nparams && (rc = describe(c, ps, ps->own_types)) < 0)
+		goto fail;
+	ps->null_types = id >= 0 ? null_types[id] : ps->own_types;
 	*out = &ps->base;
 	return 0;
 fail:
@@ -670,6 +675,37 @@ static int pg_col_null(struct db_stmt *s, int i)
 	return !ps->res || ps->row >= ps->nrows || PQgetisnull(ps->res, ps->row, i);
 }
 
+static int pg_col_count(struct db_stmt *s)
+{
+	return PS(s)->res ? PQnfields(PS(s)->res) : 0;
+}
+
+static const char *pg_col_name(struct db_stmt *s, int i)
+{
+	return PS(s)->res ? PQfname(PS(s)->res, i) : NULL;
+}
+
+static int pg_col_type(struct db_stmt *s, int i)
+{
+	struct pg_stmt *ps = PS(s);
+
+	if (!has_cell(ps, i))
+		return DB_T_NULL;
+	switch (PQftype(ps->res, i)) {
+	case OID_INT8:
+	case OID_BOOL:
+	case 21: /* int2 */
+	case 23: /* int4 */
+		return DB_T_INT;
+	case OID_FLOAT8:
+	case 700: /* float4 */
+	case 1700: /* numeric */
+		return DB_T_FLOAT;
+	default:
+		return DB_T_TEXT;
+	}
+}
+
 static int64_t pg_changes(struct reg_conn *c)
 {
 	return PC(c)->changes;
@@ -707,6 +743,9 @@ const struct db_ops db_pg_ops = {
 	.col_double = pg_col_double,
 	.col_str = pg_col_str,
 	.col_null = pg_col_null,
+	.col_count = pg_col_count,
+	.col_name = pg_col_name,
+	.col_type = pg_col_type,
 	.changes = pg_changes,
 	.last_id = pg_last_id,
 };

@@ -325,6 +325,30 @@ static int lite_col_null(struct db_stmt *s, int i)
 	return sqlite3_column_type(LS(s), i) == SQLITE_NULL;
 }
 
+static int lite_col_count(struct db_stmt *s)
+{
+	return sqlite3_column_count(LS(s));
+}
+
+static const char *lite_col_name(struct db_stmt *s, int i)
+{
+	return sqlite3_column_name(LS(s), i);
+}
+
+static int lite_col_type(struct db_stmt *s, int i)
+{
+	switch (sqlite3_column_type(LS(s), i)) {
+	case SQLITE_NULL:
+		return DB_T_NULL;
+	case SQLITE_INTEGER:
+		return DB_T_INT;
+	case SQLITE_FLOAT:
+		return DB_T_FLOAT;
+	default:
+		return DB_T_TEXT;
+	}
+}
+
 static int64_t lite_changes(struct reg_conn *c)
 {
 	return sqlite3_changes(DBH(c));
@@ -356,6 +380,9 @@ const struct db_ops db_sqlite_ops = {
 	.col_double = lite_col_double,
 	.col_str = lite_col_str,
 	.col_null = lite_col_null,
+	.col_count = lite_col_count,
+	.col_name = lite_col_name,
+	.col_type = lite_col_type,
 	.changes = lite_changes,
 	.last_id = lite_last_id,
 	.shutdown = lite_shutdown,

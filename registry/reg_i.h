@@ -51,6 +51,11 @@
 	X(INFO_SET, "INSERT INTO store_info(key, value) VALUES (?1, ?2) " \
 		"ON CONFLICT(key) DO UPDATE SET value = excluded.value") \
 	X(INFO_ROWS, "SELECT (SELECT count(*) FROM models) + (SELECT count(*) FROM events)") \
+	/* The store's tables, for `modelfs migrate` (db_copy.c refuses one it does not know). */ \
+	X(TABLE_NAMES, "SELECT name FROM sqlite_master WHERE type = 'table' " \
+		"AND name NOT LIKE 'sqlite_%' ORDER BY name", \
+		"SELECT tablename FROM pg_tables WHERE schemaname = current_schema() " \
+		"AND tablename NOT IN ('modelfs_schema', 'event_seq') ORDER BY tablename") \
 	X(VERSION_LIST, "SELECT v.id, v.name, v.seq, v.state, v.created_at, v.sealed_at, " \
 		"v.total_size, v.digest, v.validation_status FROM versions v " \
 		"WHERE v.model_id = ?1 AND v.seq > ?2 AND (?3 IS NULL OR v.state = ?3) " \

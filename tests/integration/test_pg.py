@@ -151,6 +151,73 @@ class ServerDownTest(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
 
 
+@unittest.skipUnless(pgutil.enabled(), "PostgreSQL run only")
+class MigrateTest(unittest.TestCase):
+    def events_pg(self, db):
+        base = os.environ["MODELFS_TEST_PG"]
+        name = db.split("dbname=")[1]
+        return [tuple(r) for r in pg.psql(base, "SELECT id, kind, coalesce(model, ''), "
+                                          "coalesce(alias, '') FROM events ORDER BY id",
+                                          dbname=name)]
+
+    def test_to_sqlite_and_back_keeps_everything(self):
+        import sqlite3
+        d = Daemon(MODELFS).start()
+        try:
+            promoted_version(d, "mig", "v1")
+            promoted_version(d, "mig2", "v1")
+            call(d, "POST", "/v1/models/mig/versions", 201, json={"name": "v2", "metadata": PASSED})
+            call(d, "POST", "/v1/models/mig/versions/v2/seal")
+            call(d, "POST", "/v1/models/mig/promote", json={"version": "v2"})
+            call(d, "POST", "/v1/models/mig/rollback", json={})
+            self.assertEqual(d.stop(), 0)
+            db_a = os.environ["MODELFS_DB"]
+            before = self.events_pg(db_a)
+            self.assertGreater(len(before), 8)
+
+            # PostgreSQL -> SQLite: the history, ids included; fsck clean.
+            p = subprocess.run([MODELFS, "migrate", d.store, "--to", "sqlite"],
+                               capture_output=True, text=True)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            env = {k: v for k, v in os.environ.items() if k != "MODELFS_DB"}
+            p = subprocess.run([MODELFS, "fsck", d.store], capture_output=True, text=True, env=env)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            db = sqlite3.connect(f"file:{d.store}/.modelfs/registry.db?mode=ro", uri=True)
+            got = [(str(i), k, m or "", a or "") for i, k, m, a in
+                   db.execute("SELECT id, kind, model, alias FROM events ORDER BY id")]
+            db.close()
+            self.assertEqual(got, before)
+            # The database it left is refused from now on.
+            p = subprocess.run([MODELFS, "fsck", d.store], capture_output=True, text=True)
+            self.assertEqual(p.returncode, 2)
+            self.assertIn("moved away", p.stderr)
+
+            # SQLite -> another PostgreSQL database; fsck clean there, the history the same.
+            db_b = pg.createdb(os.environ["MODELFS_TEST_PG"], "mig_b_%d" % os.getpid())
+            self.addCleanup(pg.dropdb, os.environ["MODELFS_TEST_PG"], "mig_b_%d" % os.getpid())
+            p = subprocess.run([MODELFS, "migrate", d.store, "--to", db_b], capture_output=True,
+                               text=True, env=env)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            p = subprocess.run([MODELFS, "fsck", d.store, "--db", db_b], capture_output=True,
+                               text=True)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            self.assertEqual(self.events_pg(db_b), before)
+            # SQLite is refused now; a daemon on the new database goes on gap-free.
+            p = subprocess.run([MODELFS, "fsck", d.store], capture_output=True, text=True, env=env)
+            self.assertEqual(p.returncode, 2)
+            pgutil.adopt(d.store, db_b)
+            d.start()
+            call(d, "POST", "/v1/models/mig/promote", json={"version": "v2"})
+            self.assertEqual(os.readlink(os.path.join(d.mnt, "mig", "current")), "v2")
+            ids = [int(r[0]) for r in self.events_pg(db_b)]
+            self.assertEqual(ids, list(range(1, len(ids) + 1)))
+            self.assertGreater(len(ids), len(before))
+        finally:
+            if d.proc:
+                d.stop()
+            d.cleanup()
+
+
 if __name__ == "__main__":
     MODELFS = os.path.abspath(sys.argv.pop(1))
     unittest.main(verbosity=2)
