@@ -142,6 +142,25 @@ static int pg_run(struct reg_conn *c, const char *sql, const char *what)
 	return rc;
 }
 
+/* The session's settings, after every (re)connection. */
+static int pg_session(struct reg_conn *c)
+{
+	int rc = 0;
+
+	if (PC(c)->readonly)
+		rc = pg_run(c, "SET default_transaction_read_only = on", "read-only session");
+	/*
+	 * Floats with every digit; a writer waits for another daemon's transaction
+	 * as long as SQLite's busy timeout would.
+	 */
+	if (rc == 0)
+		rc = pg_run(c, "SET extra_float_digits = 3; SET client_min_messages = warning; "
+			    "SET lock_timeout = '10s'", "session settings");
+	if (rc == 0 && c->st)
+		atomic_store(&c->st->db_up, 1);
+	return rc;
+}
+
 static int pg_connect(struct reg_conn *c)
 {
 	const char *keys[] = { "connect_timeout", "application_name", "dbname", NULL };
@@ -163,18 +182,10 @@ static int pg_connect(struct reg_conn *c)
 		return cm_err_set(-EAGAIN, "the metadata backend is unreachable (%s)", msg);
 	}
 	c->db = h;
-	if (PC(c)->readonly)
-		pg_run(c, "SET default_transaction_read_only = on", "read-only session");
-	/* Numbers and times in a form the column readers parse the same everywhere. */
-	/* A writer waits for another daemon's transaction as long as SQLite's busy timeout. */
-	pg_run(c, "SET extra_float_digits = 3; SET client_min_messages = warning; "
-	       "SET lock_timeout = '10s'", "session settings");
-	if (c->st)
-		atomic_store(&c->st->db_up, 1);
-	return 0;
+	return pg_session(c);
 }
 
-/* A usable connection: reconnects a broken one (not inside a transaction). */
+/* A usable connection: reconnects a broken one (not inside a transaction), at most every DB_PG_RETRY_US. */
 static int pg_ready(struct reg_conn *c)
 {
 	int64_t now;
@@ -194,11 +205,22 @@ static int pg_ready(struct reg_conn *c)
 			PS(c->stmt[i])->res = NULL;
 		}
 	}
+	/*
+	 * The handle is kept (PQreset reconnects it in place): registry code reads a
+	 * NULL writer handle as a store opened read-only.
+	 */
 	if (c->db) {
-		PQfinish(PGH(c));
-		c->db = NULL;
+		char msg[200];
+
+		PQreset(PGH(c));
+		if (PQstatus(PGH(c)) != CONNECTION_OK) {
+			first_line(PQerrorMessage(PGH(c)), msg, sizeof(msg));
+			return cm_err_set(-EAGAIN, "the metadata backend is unreachable (%s)", msg);
+		}
+		rc = pg_session(c);
+	} else {
+		rc = pg_connect(c);
 	}
-	rc = pg_connect(c);
 	if (rc == 0 && c->st)
 		atomic_fetch_add(&c->st->db_reconnects, 1);
 	return rc;
@@ -256,16 +278,22 @@ static int pg_exec(struct reg_conn *c, const char *sql, const char *what)
 
 static int pg_begin(struct reg_conn *c)
 {
-	int rc = pg_ready(c);
+	int rc;
 
-	if (rc < 0)
-		return rc;
-	rc = pg_run(c, "BEGIN; SELECT pg_advisory_xact_lock(" DB_PG_WRITE_LOCK ")",
-		    "starting a transaction");
-	if (rc < 0) {
+	for (int tries = 0;; tries++) {
+		rc = pg_ready(c);
+		if (rc < 0)
+			return rc;
+		rc = pg_run(c, "BEGIN; SELECT pg_advisory_xact_lock(" DB_PG_WRITE_LOCK ")",
+			    "starting a transaction");
+		if (rc == 0)
+			break;
 		if (pg_in_txn(c))
 			pg_run(c, "ROLLBACK", "rolling back");
-		return rc;
+		/* A connection the server dropped since the last write: once more on a new one. */
+		if (tries > 0 || PQstatus(PGH(c)) == CONNECTION_OK)
+			return rc;
+		PC(c)->retry_at = 0;
 	}
 	PC(c)->txn = 1;
 	return 0;

@@ -131,11 +131,18 @@ class ServerDownTest(unittest.TestCase):
         # Back: the next writes reconnect by themselves.
         pg.start(self.pgdir)
 
+        last = []
+
         def write_ok():
             r = requests.post(f"http://127.0.0.1:{d.port}/v1/models", json={"name": "later"},
                               timeout=30)
-            return r.status_code == 201 or r.status_code == 200
-        wait_for(write_ok, timeout=30, what="a write after PostgreSQL came back")
+            last[:] = [r.status_code, r.text]
+            return r.status_code == 201
+        try:
+            wait_for(write_ok, timeout=30, what="a write after PostgreSQL came back")
+        except AssertionError:
+            print(last, "\n".join(l for l in d.read_log().splitlines() if " 409 " not in l)[-3000:], file=sys.stderr)
+            raise
         try:
             os.mkdir(os.path.join(d.mnt, "again-fs"))
         except OSError:
