@@ -185,7 +185,7 @@ static int pg_connect(struct reg_conn *c)
 	return pg_session(c);
 }
 
-/* A usable connection: reconnects a broken one (not inside a transaction), at most every DB_PG_RETRY_US. */
+/* A usable connection: reconnects a broken one (outside a transaction), every DB_PG_RETRY_US. */
 static int pg_ready(struct reg_conn *c)
 {
 	int64_t now;
