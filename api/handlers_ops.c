@@ -30,13 +30,22 @@ int api_h_readyz(struct api_req *q, struct api_resp *r)
 	size_t n = 0;
 	int rc;
 
+	struct reg_db_status db;
+	json_t *backend;
+
 	/* The db answers (one indexed read), and the disk view is in step. */
 	rc = reg_model_list(q->st, NULL, 1, &m, &n);
 	free(m);
-	if (rc < 0)
+	reg_store_db_status(q->st, &db);
+	backend = json_pack("{s:s s:b s:I}", "kind", db.kind, "connected", rc < 0 ? 0 : db.connected,
+			    "reconnects", (json_int_t)db.reconnects);
+	if (rc < 0) {
+		r->details = json_pack("{s:o}", "backend", backend);
 		return cm_err_wrap(-EAGAIN, "the registry database does not answer");
+	}
 	if (errors > 0) {
-		r->details = json_pack("{s:I s:s}", "disk_errors", (json_int_t)errors, "last", msg);
+		r->details = json_pack("{s:I s:s s:o}", "disk_errors", (json_int_t)errors, "last", msg,
+				       "backend", backend);
 		return cm_err_set(-EAGAIN, "%lld disk updates failed after their commit (last: %s); "
 				  "a restart reconciles the volume", (long long)errors, msg);
 	}
@@ -52,18 +61,21 @@ int api_h_readyz(struct api_req *q, struct api_resp *r)
 	 * an unreachable receiver must not take the registry out of service.
 	 */
 	rc = reg_outbox_totals(q->st, &pending, &failing, &oldest);
-	if (rc < 0)
+	if (rc < 0) {
+		r->details = json_pack("{s:o}", "backend", backend);
 		return cm_err_wrap(-EAGAIN, "the registry database does not answer");
+	}
 	outbox = json_pack("{s:I s:I s:o}", "pending", (json_int_t)pending, "failing",
 			   (json_int_t)failing, "oldest_pending_seconds",
 			   oldest ? json_real((double)(cm_time_now_us() - oldest) / 1e6) : json_null());
 	if (refused > 0)
-		return api_resp_json(r, 200, json_pack("{s:s s:i s:I s:s s:o}", "status", "ready",
-						       "disk_errors", 0, "integrity_mismatches",
-						       (json_int_t)files, "warning", msg, "outbox",
-						       outbox));
-	return api_resp_json(r, 200, json_pack("{s:s s:i s:o}", "status", "ready", "disk_errors", 0,
-					       "outbox", outbox));
+		return api_resp_json(r, 200, json_pack("{s:s s:i s:I s:s s:o s:o}", "status",
+						       "ready", "disk_errors", 0,
+						       "integrity_mismatches", (json_int_t)files,
+						       "warning", msg, "outbox", outbox, "backend",
+						       backend));
+	return api_resp_json(r, 200, json_pack("{s:s s:i s:o s:o}", "status", "ready", "disk_errors", 0,
+					       "outbox", outbox, "backend", backend));
 }
 
 /* Rebuilds the store's share of /metrics if a change happened since the last build. */
@@ -231,10 +243,28 @@ static int metrics_process(struct api_server *s, struct cm_buf *b)
 			   MODELFS_VERSION, (double)s->started_us / 1e6,
 			   (long long)reg_store_disk_errors(s->st, msg, sizeof(msg)),
 			   (long long)refused, (long long)files);
-	if (rc == 0)
-		rc = metrics_git(s, b);
-	if (rc == 0)
-		rc = metrics_outbox(s, b);
+	if (rc == 0) {
+		struct reg_db_status db;
+
+		reg_store_db_status(s->st, &db);
+		rc = cm_buf_printf(b, "# HELP modelfs_db_backend_info The metadata backend (always 1).\n"
+				      "# TYPE modelfs_db_backend_info gauge\n"
+				      "modelfs_db_backend_info{kind=\"%s\"} 1\n"
+				      "# HELP modelfs_db_connected 1 while the metadata backend answered "
+				      "its last use, 0 when it was unreachable.\n"
+				      "# TYPE modelfs_db_connected gauge\n"
+				      "modelfs_db_connected %d\n"
+				      "# HELP modelfs_db_reconnects_total Connections to the metadata "
+				      "backend re-established since the start.\n"
+				      "# TYPE modelfs_db_reconnects_total counter\n"
+				      "modelfs_db_reconnects_total %lld\n",
+				   db.kind, db.connected, (long long)db.reconnects);
+	}
+	/* Without the metadata backend the db's series are left out; the process's still answer. */
+	if (rc == 0 && (rc = metrics_git(s, b)) == -EAGAIN)
+		rc = 0;
+	if (rc == 0 && (rc = metrics_outbox(s, b)) == -EAGAIN)
+		rc = 0;
 	if (rc == 0 && s->cfg.fs_stats) {
 		struct api_fs_stats fs = { 0 };
 
@@ -277,8 +307,8 @@ int api_h_metrics(struct api_req *q, struct api_resp *r)
 	if (!q->srv)
 		return cm_err_set(-EAGAIN, "no server");
 	rc = metrics_process(q->srv, &b);
-	if (rc == 0)
-		rc = metrics_store(q->srv, &b);
+	if (rc == 0 && (rc = metrics_store(q->srv, &b)) == -EAGAIN)
+		rc = 0;
 	if (rc == 0)
 		rc = api_metrics_render_http(&q->srv->metrics, &b);
 	if (rc < 0) {

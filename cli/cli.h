@@ -13,6 +13,7 @@ int cli_init(int argc, char **argv);
 int cli_import(int argc, char **argv);
 int cli_fsck(int argc, char **argv);
 int cli_verify(int argc, char **argv);
+int cli_migrate(int argc, char **argv);
 int cli_serve(int argc, char **argv);
 int cli_git_sync(int argc, char **argv);
 

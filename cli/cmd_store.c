@@ -6,6 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "cli.h"
 #include "cm.h"
 #include "reg.h"
@@ -303,4 +305,38 @@ int cli_gc_offline(const struct cli_gc_opts *o, json_t **out)
 		rc = reg_gc_run(st, &who, &g, out);
 	reg_store_close(st);
 	return rc;
+}
+
+int cli_migrate(int argc, char **argv)
+{
+	const char *path = NULL, *to = NULL;
+	json_t *report = NULL;
+	char *text;
+	int rc;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--to") && i + 1 < argc)
+			to = argv[++i];
+		else if (!strncmp(argv[i], "--to=", 5))
+			to = argv[i] + 5;
+		else if (argv[i][0] != '-' && !path)
+			path = argv[i];
+		else
+			path = to = NULL, i = argc;
+	}
+	if (!path || !to) {
+		fprintf(stderr, "usage: modelfs migrate STORE --to postgresql://...|sqlite "
+				"[--db URL: where the metadata is now]\n");
+		return CLI_ERROR;
+	}
+	rc = reg_store_migrate(path, to, &report);
+	if (rc < 0)
+		return fail("migrate", rc);
+	text = json_dumps(report, JSON_COMPACT | JSON_SORT_KEYS);
+	printf("moved %s's metadata from %s to %s: %s\n", path,
+	       json_string_value(json_object_get(report, "from")),
+	       json_string_value(json_object_get(report, "to")), text ? text : "");
+	free(text);
+	json_decref(report);
+	return CLI_OK;
 }

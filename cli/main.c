@@ -26,6 +26,8 @@ static const struct {
 	  "compare disk with the registry; exit 0 clean, 1 problems", 0 },
 	{ "verify", cli_verify, "verify STORE [MODEL[/VERSION]]",
 	  "re-hash sealed files against their recorded SHA-256", 0 },
+	{ "migrate", cli_migrate, "migrate STORE --to postgresql://...|sqlite",
+	  "move the metadata and the whole history to another database (--db: where it is now)", 0 },
 	{ "git-sync", cli_git_sync, "git-sync STORE [--repo DIR] [--run] ...",
 	  "check git tags against the registry; --run makes queued tags (see --help)", 1 },
 };

@@ -264,13 +264,21 @@ void db_write_end(struct reg_conn *c)
 	notes_free(notes);
 }
 
+static _Thread_local int prepare_rc;
+
+int db_stmt_error(void)
+{
+	return prepare_rc < 0 ? prepare_rc : -EIO;
+}
+
 struct db_stmt *db_stmt(struct reg_conn *c, enum reg_sql id)
 {
 	struct db_stmt *s = c->stmt[id];
 
 	if (!s) {
-		s = c->ops->prepare(c, (int)id, c->ops == &db_pg_ops ? db_sql_pg[id] : db_sql_sqlite[id]);
-		if (!s)
+		prepare_rc = c->ops->prepare(c, (int)id, c->ops == &db_pg_ops ? db_sql_pg[id]
+									     : db_sql_sqlite[id], &s);
+		if (prepare_rc < 0)
 			return NULL;
 		c->stmt[id] = s;
 	} else {
@@ -465,6 +473,10 @@ int db_identity(struct reg_store *st, int readonly)
 			return rc;
 		if (!st->db_url && !db[0])
 			return 0;
+		if (!strncmp(db, "moved:", 6))
+			return cm_err_set(-ESTALE, "this database's metadata was moved away by "
+					  "`modelfs migrate` (store %s): open the store with the "
+					  "database it was moved to", db + 6);
 		if (!db[0] || strcmp(db, file))
 			return cm_err_set(-EEXIST, "the database %s the metadata of store %s, not of "
 					  "'%s' (store id %s); open it read-write once, or give the "
@@ -480,6 +492,11 @@ int db_identity(struct reg_store *st, int readonly)
 		goto done;
 	if (db[0] && !strcmp(db, file))
 		goto done;
+	if (!strncmp(db, "moved:", 6)) {
+		rc = cm_err_set(-ESTALE, "this database's metadata was moved away by `modelfs migrate` "
+				"(store %s): open the store with the database it was moved to", db + 6);
+		goto done;
+	}
 	if (db[0]) {
 		rc = cm_err_set(-EEXIST, "the database belongs to another store (store id %s; this "
 				"directory's is %s): give this store's --db, or an empty database",
@@ -526,23 +543,28 @@ done:
 	return rc;
 }
 
-int db_prepare_dynamic(struct reg_conn *c, const char *sql, struct db_stmt **out)
+int db_stmt_adhoc(struct reg_conn *c, const char *sql, struct db_stmt **out)
 {
-	struct db_stmt *s = c->ops->prepare(c, -1, sql);
-
-	if (!s)
-		return -EIO; /* detail set by the backend */
-	*out = s;
-	return 0;
+	return c->ops->prepare(c, -1, sql, out);
 }
 
-void db_finalize(struct db_stmt *s)
+void db_stmt_free(struct db_stmt *s)
 {
 	if (s)
 		s->c->ops->finalize(s);
 }
 
-enum db_colkind db_col_kind(struct db_stmt *s, int i)
+int db_col_count(struct db_stmt *s)
 {
-	return s->c->ops->col_kind(s, i);
+	return s->c->ops->col_count(s);
+}
+
+const char *db_col_name(struct db_stmt *s, int i)
+{
+	return s->c->ops->col_name(s, i);
+}
+
+int db_col_type(struct db_stmt *s, int i)
+{
+	return s->c->ops->col_type(s, i);
 }

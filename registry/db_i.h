@@ -37,7 +37,7 @@ struct db_ops {
 	int (*migrate)(struct reg_conn *c);
 	/* The schema version found (read-only opens check it). */
 	int (*schema_version)(struct reg_conn *c, int *out);
-	struct db_stmt *(*prepare)(struct reg_conn *c, int id, const char *sql);
+	int (*prepare)(struct reg_conn *c, int id, const char *sql, struct db_stmt **out);
 	void (*finalize)(struct db_stmt *s);
 	int (*step)(struct db_stmt *s, const char *what, const char *name);
 	void (*reset)(struct db_stmt *s); /* also clears the binds */
@@ -49,17 +49,34 @@ struct db_ops {
 	double (*col_double)(struct db_stmt *s, int i);
 	const char *(*col_str)(struct db_stmt *s, int i);
 	int (*col_null)(struct db_stmt *s, int i);
-	enum db_colkind (*col_kind)(struct db_stmt *s, int i);
+	/* For copying whole tables (migrate.c): the row's shape and each value's kind. */
+	int (*col_count)(struct db_stmt *s);
+	const char *(*col_name)(struct db_stmt *s, int i);
+	int (*col_type)(struct db_stmt *s, int i); /* DB_T_* */
 	int64_t (*changes)(struct reg_conn *c);
 	int64_t (*last_id)(struct reg_conn *c);
 	/* Before the writer closes (SQLite: checkpoint the WAL). May be NULL. */
 	void (*shutdown)(struct reg_conn *c);
 };
 
+enum { DB_T_NULL, DB_T_INT, DB_T_FLOAT, DB_T_TEXT };
+
+/*
+ * A statement outside the list (migrate.c's whole-table copies, whose texts
+ * come from the schema's own table and column names); db_stmt_free() it.
+ */
+int db_stmt_adhoc(struct reg_conn *c, const char *sql, struct db_stmt **out);
+void db_stmt_free(struct db_stmt *s);
+int db_col_count(struct db_stmt *s);
+const char *db_col_name(struct db_stmt *s, int i);
+int db_col_type(struct db_stmt *s, int i);
+
 extern const struct db_ops db_sqlite_ops;
 /* A SQLite result code as -errno with detail (c may be NULL); for tests too. */
 int db_sqlite_err(struct reg_conn *c, int src, const char *what);
 extern const struct db_ops db_pg_ops;
+/* The -errno for a SQLSTATE (NULL: no answer, the connection broke). */
+int db_pg_errno(const char *state);
 
 /* The embedded migrations (schema/), in order. */
 extern const char *const reg_migrations[];

@@ -39,10 +39,6 @@ extern const unsigned reg_migrations_pg_count;
 #define OID_INT8 20
 #define OID_TEXT 25
 #define OID_FLOAT8 701
-#define OID_INT2 21
-#define OID_INT4 23
-#define OID_FLOAT4 700
-#define OID_NUMERIC 1700
 
 struct pg_conn {
 	char *conninfo;
@@ -60,6 +56,7 @@ struct pg_stmt {
 	Oid types[DB_PG_MAX_PARAMS];
 	char *vals[DB_PG_MAX_PARAMS];
 	const Oid *null_types; /* the type a NULL is sent as, per param (describe()) */
+	Oid own_types[DB_PG_MAX_PARAMS]; /* statements outside the list: their own */
 	PGresult *res;
 	int row, nrows;
 	int executed;
@@ -69,8 +66,7 @@ struct pg_stmt {
 #define PGH(c) ((PGconn *)(c)->db)
 #define PS(s) ((struct pg_stmt *)(s))
 
-/* The -errno for a SQLSTATE. */
-static int pg_errno(const char *state)
+int db_pg_errno(const char *state)
 {
 	if (!state || strlen(state) != 5)
 		return -EAGAIN; /* no answer from the server: the connection broke */
@@ -123,7 +119,7 @@ static int pg_fail(struct reg_conn *c, PGresult *res, const char *what, const ch
 						       : PQerrorMessage(PGH(c)), msg, sizeof(msg));
 	if (PQstatus(PGH(c)) != CONNECTION_OK)
 		state = NULL;
-	rc = pg_errno(state);
+	rc = db_pg_errno(state);
 	if (rc == -EAGAIN) {
 		pg_down(c);
 		return cm_err_set(rc, "%s%s%s%s: the metadata backend is unreachable (%s)", what,
@@ -143,6 +139,25 @@ static int pg_run(struct reg_conn *c, const char *sql, const char *what)
 	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
 		rc = pg_fail(c, res, what, NULL);
 	PQclear(res);
+	return rc;
+}
+
+/* The session's settings, after every (re)connection. */
+static int pg_session(struct reg_conn *c)
+{
+	int rc = 0;
+
+	if (PC(c)->readonly)
+		rc = pg_run(c, "SET default_transaction_read_only = on", "read-only session");
+	/*
+	 * Floats with every digit; a writer waits for another daemon's transaction
+	 * as long as SQLite's busy timeout would.
+	 */
+	if (rc == 0)
+		rc = pg_run(c, "SET extra_float_digits = 3; SET client_min_messages = warning; "
+			    "SET lock_timeout = '10s'", "session settings");
+	if (rc == 0 && c->st)
+		atomic_store(&c->st->db_up, 1);
 	return rc;
 }
 
@@ -167,16 +182,10 @@ static int pg_connect(struct reg_conn *c)
 		return cm_err_set(-EAGAIN, "the metadata backend is unreachable (%s)", msg);
 	}
 	c->db = h;
-	if (PC(c)->readonly)
-		pg_run(c, "SET default_transaction_read_only = on", "read-only session");
-	/* Numbers and times in a form the column readers parse the same everywhere. */
-	pg_run(c, "SET extra_float_digits = 3; SET client_min_messages = warning", "session settings");
-	if (c->st)
-		atomic_store(&c->st->db_up, 1);
-	return 0;
+	return pg_session(c);
 }
 
-/* A usable connection: reconnects a broken one (not inside a transaction). */
+/* A usable connection: reconnects a broken one (outside a transaction), every DB_PG_RETRY_US. */
 static int pg_ready(struct reg_conn *c)
 {
 	int64_t now;
@@ -196,11 +205,22 @@ static int pg_ready(struct reg_conn *c)
 			PS(c->stmt[i])->res = NULL;
 		}
 	}
+	/*
+	 * The handle is kept (PQreset reconnects it in place): registry code reads a
+	 * NULL writer handle as a store opened read-only.
+	 */
 	if (c->db) {
-		PQfinish(PGH(c));
-		c->db = NULL;
+		char msg[200];
+
+		PQreset(PGH(c));
+		if (PQstatus(PGH(c)) != CONNECTION_OK) {
+			first_line(PQerrorMessage(PGH(c)), msg, sizeof(msg));
+			return cm_err_set(-EAGAIN, "the metadata backend is unreachable (%s)", msg);
+		}
+		rc = pg_session(c);
+	} else {
+		rc = pg_connect(c);
 	}
-	rc = pg_connect(c);
 	if (rc == 0 && c->st)
 		atomic_fetch_add(&c->st->db_reconnects, 1);
 	return rc;
@@ -258,16 +278,22 @@ static int pg_exec(struct reg_conn *c, const char *sql, const char *what)
 
 static int pg_begin(struct reg_conn *c)
 {
-	int rc = pg_ready(c);
+	int rc;
 
-	if (rc < 0)
-		return rc;
-	rc = pg_run(c, "BEGIN; SELECT pg_advisory_xact_lock(" DB_PG_WRITE_LOCK ")",
-		    "starting a transaction");
-	if (rc < 0) {
+	for (int tries = 0;; tries++) {
+		rc = pg_ready(c);
+		if (rc < 0)
+			return rc;
+		rc = pg_run(c, "BEGIN; SELECT pg_advisory_xact_lock(" DB_PG_WRITE_LOCK ")",
+			    "starting a transaction");
+		if (rc == 0)
+			break;
 		if (pg_in_txn(c))
 			pg_run(c, "ROLLBACK", "rolling back");
-		return rc;
+		/* A connection the server dropped since the last write: once more on a new one. */
+		if (tries > 0 || PQstatus(PGH(c)) == CONNECTION_OK)
+			return rc;
+		PC(c)->retry_at = 0;
 	}
 	PC(c)->txn = 1;
 	return 0;
@@ -417,7 +443,8 @@ static int describe(struct reg_conn *c, struct pg_stmt *ps, Oid *out)
 			PQclear(res);
 			res = PQdescribePrepared(PGH(c), "");
 			if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) {
-				rc = pg_fail(c, res, "describing a statement", db_sql_name[ps->base.id]);
+				rc = pg_fail(c, res, "describing a statement",
+					     ps->base.id >= 0 ? db_sql_name[ps->base.id] : "?");
 			} else {
 				for (int i = 0; i < ps->nparams && i < PQnparams(res); i++)
 					out[i] = PQparamtype(res, i);
@@ -435,7 +462,8 @@ static int describe(struct reg_conn *c, struct pg_stmt *ps, Oid *out)
 				return rc;
 			continue;
 		}
-		rc = pg_fail(c, res, "preparing a statement", db_sql_name[ps->base.id]);
+		rc = pg_fail(c, res, "preparing a statement",
+			     ps->base.id >= 0 ? db_sql_name[ps->base.id] : "?");
 		PQclear(res);
 		break;
 	}
@@ -448,27 +476,37 @@ done:
 	return rc;
 }
 
-static struct db_stmt *pg_prepare(struct reg_conn *c, int id, const char *sql)
+static int pg_prepare(struct reg_conn *c, int id, const char *sql, struct db_stmt **out)
 {
 	struct pg_stmt *ps = calloc(1, sizeof(*ps));
+	int rc = 0;
 
 	if (!ps || !(ps->sql = convert(sql, &ps->nparams))) {
 		free(ps);
-		cm_err_set(-ENOMEM, "out of memory");
-		return NULL;
+		return cm_err_set(-ENOMEM, "out of memory");
 	}
 	ps->base.c = c;
 	ps->base.id = id;
 	if (ps->nparams > DB_PG_MAX_PARAMS) {
-		cm_err_set(-E2BIG, "statement %s has too many parameters",
-			   id >= 0 ? db_sql_name[id] : "(a search)");
+		rc = cm_err_set(-E2BIG, "statement %s has too many parameters",
+				id >= 0 ? db_sql_name[id] : "(an ad-hoc statement)");
 		goto fail;
 	}
 	if (id >= 0 && !atomic_load(&null_known[id])) {
 		Oid types[DB_PG_MAX_PARAMS] = { 0 };
 
-		if ((ps->nparams && (!c->db || describe(c, ps, types) < 0)))
-			goto fail;
+		if (ps->nparams) {
+			if (!PC(c)->txn && (rc = pg_ready(c)) < 0)
+				goto fail;
+			if (!c->db || PQstatus(PGH(c)) != CONNECTION_OK) {
+				pg_down(c);
+				rc = cm_err_set(-EAGAIN, "preparing a statement: the metadata backend "
+						"is unreachable");
+				goto fail;
+			}
+			if ((rc = describe(c, ps, types)) < 0)
+				goto fail;
+		}
 		pthread_mutex_lock(&null_mu);
 		if (!atomic_load(&null_known[id])) {
 			memcpy(null_types[id], types, sizeof(types));
@@ -476,12 +514,15 @@ static struct db_stmt *pg_prepare(struct reg_conn *c, int id, const char *sql)
 		}
 		pthread_mutex_unlock(&null_mu);
 	}
-	ps->null_types = id >= 0 ? null_types[id] : NULL;
-	return &ps->base;
+	if (id < 0 && ps->nparams && (rc = describe(c, ps, ps->own_types)) < 0)
+		goto fail;
+	ps->null_types = id >= 0 ? null_types[id] : ps->own_types;
+	*out = &ps->base;
+	return 0;
 fail:
 	free(ps->sql);
 	free(ps);
-	return NULL;
+	return rc;
 }
 
 static void clear_binds(struct pg_stmt *ps)
@@ -663,6 +704,37 @@ static int pg_col_null(struct db_stmt *s, int i)
 	return !ps->res || ps->row >= ps->nrows || PQgetisnull(ps->res, ps->row, i);
 }
 
+static int pg_col_count(struct db_stmt *s)
+{
+	return PS(s)->res ? PQnfields(PS(s)->res) : 0;
+}
+
+static const char *pg_col_name(struct db_stmt *s, int i)
+{
+	return PS(s)->res ? PQfname(PS(s)->res, i) : NULL;
+}
+
+static int pg_col_type(struct db_stmt *s, int i)
+{
+	struct pg_stmt *ps = PS(s);
+
+	if (!has_cell(ps, i))
+		return DB_T_NULL;
+	switch (PQftype(ps->res, i)) {
+	case OID_INT8:
+	case OID_BOOL:
+	case 21: /* int2 */
+	case 23: /* int4 */
+		return DB_T_INT;
+	case OID_FLOAT8:
+	case 700: /* float4 */
+	case 1700: /* numeric */
+		return DB_T_FLOAT;
+	default:
+		return DB_T_TEXT;
+	}
+}
+
 static int64_t pg_changes(struct reg_conn *c)
 {
 	return PC(c)->changes;
@@ -677,27 +749,6 @@ static int64_t pg_last_id(struct reg_conn *c)
 	if (query_int(c, "SELECT lastval()", "reading the new row's id", &v) < 0)
 		return 0;
 	return v;
-}
-
-static enum db_colkind pg_col_kind(struct db_stmt *s, int i)
-{
-	struct pg_stmt *ps = PS(s);
-
-	if (!ps->res || PQgetisnull(ps->res, ps->row, i))
-		return DB_K_NULL;
-	switch (PQftype(ps->res, i)) {
-	case OID_BOOL:
-	case OID_INT8:
-	case OID_INT2:
-	case OID_INT4:
-		return DB_K_INT;
-	case OID_FLOAT4:
-	case OID_FLOAT8:
-	case OID_NUMERIC:
-		return DB_K_REAL;
-	default:
-		return DB_K_TEXT;
-	}
 }
 
 const struct db_ops db_pg_ops = {
@@ -721,7 +772,9 @@ const struct db_ops db_pg_ops = {
 	.col_double = pg_col_double,
 	.col_str = pg_col_str,
 	.col_null = pg_col_null,
-	.col_kind = pg_col_kind,
+	.col_count = pg_col_count,
+	.col_name = pg_col_name,
+	.col_type = pg_col_type,
 	.changes = pg_changes,
 	.last_id = pg_last_id,
 };

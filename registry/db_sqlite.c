@@ -235,23 +235,23 @@ static int lite_in_txn(struct reg_conn *c)
 	return !sqlite3_get_autocommit(DBH(c));
 }
 
-static struct db_stmt *lite_prepare(struct reg_conn *c, int id, const char *sql)
+static int lite_prepare(struct reg_conn *c, int id, const char *sql, struct db_stmt **out)
 {
 	struct lite_stmt *ls = calloc(1, sizeof(*ls));
+	int rc;
 
-	if (!ls) {
-		cm_err_set(-ENOMEM, "out of memory");
-		return NULL;
-	}
+	if (!ls)
+		return cm_err_set(-ENOMEM, "out of memory");
 	if (sqlite3_prepare_v3(DBH(c), sql, -1, SQLITE_PREPARE_PERSISTENT, &ls->s, NULL) !=
 	    SQLITE_OK) {
-		db_sqlite_err(c, sqlite3_errcode(DBH(c)), "preparing a statement");
+		rc = db_sqlite_err(c, sqlite3_errcode(DBH(c)), "preparing a statement");
 		free(ls);
-		return NULL;
+		return rc;
 	}
 	ls->base.c = c;
 	ls->base.id = id;
-	return &ls->base;
+	*out = &ls->base;
+	return 0;
 }
 
 static void lite_finalize(struct db_stmt *s)
@@ -325,6 +325,30 @@ static int lite_col_null(struct db_stmt *s, int i)
 	return sqlite3_column_type(LS(s), i) == SQLITE_NULL;
 }
 
+static int lite_col_count(struct db_stmt *s)
+{
+	return sqlite3_column_count(LS(s));
+}
+
+static const char *lite_col_name(struct db_stmt *s, int i)
+{
+	return sqlite3_column_name(LS(s), i);
+}
+
+static int lite_col_type(struct db_stmt *s, int i)
+{
+	switch (sqlite3_column_type(LS(s), i)) {
+	case SQLITE_NULL:
+		return DB_T_NULL;
+	case SQLITE_INTEGER:
+		return DB_T_INT;
+	case SQLITE_FLOAT:
+		return DB_T_FLOAT;
+	default:
+		return DB_T_TEXT;
+	}
+}
+
 static int64_t lite_changes(struct reg_conn *c)
 {
 	return sqlite3_changes(DBH(c));
@@ -333,20 +357,6 @@ static int64_t lite_changes(struct reg_conn *c)
 static int64_t lite_last_id(struct reg_conn *c)
 {
 	return sqlite3_last_insert_rowid(DBH(c));
-}
-
-static enum db_colkind lite_col_kind(struct db_stmt *s, int i)
-{
-	switch (sqlite3_column_type(LS(s), i)) {
-	case SQLITE_NULL:
-		return DB_K_NULL;
-	case SQLITE_INTEGER:
-		return DB_K_INT;
-	case SQLITE_FLOAT:
-		return DB_K_REAL;
-	default:
-		return DB_K_TEXT;
-	}
 }
 
 const struct db_ops db_sqlite_ops = {
@@ -370,7 +380,9 @@ const struct db_ops db_sqlite_ops = {
 	.col_double = lite_col_double,
 	.col_str = lite_col_str,
 	.col_null = lite_col_null,
-	.col_kind = lite_col_kind,
+	.col_count = lite_col_count,
+	.col_name = lite_col_name,
+	.col_type = lite_col_type,
 	.changes = lite_changes,
 	.last_id = lite_last_id,
 	.shutdown = lite_shutdown,

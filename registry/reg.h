@@ -128,6 +128,18 @@ struct reg_db_status {
 };
 void reg_store_db_status(struct reg_store *st, struct reg_db_status *out);
 
+/*
+ * Moves the store's metadata and whole event history from its database
+ * (reg_db_get(): PostgreSQL, or NULL for SQLite in .modelfs/) to `to`: a
+ * PostgreSQL URI/conninfo (an empty database) or "sqlite" (a new
+ * .modelfs/registry.db; one left by an earlier move is renamed aside).
+ * Holds the store lock and the source's writer lock throughout; the target
+ * is committed first, then the source is marked moved (its store id
+ * becomes "moved:<id>", so it is refused from then on). report gets
+ * {"from", "to", "tables": {name: rows}}. 0 or -errno.
+ */
+int reg_store_migrate(const char *path, const char *to, json_t **report);
+
 /* Closes the store (checkpoints the WAL, releases the lock). Accepts NULL. */
 void reg_store_close(struct reg_store *st);
 

@@ -59,6 +59,11 @@
 	X(INFO_SET, "INSERT INTO store_info(key, value) VALUES (?1, ?2) " \
 		"ON CONFLICT(key) DO UPDATE SET value = excluded.value") \
 	X(INFO_ROWS, "SELECT (SELECT count(*) FROM models) + (SELECT count(*) FROM events)") \
+	/* The store's tables, for `modelfs migrate` (db_copy.c refuses one it does not know). */ \
+	X(TABLE_NAMES, "SELECT name FROM sqlite_master WHERE type = 'table' " \
+		"AND name NOT LIKE 'sqlite_%' ORDER BY name", \
+		"SELECT tablename FROM pg_tables WHERE schemaname = current_schema() " \
+		"AND tablename NOT IN ('modelfs_schema', 'event_seq') ORDER BY tablename") \
 	X(VERSION_LIST, "SELECT v.id, v.name, v.seq, v.state, v.created_at, v.sealed_at, " \
 		"v.total_size, v.digest, v.validation_status FROM versions v " \
 		"WHERE v.model_id = ?1 AND v.seq > ?2 AND (?3 IS NULL OR v.state = ?3) " \
@@ -370,6 +375,8 @@ void db_note(struct reg_conn *c, const char *kind, const char *channel, const ch
 	     const char *version, const char *alias);
 /* The reset statement `id` on c; NULL (detail set) when it cannot be prepared. */
 struct db_stmt *db_stmt(struct reg_conn *c, enum reg_sql id);
+/* Why this thread's last db_stmt() gave NULL (-errno; -EIO when unknown). */
+int db_stmt_error(void);
 /*
  * Steps s: 1 for a row, 0 when done, -errno for an error (detail names `what`,
  * the statement and the backend's message). Every step in registry/ goes
@@ -499,7 +506,7 @@ json_t *meta_path_get(json_t *record, const char *path);
 	do {                                            \
 		(s) = db_stmt((c), REG_SQL_##id);       \
 		if (!(s)) {                             \
-			rc = -EIO;                      \
+			rc = db_stmt_error();           \
 			goto done;                      \
 		}                                       \
 	} while (0)
@@ -616,13 +623,3 @@ int srch_backfill(struct reg_store *st);
 int srch_about_check(json_t *description, json_t *owner, json_t *tags, int patch);
 /* A model's {description, owner, tags} (new reference). */
 int srch_model_about(struct reg_conn *c, int64_t mid, json_t **out);
-/*
- * Prepares SQL assembled at run time (search.c with filter.c): the one place
- * in registry/ that does; every value in it is a bound parameter. The caller
- * finalizes *out with db_finalize().
- */
-int db_prepare_dynamic(struct reg_conn *c, const char *sql, struct db_stmt **out);
-void db_finalize(struct db_stmt *s);
-/* What a column holds in this row (a sort key read back for a cursor). */
-enum db_colkind { DB_K_NULL, DB_K_INT, DB_K_REAL, DB_K_TEXT };
-enum db_colkind db_col_kind(struct db_stmt *s, int i);

@@ -10,7 +10,7 @@
  *
  * Dynamic SQL: reg_version_search() prepares the statement that filter.c
  * and the sort/cursor below assemble from fixed fragments, every value bound
- * as a parameter (db_prepare_dynamic in db.c is the only door for it).
+ * as a parameter (db_stmt_adhoc in db.c, the backend boundary, is the door for it).
  */
 #include <ctype.h>
 #include <errno.h>
@@ -19,7 +19,7 @@
 #include <string.h>
 
 #include "filter_i.h"
-#include "reg_i.h"
+#include "db_i.h"
 
 #define SRCH_TAGS_MAX 64
 #define SRCH_TAG_VALUE_MAX 256
@@ -484,7 +484,7 @@ static int search_plan(struct reg_conn *c, const char *filter, int *drive)
 
 		rc = flt_conj_count_sql(&plan.conj[i], SRCH_DRIVE_CAP, &cq);
 		if (rc == 0)
-			rc = db_prepare_dynamic(c, cq.sql.data, &s);
+			rc = db_stmt_adhoc(c, cq.sql.data, &s);
 		if (rc == 0)
 			rc = bind_params(s, &cq);
 		if (rc == 0) {
@@ -493,7 +493,7 @@ static int search_plan(struct reg_conn *c, const char *filter, int *drive)
 				n = db_col_int64(s, 0);
 			rc = rc < 0 ? rc : 0;
 		}
-		db_finalize(s);
+		db_stmt_free(s);
 		flt_sql_free(&cq);
 		if (rc == 0 && n < best) {
 			best = n;
@@ -692,7 +692,7 @@ int reg_version_search(struct reg_store *st, const struct reg_search *q, json_t 
 	if (rc == 0)
 		rc = search_sql(q, q->sort && q->sort[0] ? &sort : NULL, cursor, drive, &sql);
 	if (rc == 0)
-		rc = db_prepare_dynamic(c, sql.sql.data, &s);
+		rc = db_stmt_adhoc(c, sql.sql.data, &s);
 	if (rc == 0)
 		rc = bind_params(s, &sql);
 	if (rc < 0)
@@ -714,14 +714,14 @@ int reg_version_search(struct reg_store *st, const struct reg_search *q, json_t 
 		db_col_text(s, SC_MODEL, last_model, sizeof(last_model));
 		last_seq = db_col_int64(s, SC_SEQ);
 		json_decref(last_key);
-		switch (db_col_kind(s, SC_COUNT)) {
-		case DB_K_INT:
+		switch (db_col_type(s, SC_COUNT)) {
+		case DB_T_INT:
 			last_key = json_integer(db_col_int64(s, SC_COUNT));
 			break;
-		case DB_K_REAL:
+		case DB_T_FLOAT:
 			last_key = json_real(db_col_double(s, SC_COUNT));
 			break;
-		case DB_K_NULL:
+		case DB_T_NULL:
 			last_key = json_null();
 			break;
 		default:
@@ -765,7 +765,7 @@ int reg_version_search(struct reg_store *st, const struct reg_search *q, json_t 
 	*out = page;
 	page = NULL;
 done:
-	db_finalize(s);
+	db_stmt_free(s);
 	if (c)
 		db_read_end(c);
 	flt_sql_free(&sql);

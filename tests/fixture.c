@@ -4,6 +4,8 @@
 #include <jansson.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <libpq-fe.h>
+#include <sqlite3.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,11 +51,121 @@ void fx_rmrf(const char *path)
 	nftw(path, rm_one, 32, FTW_DEPTH | FTW_PHYS);
 }
 
+/*
+ * The PostgreSQL run (meson's registry-pg entries set MODELFS_TEST_PG_RUN=1;
+ * ./dev test exports MODELFS_TEST_PG, the conninfo base of its server):
+ * without a server the whole executable is skipped (exit 77).
+ */
+int fx_pg(void)
+{
+	const char *run = getenv("MODELFS_TEST_PG_RUN");
+
+	return run && !strcmp(run, "1");
+}
+
+__attribute__((constructor)) static void fx_pg_check(void)
+{
+	if (fx_pg() && !(getenv("MODELFS_TEST_PG") && getenv("MODELFS_TEST_PG")[0])) {
+		fprintf(stderr, "no PostgreSQL for this run (MODELFS_TEST_PG): skipped\n");
+		_exit(77);
+	}
+}
+
+static PGconn *pg_admin(void)
+{
+	char info[1024];
+	PGconn *h;
+
+	snprintf(info, sizeof(info), "%s dbname=postgres", getenv("MODELFS_TEST_PG"));
+	h = PQconnectdb(info);
+	if (PQstatus(h) != CONNECTION_OK)
+		fail_msg("connecting to the test PostgreSQL: %s", PQerrorMessage(h));
+	return h;
+}
+
+static void pg_sql(const char *sql)
+{
+	PGconn *h = pg_admin();
+	PGresult *res = PQexec(h, sql);
+
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+		fail_msg("%s: %s", sql, PQerrorMessage(h));
+	PQclear(res);
+	PQfinish(h);
+}
+
+void fx_pg_newdb(struct fx *f)
+{
+	static int seq;
+	char sql[256], url[1024];
+
+	snprintf(f->db, sizeof(f->db), "fx_%ld_%d", (long)getpid(), ++seq);
+	snprintf(sql, sizeof(sql), "CREATE DATABASE \"%s\"", f->db);
+	pg_sql(sql);
+	snprintf(url, sizeof(url), "%s dbname=%s", getenv("MODELFS_TEST_PG"), f->db);
+	assert_int_equal(reg_db_set(url), 0);
+}
+
+static void pg_dropdb(struct fx *f)
+{
+	char sql[256];
+
+	if (!f->db[0])
+		return;
+	snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS \"%s\" WITH (FORCE)", f->db);
+	pg_sql(sql);
+	f->db[0] = '\0';
+}
+
+int fx_sql(struct fx *f, const char *sql, char *err, size_t n)
+{
+	char path[4200];
+	int rc = 0;
+
+	if (err && n)
+		err[0] = '\0';
+	if (f->db[0]) {
+		PGconn *h;
+		PGresult *res;
+
+		snprintf(path, sizeof(path), "%s dbname=%s", getenv("MODELFS_TEST_PG"), f->db);
+		h = PQconnectdb(path);
+		res = PQexec(h, sql);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {
+			rc = -1;
+			if (err && n)
+				snprintf(err, n, "%s", PQerrorMessage(h));
+		}
+		PQclear(res);
+		PQfinish(h);
+	} else {
+		sqlite3 *h = NULL;
+		char *msg = NULL;
+
+		snprintf(path, sizeof(path), "%s/.modelfs/registry.db", f->dir);
+		if (sqlite3_open(path, &h) != SQLITE_OK) {
+			sqlite3_close(h);
+			return -1;
+		}
+		sqlite3_busy_timeout(h, 5000);
+		if (sqlite3_exec(h, sql, NULL, NULL, &msg) != SQLITE_OK) {
+			rc = -1;
+			if (err && n)
+				snprintf(err, n, "%s", msg ? msg : "?");
+		}
+		sqlite3_free(msg);
+		sqlite3_close(h);
+	}
+	return rc;
+}
+
 int fx_setup_empty(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
 
 	fx_mkdtemp(f->dir, sizeof(f->dir));
+	if (fx_pg())
+		fx_pg_newdb(f);
 	*state = f;
 	return 0;
 }
@@ -78,8 +190,10 @@ int fx_teardown(void **state)
 	struct fx *f = *state;
 
 	reg_store_close(f->st);
-	if (!getenv("MODELFS_TEST_KEEP"))
+	if (!getenv("MODELFS_TEST_KEEP")) {
 		fx_rmrf(f->dir);
+		pg_dropdb(f);
+	}
 	free(f);
 	return 0;
 }

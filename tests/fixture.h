@@ -16,7 +16,25 @@
 struct fx {
 	char dir[4096];          /* a new empty directory, removed at teardown */
 	struct reg_store *st;    /* open store in dir (REG_OPEN_CREATE|REG_OPEN_LOCK), or NULL */
+	char db[64];             /* the PostgreSQL run: this test's database ("" otherwise) */
 };
+
+/* 1 in the PostgreSQL run of the unit tests (every store's metadata in a fresh database). */
+int fx_pg(void);
+/* The PostgreSQL run: a new database for f, made the registry's --db. */
+void fx_pg_newdb(struct fx *f);
+/*
+ * Runs SQL straight on the store's database (the SQLite file, or the test's
+ * PostgreSQL database), beside the registry: 0, or -1 with the error in err.
+ */
+int fx_sql(struct fx *f, const char *sql, char *err, size_t n);
+/* Skips a test that is about SQLite itself (its file, pragmas, raw handles). */
+#define FX_SQLITE_ONLY()                \
+	do {                            \
+		if (fx_pg()) {          \
+			skip();         \
+		}                       \
+	} while (0)
 
 extern const struct reg_actor fx_actor; /* channel "cli", name "test" */
 

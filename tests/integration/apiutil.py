@@ -18,6 +18,7 @@ import tempfile
 import jsonschema
 import requests
 
+import pgutil
 from fsutil import start_serve
 
 
@@ -44,12 +45,14 @@ class Daemon:
             self.extra += ["--token-file", path]
         self.proc = None
         self.port = None
+        pgutil.use(self.store)  # offline commands run on the store find its database
 
     @property
     def url(self):
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, listen="127.0.0.1:0", timeout=20):
+        pgutil.use(self.store)
         args = [self.modelfs, "serve", "--store", self.store, "--listen", listen,
                 "--ready-file", self.ready] + self.extra
         self.proc, self.log, self.port = start_serve(args, self.log_path, self.ready, timeout)
@@ -87,6 +90,7 @@ class Daemon:
                     except OSError:
                         pass
         subprocess.run(["rm", "-rf", self.dir])
+        pgutil.drop(self.store)
 
 
 def _nullable_to_jsonschema(node):

@@ -7,6 +7,8 @@ import subprocess
 import tempfile
 import time
 
+import pgutil
+
 
 def wait_for(fn, timeout=20.0, what="condition"):
     """Polls fn until it returns something true, which is returned."""
@@ -65,8 +67,10 @@ class Daemon:
         self.extra = list(extra)
         self.proc = None
         self.port = None
+        pgutil.use(self.store)  # offline commands run on the store find its database
 
     def start(self, timeout=20):
+        pgutil.use(self.store)
         args = [self.modelfs, "serve", "--store", self.store, "--mount", self.mnt,
                 "--ready-file", self.ready]
         if has_listen_option(self.modelfs):
@@ -112,7 +116,15 @@ class Daemon:
             subprocess.run(["fusermount3", "-u", "-z", self.mnt], capture_output=True)
 
     def events(self, model=None, kind=None):
-        """The event log, read straight from SQLite (read-only, beside the daemon)."""
+        """The event log, read straight from the database (read-only, beside the daemon)."""
+        if pgutil.enabled():
+            q = "SELECT kind, version, alias, channel, actor, before, after FROM events WHERE true"
+            if model:
+                q += " AND model = '%s'" % model.replace("'", "''")
+            if kind:
+                q += " AND kind = '%s'" % kind.replace("'", "''")
+            return [dict(zip(("kind", "version", "alias", "channel", "actor", "before", "after"), r))
+                    for r in pgutil.query(self.store, q + " ORDER BY id")]
         db = sqlite3.connect(f"file:{self.store}/.modelfs/registry.db?mode=ro", uri=True,
                              timeout=10)
         try:
@@ -130,6 +142,11 @@ class Daemon:
             db.close()
 
     def state(self, model, version):
+        if pgutil.enabled():
+            r = pgutil.query(self.store, "SELECT v.state FROM versions v JOIN models m ON "
+                             "m.id = v.model_id WHERE m.name = '%s' AND v.name = '%s'"
+                             % (model.replace("'", "''"), version.replace("'", "''")))
+            return r[0][0] if r else None
         db = sqlite3.connect(f"file:{self.store}/.modelfs/registry.db?mode=ro", uri=True,
                              timeout=10)
         try:
@@ -145,3 +162,4 @@ class Daemon:
         self.unmount()
         subprocess.run(["chmod", "-R", "u+w", self.dir], capture_output=True)
         subprocess.run(["rm", "-rf", self.dir], capture_output=True)
+        pgutil.drop(self.store)

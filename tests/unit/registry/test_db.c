@@ -28,6 +28,7 @@ static void migrations_and_pragmas(void **state)
 	sqlite3_stmt *s = NULL;
 	char mode[16] = "";
 
+	FX_SQLITE_ONLY();
 	assert_int_equal(pragma_int(c->db, "PRAGMA user_version"), (int)reg_migrations_count);
 	assert_int_equal(pragma_int(c->db, "PRAGMA foreign_keys"), 1);
 	assert_int_equal(pragma_int(c->db, "PRAGMA synchronous"), 2); /* FULL */
@@ -55,12 +56,29 @@ static void error_mapping(void **state)
 	assert_non_null(strstr(cm_err_msg(), "x: "));
 }
 
+static void pg_error_mapping(void **state)
+{
+	(void)state;
+	assert_int_equal(db_pg_errno("23505"), -EEXIST);
+	assert_int_equal(db_pg_errno("23514"), -EINVAL);
+	assert_int_equal(db_pg_errno("40001"), -EBUSY);
+	assert_int_equal(db_pg_errno("40P01"), -EBUSY);
+	assert_int_equal(db_pg_errno("55P03"), -EBUSY);
+	assert_int_equal(db_pg_errno("08006"), -EAGAIN);
+	assert_int_equal(db_pg_errno("57P01"), -EAGAIN);
+	assert_int_equal(db_pg_errno(NULL), -EAGAIN);
+	assert_int_equal(db_pg_errno("53100"), -ENOSPC);
+	assert_int_equal(db_pg_errno("25006"), -EROFS);
+	assert_int_equal(db_pg_errno("XX000"), -EIO);
+}
+
 static void busy_db_reports_ebusy(void **state)
 {
 	struct fx *f = *state;
 	char path[4200];
 	sqlite3 *h = NULL;
 
+	FX_SQLITE_ONLY();
 	/* Another process holding a write transaction: our write waits, then says EBUSY. */
 	snprintf(path, sizeof(path), "%s/.modelfs/registry.db", f->dir);
 	assert_int_equal(sqlite3_open(path, &h), SQLITE_OK);
@@ -80,6 +98,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(migrations_and_pragmas, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(error_mapping, fx_setup, fx_teardown),
+		cmocka_unit_test(pg_error_mapping),
 		cmocka_unit_test_setup_teardown(busy_db_reports_ebusy, fx_setup, fx_teardown),
 	};
 

@@ -44,6 +44,7 @@ static void enospc_loses_nothing(void **state)
 	int64_t before = 0, after = 0;
 	int rc, ok = 0, refused = 0;
 
+	FX_SQLITE_ONLY();
 	snprintf(store, sizeof(store), "%s/vol", f->dir);
 	mkdir(store, 0755);
 	if (mount("tmpfs", store, "tmpfs", 0, "size=4m") < 0)

@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The event log: what is recorded, filters, cursor, and that history cannot change. */
 #include <errno.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -75,21 +74,13 @@ static void cursor_and_time_filters(void **state)
 static void log_is_append_only(void **state)
 {
 	struct fx *f = *state;
-	char db[4200];
-	sqlite3 *h = NULL;
-	char *err = NULL;
+	char err[512];
 
 	fx_version(f, "m", "v1", "a", "1", NULL);
-	snprintf(db, sizeof(db), "%s/.modelfs/registry.db", f->dir);
-	assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
-	sqlite3_busy_timeout(h, 5000);
-	assert_int_not_equal(sqlite3_exec(h, "UPDATE events SET actor = 'mallory'", NULL, NULL, &err),
-			     SQLITE_OK);
+	assert_int_not_equal(fx_sql(f, "UPDATE events SET actor = 'mallory'", err, sizeof(err)), 0);
 	assert_non_null(strstr(err, "append-only"));
-	sqlite3_free(err);
-	assert_int_not_equal(sqlite3_exec(h, "DELETE FROM events", NULL, NULL, &err), SQLITE_OK);
-	sqlite3_free(err);
-	sqlite3_close(h);
+	assert_int_not_equal(fx_sql(f, "DELETE FROM events", err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "append-only"));
 }
 
 int main(void)

@@ -18,7 +18,20 @@ static void init_and_exists(void **state)
 	assert_non_null(strstr(cm_err_msg(), "modelfs init"));
 	assert_int_equal(reg_store_open(f->dir, REG_OPEN_CREATE | REG_OPEN_LOCK, &f->st), 0);
 	assert_int_equal(reg_store_exists(f->dir), 1);
+	if (fx_pg()) {
+		/* The metadata is in PostgreSQL: the directory holds its id, not a SQLite file. */
+		char sql[256];
+
+		assert_null(fx_read(f->dir, ".modelfs/registry.db"));
+		assert_non_null(fx_read(f->dir, ".modelfs/store-id"));
+		snprintf(sql, sizeof(sql), "DO $$ BEGIN IF (SELECT value FROM store_info WHERE "
+			 "key = 'store_id') <> '%s' THEN RAISE 'other store'; END IF; END $$",
+			 fx_read(f->dir, ".modelfs/store-id"));
+		assert_int_equal(fx_sql(f, sql, NULL, 0), 0);
+		return;
+	}
 	assert_non_null(fx_read(f->dir, ".modelfs/registry.db") ? "" : NULL);
+	assert_null(fx_read(f->dir, ".modelfs/store-id"));
 }
 
 static void one_writer(void **state)
@@ -84,7 +97,9 @@ static void newer_schema_refused(void **state)
 	f->st = NULL;
 	snprintf(cmd, sizeof(cmd), "sqlite3 '%s/.modelfs/registry.db' 'PRAGMA user_version = 999'",
 		 f->dir);
-	if (system(cmd) != 0)
+	if (fx_pg())
+		assert_int_equal(fx_sql(f, "UPDATE modelfs_schema SET version = 999", NULL, 0), 0);
+	else if (system(cmd) != 0)
 		skip();
 	assert_int_equal(reg_store_open(f->dir, REG_OPEN_LOCK, &f->st), -EPROTO);
 	assert_non_null(strstr(cm_err_msg(), "newer"));
