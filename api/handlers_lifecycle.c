@@ -11,15 +11,19 @@
 
 static const struct api_field reason_fields[] = { { "reason", API_F_STRING, 0 } };
 
+/* The version's summary as lists show it (aliases, metrics, tags: the search fields). */
 static int archive_answer(struct api_req *q, struct api_resp *r, int rc)
 {
-	struct reg_version v;
+	json_t *view = NULL;
 
 	if (rc == 0)
-		rc = reg_version_get(q->st, q->model, q->version, &v);
+		rc = api_version_view(q->st, q->model, q->version, &view, NULL);
 	if (rc < 0)
 		return rc;
-	return api_resp_json(r, 200, api_version_summary(&v));
+	json_object_del(view, "files");
+	json_object_del(view, "metadata");
+	json_object_del(view, "model");
+	return api_resp_json(r, 200, view);
 }
 
 int api_h_version_archive(struct api_req *q, struct api_resp *r)

@@ -76,7 +76,6 @@ static const struct cm_opt client_opts[] = {
 	    "events whose kind starts with KIND (alias., version.seal)"),
 	OPT("dry-run", NULL, CM_OPT_BOOL, dry_run, "false", 0, 0, NULL,
 	    "only list what would go, and why"),
-	OPT("model", NULL, CM_OPT_STRING, model, NULL, 0, 0, "MODEL", "only this model (gc), only this model's versions (search)"),
 	OPT("filter", NULL, CM_OPT_STRING, filter, NULL, 0, 0, "EXPR",
 	    "only versions matching EXPR (performance_metrics.accuracy >= 0.9 and tags.team = \"sre\")"),
 	OPT("sort", NULL, CM_OPT_STRING, sort, NULL, 0, 0, "FIELD",
@@ -87,6 +86,8 @@ static const struct cm_opt client_opts[] = {
 	OPT("owner", NULL, CM_OPT_STRING, owner, NULL, 0, 0, "OWNER", "set the owner (\"\" removes it)"),
 	OPT("tag", NULL, CM_OPT_STRING, tag, NULL, 0, 0, "KEY=VALUE", "set a tag (repeatable)"),
 	OPT("untag", NULL, CM_OPT_STRING, untag, NULL, 0, 0, "KEY", "remove a tag (repeatable)"),
+	OPT("model", NULL, CM_OPT_STRING, model, NULL, 0, 0, "MODEL",
+	    "only this model (gc), only this model's versions (search)"),
 };
 #define N_OPTS (sizeof(client_opts) / sizeof(client_opts[0]))
 

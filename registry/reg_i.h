@@ -130,7 +130,7 @@
 	X(REFUSAL_LIST, "SELECT id, ts, model, version, alias, channel, actor, uid, token, op, rule, " \
 		"errno, status, code, message, failed_gates, event_id FROM refusals " \
 		"WHERE (?1 IS NULL OR model = ?1) " \
-		"AND ((?2 IS NULL AND ?3 IS NULL) OR uid = ?2 OR token = ?3) " \
+		"AND ((CAST(?2 AS BIGINT) IS NULL AND ?3 IS NULL) OR uid = CAST(?2 AS BIGINT) OR token = ?3) " \
 		"AND (?4 IS NULL OR token = ?4 OR channel = 'fs') " \
 		"AND (?5 = 0 OR id < ?5) ORDER BY id DESC LIMIT ?6") \
 	X(LINEAGE_COMMIT, "SELECT m.name, v.name, v.git_commit, v.training_data_hash, v.state " \

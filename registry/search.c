@@ -506,7 +506,7 @@ static int search_plan(struct reg_conn *c, const char *filter, int *drive)
 
 /* Builds the page query for q into sql. */
 static int search_sql(const struct reg_search *q, const struct flt_sort *sort, json_t *cursor,
-		      int drive, struct flt_sql *sql)
+		      int drive, int cross_join, struct flt_sql *sql)
 {
 	const char *key = NULL;
 	char keybuf[32];
@@ -524,10 +524,16 @@ static int search_sql(const struct reg_search *q, const struct flt_sort *sort, j
 		}
 	}
 	rc = flt_sql_add(sql, key ? key : "NULL");
-	/* A scan walks models by name, then each one's versions by seq: the default order. */
-	if (rc == 0)
-		rc = flt_sql_add(sql, drive < 0 ? " FROM models m CROSS JOIN versions v ON v.model_id = m.id"
-						: " FROM versions v JOIN models m ON m.id = v.model_id");
+	/*
+	 * A scan walks models by name, then each one's versions by seq: the
+	 * default order. SQLite keeps a CROSS JOIN's order; PostgreSQL plans
+	 * joins itself and takes no ON after CROSS JOIN.
+	 */
+	if (rc == 0 && drive < 0)
+		rc = flt_sql_add(sql, cross_join ? " FROM models m CROSS JOIN versions v ON v.model_id = m.id"
+						 : " FROM models m JOIN versions v ON v.model_id = m.id");
+	else if (rc == 0)
+		rc = flt_sql_add(sql, " FROM versions v JOIN models m ON m.id = v.model_id");
 	if (rc == 0 && sort && !sort->column) {
 		rc = flt_sql_add(sql, " LEFT JOIN version_leaves sk ON sk.version_id = v.id AND "
 				 "sk.path = ");
@@ -690,7 +696,8 @@ int reg_version_search(struct reg_store *st, const struct reg_search *q, json_t 
 	if (q->filter && q->filter[0])
 		rc = search_plan(c, q->filter, &drive);
 	if (rc == 0)
-		rc = search_sql(q, q->sort && q->sort[0] ? &sort : NULL, cursor, drive, &sql);
+		rc = search_sql(q, q->sort && q->sort[0] ? &sort : NULL, cursor, drive,
+				!strcmp(db_kind(st), "sqlite"), &sql);
 	if (rc == 0)
 		rc = db_stmt_adhoc(c, sql.sql.data, &s);
 	if (rc == 0)

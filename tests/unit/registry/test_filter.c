@@ -297,16 +297,15 @@ static void search_over_a_store(void **state)
 static void backfill_indexes_old_stores(void **state)
 {
 	struct fx *f = *state;
-	char cmd[4096];
+	char err[256];
 
 	add(f, "a", "v1", 0.8, "sre");
 	reg_store_close(f->st);
 	f->st = NULL;
 	/* A store from before the index: no leaves, no mark that they were built. */
-	snprintf(cmd, sizeof(cmd),
-		 "sqlite3 '%s/.modelfs/registry.db' \"DELETE FROM version_leaves; "
-		 "DELETE FROM store_info WHERE key = 'search_index'\"", f->dir);
-	assert_int_equal(system(cmd), 0);
+	if (fx_sql(f, "DELETE FROM version_leaves; DELETE FROM store_info WHERE key = 'search_index'",
+		   err, sizeof(err)) != 0)
+		fail_msg("%s", err);
 	fx_reopen(f);
 	assert_int_equal(count(f, NULL, "tags.team = \"sre\""), 1);
 }
