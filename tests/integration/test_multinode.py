@@ -83,12 +83,16 @@ class MultiNodeTest(unittest.TestCase):
             d.start()
 
     def tearDown(self):
+        bad = []
         for d in self.nodes:
             if d.proc:
-                d.stop()
+                rc = d.stop()
+                if rc != 0:  # a clean stop (and, in the ASan build, no report)
+                    bad.append(f"node :{d.port} exited {rc}:\n{d.read_log()[-3000:]}")
             d.cleanup()
         pgutil.drop(self.store)
         subprocess.run(["rm", "-rf", "--one-file-system", self.dir])
+        self.assertEqual(bad, [])
 
     def assert_in_step(self, model, timeout=10):
         want = db_current(self.store, model)
