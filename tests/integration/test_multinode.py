@@ -4,7 +4,9 @@ with its own mount and API port. A promotion on one node shows through
 readlink on the others (delay measured: p50/p99 on stderr); concurrent
 promotions from all three, through the mount and the API, give one history
 (gap-free event ids, every node ends on the db's current); a node killed with
-SIGKILL mid-promotion loses nothing it acknowledged; fsck is clean after each.
+SIGKILL mid-promotion loses nothing it acknowledged; followers whose
+connections are terminated (pg_terminate_backend) reconnect and catch up; fsck
+is clean after each. Not here yet: network namespaces cutting one node off.
 
 usage: test_multinode.py /path/to/modelfs   (PostgreSQL only: MODELFS_TEST_PG_RUN=1;
        MODELFS_MULTINODE_PROMOTIONS sets the measured promotions, default 200)
@@ -235,6 +237,30 @@ class MultiNodeTest(unittest.TestCase):
         self.assert_in_step("kill")
         call(c, "POST", "/v1/models/kill/promote", json={"version": "v1"})
         self.assert_in_step("kill")
+        self.assert_fsck_clean()
+
+    def test_followers_catch_up_after_their_connections_are_terminated(self):
+        a, b, c = self.nodes
+        sealed_versions(a, "term", ["v1", "v2"])
+        call(a, "POST", "/v1/models/term/promote", json={"version": "v1"})
+        self.assert_in_step("term")
+        # Every connection to the store's database, the followers' LISTENs included.
+        pgutil.query(self.store, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                     "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        # Committed while the followers may still be away: their catch-up after the
+        # reconnect brings it, with or without a doorbell.
+        def promoted():
+            r = requests.post(url(a, "/v1/models/term/promote"), json={"version": "v2"},
+                              timeout=30)
+            return r.status_code == 200
+        wait_for(promoted, timeout=20, what="a promotion after the connections were dropped")
+        for d in (b, c):
+            wait_for(lambda: readlink(d, "term") == "v2", timeout=10, what=f":{d.port} caught up")
+            wait_for(lambda: call(d, "GET", "/readyz").json()["backend"]["follow"]["reconnects"]
+                     >= 1, timeout=10, what="the follower reconnected")
+            self.assertIn("modelfs_follow_reconnects_total 1",
+                          call(d, "GET", "/metrics").text)
+        self.assert_in_step("term")
         self.assert_fsck_clean()
 
 
