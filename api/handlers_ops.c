@@ -20,6 +20,23 @@ int api_h_livez(struct api_req *q, struct api_resp *r)
 	return api_resp_json(r, 200, json_pack("{s:s}", "status", "ok"));
 }
 
+/* With PostgreSQL: how far behind the other nodes this node is (registry/follow.c). */
+static void follow_add(struct reg_store *st, json_t *backend)
+{
+	struct reg_follow_status f;
+
+	reg_follow_status(st, &f);
+	if (!backend || !f.active)
+		return;
+	json_object_set_new(backend, "follow",
+			    json_pack("{s:b s:I s:I s:I s:f s:f s:I s:I s:I}", "connected", f.connected,
+				      "applied", (json_int_t)f.applied, "head", (json_int_t)f.head,
+				      "events_behind", (json_int_t)f.behind, "seconds_behind",
+				      f.seconds_behind, "seconds_since_applied", f.since_applied,
+				      "notifications", (json_int_t)f.notifications, "polls",
+				      (json_int_t)f.polls, "reconnects", (json_int_t)f.reconnects));
+}
+
 int api_h_readyz(struct api_req *q, struct api_resp *r)
 {
 	char msg[256] = "";
@@ -39,6 +56,7 @@ int api_h_readyz(struct api_req *q, struct api_resp *r)
 	reg_store_db_status(q->st, &db);
 	backend = json_pack("{s:s s:b s:I}", "kind", db.kind, "connected", rc < 0 ? 0 : db.connected,
 			    "reconnects", (json_int_t)db.reconnects);
+	follow_add(q->st, backend);
 	if (rc < 0) {
 		r->details = json_pack("{s:o}", "backend", backend);
 		return cm_err_wrap(-EAGAIN, "the registry database does not answer");
@@ -259,6 +277,41 @@ static int metrics_process(struct api_server *s, struct cm_buf *b)
 				      "# TYPE modelfs_db_reconnects_total counter\n"
 				      "modelfs_db_reconnects_total %lld\n",
 				   db.kind, db.connected, (long long)db.reconnects);
+	}
+	if (rc == 0) {
+		struct reg_follow_status f;
+
+		reg_follow_status(s->st, &f);
+		if (f.active)
+			rc = cm_buf_printf(b, "# HELP modelfs_follow_events_behind Events committed by "
+					      "any node and not yet applied on this one.\n"
+					      "# TYPE modelfs_follow_events_behind gauge\n"
+					      "modelfs_follow_events_behind %lld\n"
+					      "# HELP modelfs_follow_seconds_behind Seconds since this node "
+					      "was last in step with the database (0 when in step).\n"
+					      "# TYPE modelfs_follow_seconds_behind gauge\n"
+					      "modelfs_follow_seconds_behind %.3f\n"
+					      "# HELP modelfs_follow_seconds_since_applied Seconds since this "
+					      "node last applied an event (-1: none yet).\n"
+					      "# TYPE modelfs_follow_seconds_since_applied gauge\n"
+					      "modelfs_follow_seconds_since_applied %.3f\n"
+					      "# HELP modelfs_follow_applied_event The last event applied.\n"
+					      "# TYPE modelfs_follow_applied_event gauge\n"
+					      "modelfs_follow_applied_event %lld\n"
+					      "# HELP modelfs_follow_notifications_total Doorbells received.\n"
+					      "# TYPE modelfs_follow_notifications_total counter\n"
+					      "modelfs_follow_notifications_total %lld\n"
+					      "# HELP modelfs_follow_polls_total Catch-ups started by the "
+					      "backstop poll.\n"
+					      "# TYPE modelfs_follow_polls_total counter\n"
+					      "modelfs_follow_polls_total %lld\n"
+					      "# HELP modelfs_follow_reconnects_total The follower's connection "
+					      "re-established.\n"
+					      "# TYPE modelfs_follow_reconnects_total counter\n"
+					      "modelfs_follow_reconnects_total %lld\n",
+					   (long long)f.behind, f.seconds_behind, f.since_applied,
+					   (long long)f.applied, (long long)f.notifications,
+					   (long long)f.polls, (long long)f.reconnects);
 	}
 	/* Without the metadata backend the db's series are left out; the process's still answer. */
 	if (rc == 0 && (rc = metrics_git(s, b)) == -EAGAIN)

@@ -582,6 +582,12 @@ int cli_serve(int argc, char **argv)
 	fan.mount = r.m;
 	fan.api = r.api;
 	reg_store_set_hook(r.st, hook_dispatch, &fan);
+	/* PostgreSQL: other nodes' changes reach this node's mount and API (no-op on SQLite). */
+	rc = reg_follow_start(r.st);
+	if (rc < 0) {
+		cm_log(CM_LOG_ERROR, "serve", "%s", cm_err_msg());
+		goto done;
+	}
 	/* Git sync: configuration, read-back and the tag worker (a missing repo is only logged). */
 	rc = cli_git_serve_start(r.st, &c.git, &r.git);
 	if (rc < 0)
@@ -690,6 +696,7 @@ done:
 	api_server_stop(r.api);
 	cli_gc_worker_stop(r.gc);
 	reg_git_worker_stop(r.git);
+	reg_follow_stop(r.st);
 	sync_webhooks_stop(r.webhooks);
 	sync_gitops_stop(r.gitops);
 	if (r.m) {

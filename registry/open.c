@@ -153,7 +153,12 @@ int reg_store_open(const char *path, unsigned flags, struct reg_store **out)
 	rc = st_openat_dir(st->root_fd, REG_META_DIR, &st->meta_fd);
 	if (rc < 0)
 		goto fail;
-	if (flags & REG_OPEN_LOCK) {
+	/*
+	 * The lock keeps a second daemon off a SQLite store. With PostgreSQL,
+	 * daemons on many nodes share the store by design: the database
+	 * serialises their writers.
+	 */
+	if ((flags & REG_OPEN_LOCK) && !db_default) {
 		rc = take_lock(st);
 		if (rc < 0)
 			goto fail;
@@ -206,6 +211,7 @@ void reg_store_close(struct reg_store *st)
 {
 	if (!st)
 		return;
+	reg_follow_stop(st); /* the owner stops it first; this is the backstop */
 	db_close(st);
 	if (st->lock_fd >= 0)
 		close(st->lock_fd); /* releases the flock */

@@ -313,6 +313,38 @@ int reg_outbox_state(struct reg_store *st, int64_t subscriber_id, const char *st
 /* Totals only, for /metrics and /readyz: open items, those that failed, oldest open (µs, 0). */
 int reg_outbox_totals(struct reg_store *st, int64_t *pending, int64_t *failing, int64_t *oldest_us);
 
+/*
+ * Change propagation between nodes (PostgreSQL only). reg_follow_start()
+ * starts a thread with a connection of its own that LISTENs for the doorbell
+ * writers ring on commit, and polls every REG_FOLLOW_POLL_MS as a backstop;
+ * each time it reads every event after the last one it applied, in sequence
+ * order, and reports each to the change hook (channel "node") so the front
+ * ends drop what they cached of that model. Events made on this node are
+ * reported too (dropping a cache twice is harmless). After a reconnect it
+ * catches up the same way. Start it after the hook is set; stop it while
+ * the hook's consumers still answer (the mount's loop runs). For SQLite,
+ * start does nothing and returns 0. Stop accepts a store without a follower.
+ */
+#define REG_FOLLOW_POLL_MS 1000
+int reg_follow_start(struct reg_store *st);
+void reg_follow_stop(struct reg_store *st);
+
+/* How far behind the other nodes this node is, for /readyz and /metrics. */
+struct reg_follow_status {
+	int active;            /* 0: SQLite, or no follower running */
+	int connected;         /* the follower's own connection answers */
+	int64_t applied;       /* the last event applied */
+	int64_t head;          /* the last event committed, as last read */
+	int64_t behind;        /* head - applied */
+	double seconds_behind; /* 0 when in step; else since the node was last in step */
+	double since_applied;  /* seconds since the last event was applied (-1: none yet) */
+	int64_t notifications; /* doorbells received */
+	int64_t polls;         /* catch-ups started by the backstop poll */
+	int64_t reconnects;    /* the follower's connection re-established */
+	int64_t events;        /* events applied since the start */
+};
+void reg_follow_status(struct reg_store *st, struct reg_follow_status *out);
+
 /* Whether `path` already holds a store (.modelfs/registry.db): 1, 0, -errno. */
 int reg_store_exists(const char *path);
 

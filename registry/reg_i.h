@@ -308,6 +308,8 @@ struct reg_store {
 	size_t live_n, live_cap;
 	reg_change_cb hook;
 	void *hook_ctx;
+	/* PostgreSQL: the thread applying other nodes' events (follow.c), or NULL. */
+	struct reg_follow *follow;
 	/* The git worker (gitsync.c's mutex guards it). */
 	struct reg_git_worker *git_worker;
 	/*

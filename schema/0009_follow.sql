@@ -1,0 +1,4 @@
+-- SPDX-License-Identifier: Apache-2.0
+-- Change propagation between nodes. Nothing for SQLite (one daemon per store);
+-- PostgreSQL rings a doorbell on commit of every transaction that appends
+-- events (schema/pg/0006_follow.sql). Intentionally empty here.
