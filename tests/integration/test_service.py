@@ -503,7 +503,8 @@ class ServiceTest(unittest.TestCase):
         # package, and the image must install one of that source's Debian 13
         # binaries (known from the trixie deb-src entry ./dev adds, or from
         # the package lists of a Debian 13 machine).
-        private = os.path.join(SRC, "build-deps") + os.sep
+        # (build-deps may be a link to another checkout's, as in a git worktree)
+        private = os.path.realpath(os.path.join(SRC, "build-deps")) + os.sep
 
         def source_of(path):
             if os.path.realpath(path).startswith(private):
