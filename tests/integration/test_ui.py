@@ -6,8 +6,8 @@ promotion included), the timeline after a rollback, keyboard-only use of the
 versions table, escaping, and no console errors. Screenshots of each page land
 in $MODELFS_UI_SCREENSHOTS (the build directory).
 
-Steps that need routes this daemon lacks (archive, refusals, tags) print
-"skip" with the route named; they run once /openapi.json has the route.
+A step whose route /openapi.json lacks (archive, refusals, tags) fails with
+the route named: the UI relies on every route it calls.
 
 usage: test_ui.py /path/to/modelfs
 """
