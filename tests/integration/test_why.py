@@ -188,6 +188,35 @@ class WhyTest(unittest.TestCase):
 
     # ---- over HTTP (`why` finds them by the caller's token) ----
 
+    def test_mount_row_during_a_seal(self):
+        """A change in a draft while it is being sealed: EBUSY, rule 'sealing'."""
+        import threading
+        row = "a change in a draft while it is being sealed"
+        v = os.path.join(self.m, "v9")
+        os.makedirs(os.path.join(v, "sub"))
+        with open(os.path.join(v, "model.pkl"), "wb") as f:
+            for _ in range(256):
+                f.write(os.urandom(1 << 20))
+        # chmod a-w seals: while it hashes 256 MiB every change is refused. The
+        # kernel holds v9's own lock for the chmod, so the changes go one level
+        # down (v9/sub), where nothing waits for it.
+        sealer = threading.Thread(target=os.chmod, args=(v, 0o555))
+        got, n = None, 0
+        sealer.start()
+        try:
+            while got is None and sealer.is_alive():
+                n += 1
+                try:
+                    os.mkdir(os.path.join(v, "sub", f"d{n}"))
+                except OSError as e:
+                    got = e.errno
+        finally:
+            sealer.join()
+        self.assertEqual(got, errno.EBUSY, f"{row}: {got} after {n} tries")
+        ref, _ = self.check(row, "dashboard", "sealing", "is being sealed", "fraud",
+                            uid=os.getuid())
+        self.assertEqual(ref["channel"], "fs")
+
     def test_http_rows(self):
         base = self.url + "/v1/models"
         rows = [
