@@ -115,6 +115,14 @@ int cm_grow(void *arrp, size_t *cap, size_t need, size_t size, size_t first);
 /* Microseconds since the epoch (CLOCK_REALTIME). */
 int64_t cm_time_now_us(void);
 
+struct timespec;
+/*
+ * The CLOCK_MONOTONIC time `wait_us` from now (a negative wait is none): the
+ * deadline for pthread_cond_timedwait() on a condition variable set to that
+ * clock, as the delivery workers' are.
+ */
+void cm_time_deadline(int64_t wait_us, struct timespec *out);
+
 /* Formats `us` as RFC 3339 UTC with microseconds: 2026-11-26T12:00:00.000000Z. */
 #define CM_TIME_RFC3339_LEN 32
 void cm_time_format(int64_t us, char out[CM_TIME_RFC3339_LEN]);

@@ -109,3 +109,16 @@ int cm_time_parse(const char *s, int64_t *out)
 bad:
 	return cm_err_set(-EINVAL, "'%s' is not an RFC 3339 time (e.g. 2026-11-26T12:00:00Z)", s);
 }
+
+void cm_time_deadline(int64_t wait_us, struct timespec *out)
+{
+	if (wait_us < 0)
+		wait_us = 0;
+	clock_gettime(CLOCK_MONOTONIC, out);
+	out->tv_sec += (time_t)(wait_us / 1000000);
+	out->tv_nsec += (long)(wait_us % 1000000) * 1000;
+	if (out->tv_nsec >= 1000000000L) {
+		out->tv_sec++;
+		out->tv_nsec -= 1000000000L;
+	}
+}

@@ -1847,13 +1847,7 @@ static void *worker_main(void *arg)
 
 			wait_us = d < 0 ? 0 : d < GS_IDLE_US ? d : GS_IDLE_US;
 		}
-		clock_gettime(CLOCK_MONOTONIC, &until);
-		until.tv_sec += (time_t)(wait_us / 1000000);
-		until.tv_nsec += (long)(wait_us % 1000000) * 1000;
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
+		cm_time_deadline(wait_us, &until);
 		pthread_mutex_lock(&w->mu);
 		while (!w->stop && !w->kicked &&
 		       pthread_cond_timedwait(&w->cv, &w->mu, &until) == 0)

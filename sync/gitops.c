@@ -397,7 +397,7 @@ static void *worker_main(void *arg)
 	git_libgit2_init();
 	pthread_mutex_lock(&g->mu);
 	while (!g->stop) {
-		int64_t wake = cm_time_now_us() + GO_IDLE_US, next, wait_us;
+		int64_t wake = cm_time_now_us() + GO_IDLE_US, next;
 		struct timespec until;
 
 		g->kicked = 0;
@@ -405,16 +405,7 @@ static void *worker_main(void *arg)
 		next = run_once(g);
 		if (next && next < wake)
 			wake = next;
-		wait_us = wake - cm_time_now_us();
-		if (wait_us < 0)
-			wait_us = 0;
-		clock_gettime(CLOCK_MONOTONIC, &until);
-		until.tv_sec += (time_t)(wait_us / 1000000);
-		until.tv_nsec += (long)(wait_us % 1000000) * 1000;
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
+		cm_time_deadline(wake - cm_time_now_us(), &until);
 		pthread_mutex_lock(&g->mu);
 		while (!g->stop && !g->kicked &&
 		       pthread_cond_timedwait(&g->cv, &g->mu, &until) == 0)

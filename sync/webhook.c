@@ -224,7 +224,7 @@ static void *worker_main(void *arg)
 
 	pthread_mutex_lock(&w->mu);
 	while (!w->stop) {
-		int64_t wake = cm_time_now_us() + WH_IDLE_US, wait_us;
+		int64_t wake = cm_time_now_us() + WH_IDLE_US;
 		json_t *subs = NULL, *sub;
 		struct timespec until;
 		size_t i;
@@ -240,16 +240,7 @@ static void *worker_main(void *arg)
 				wake = next;
 		}
 		json_decref(subs);
-		wait_us = wake - cm_time_now_us();
-		if (wait_us < 0)
-			wait_us = 0;
-		clock_gettime(CLOCK_MONOTONIC, &until);
-		until.tv_sec += (time_t)(wait_us / 1000000);
-		until.tv_nsec += (long)(wait_us % 1000000) * 1000;
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
+		cm_time_deadline(wake - cm_time_now_us(), &until);
 		pthread_mutex_lock(&w->mu);
 		while (!w->stop && !w->kicked &&
 		       pthread_cond_timedwait(&w->cv, &w->mu, &until) == 0)

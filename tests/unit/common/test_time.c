@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "fixture.h"
 
@@ -158,6 +159,28 @@ static void invalid_inputs(void **state)
 	}
 }
 
+static int64_t mono_us(const struct timespec *t)
+{
+	return (int64_t)t->tv_sec * 1000000 + t->tv_nsec / 1000;
+}
+
+/* A deadline is now + the wait on the monotonic clock, normalised; a negative wait is none. */
+static void deadline(void **state)
+{
+	struct timespec before, d, after;
+
+	(void)state;
+	clock_gettime(CLOCK_MONOTONIC, &before);
+	cm_time_deadline(1999999, &d);
+	clock_gettime(CLOCK_MONOTONIC, &after);
+	assert_true(d.tv_nsec >= 0 && d.tv_nsec < 1000000000L);
+	assert_true(mono_us(&d) >= mono_us(&before) + 1999999);
+	assert_true(mono_us(&d) <= mono_us(&after) + 1999999);
+	cm_time_deadline(-5000000, &d);
+	clock_gettime(CLOCK_MONOTONIC, &after);
+	assert_true(mono_us(&d) >= mono_us(&before) && mono_us(&d) <= mono_us(&after));
+}
+
 static void now_is_plausible(void **state)
 {
 	int64_t a, b;
@@ -182,6 +205,7 @@ int main(void)
 		cmocka_unit_test(calendar),
 		cmocka_unit_test(invalid_inputs),
 		cmocka_unit_test(now_is_plausible),
+		cmocka_unit_test(deadline),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
